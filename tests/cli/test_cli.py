@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def videoml(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    result = videoml("--help")
+    assert result.returncode == 0 and "data" in result.stdout
+    result = videoml("data", "--help")
+    assert result.returncode == 0 and "synth" in result.stdout
+    result = videoml("data", "synth", "--help")
+    assert result.returncode == 0 and "--videos-per-class" in result.stdout
+
+
+def test_synth_writes_a_data_set_and_reports_it(tmp_path):
+    out = tmp_path / "set"
+    args = ("data", "synth", "--out", str(out), "--classes", "move_left,move_right,grow", "--videos-per-class", "3",
+            "--frames", "8", "--size", "48x32", "--seed", "5", "--num-workers", "2")
+    result = videoml(*args)
+    assert result.returncode == 0, result.stderr
+    assert "3 classes, 3 train, 3 val, 3 test" in result.stdout
+    assert (out / "classes.txt").read_text().split() == ["move_left", "move_right", "grow"]
+    config = json.loads((out / "synth.json").read_text())["config"]
+    assert (config["width"], config["height"], config["seed"]) == (48, 32, 5)
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 9
+    # again: same settings, nothing to do, same report
+    again = videoml(*args)
+    assert again.returncode == 0 and again.stdout == result.stdout
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (("--size", "12"), 2, "WIDTHxHEIGHT"),
+    (("--classes", "move_up,spin"), 2, "unknown classes ['spin']"),
+    (("--codec", "mpeg4", "--vfr"), 2, "AVI"),
+    (("--frames", "0"), 2, "--frames"),
+    (("--splits", "0.5,0.5,0.5"), 2, "splits"),
+])
+def test_bad_values_give_one_line_and_exit_2(tmp_path, args, code, words):
+    result = videoml("data", "synth", "--out", str(tmp_path / "x"), *args)
+    assert result.returncode == code
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_out_path_that_is_a_file_is_named(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("x")
+    result = videoml("data", "synth", "--out", str(target), "--videos-per-class", "1", "--frames", "4")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"videoml: error: {target}: exists and is not a directory"
+
+
+def test_a_different_data_set_in_the_way_needs_force(tmp_path):
+    base = ("data", "synth", "--out", str(tmp_path), "--classes", "grow,shrink", "--videos-per-class", "1",
+            "--size", "32x32")
+    assert videoml(*base, "--frames", "4").returncode == 0
+    result = videoml(*base, "--frames", "6")
+    assert result.returncode == 1 and "--force" in result.stderr and "Traceback" not in result.stderr
+    assert videoml(*base, "--frames", "6", "--force").returncode == 0
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("x")
+    result = videoml("--debug", "data", "synth", "--out", str(target))
+    assert result.returncode == 1 and "Traceback" in result.stderr

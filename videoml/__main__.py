@@ -1,0 +1,3 @@
+from videoml.cli import main
+
+raise SystemExit(main())

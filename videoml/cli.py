@@ -1,0 +1,121 @@
+"""The ``videoml`` command. Subcommands parse their options here and dispatch to the modules that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from videoml import __version__
+from videoml.errors import VideomlError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x128, got {text!r}") from None
+    return w, h
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.7,0.15,0.15, got {text!r}") from None
+
+
+# --- videoml data synth ---------------------------------------------------------------------------------------------
+
+
+def _add_synth(sub) -> None:
+    from videoml.data.synth import CODECS, MOTIONS, SynthConfig
+
+    d = SynthConfig()
+    p = sub.add_parser("synth", help="generate the learnable synthetic motion video data set",
+                       description="Generate videos whose class is decided by motion alone (see data/README.md), "
+                                   "with split files in PyTorchVideo's labeled-paths format.")
+    p.add_argument("--out", default="data/synth", help="output directory (default: %(default)s)")
+    p.add_argument("--classes", type=lambda s: tuple(s.split(",")), default=d.classes,
+                   help=f"comma-separated class names (default: all of {','.join(MOTIONS)})")
+    p.add_argument("--videos-per-class", type=_positive_int, default=d.videos_per_class, help="(default: %(default)s)")
+    p.add_argument("--frames", type=_positive_int, default=d.frames, help="frames per video (default: %(default)s)")
+    p.add_argument("--fps", default=d.fps, help="frame rate, number or fraction like 30000/1001 (default: %(default)s)")
+    p.add_argument("--size", type=_size, default=(d.width, d.height), help="WIDTHxHEIGHT (default: 128x128)")
+    p.add_argument("--codec", choices=sorted(CODECS), default=d.codec,
+                   help="h264 (MP4), hevc (MP4), mpeg4 (MPEG-4 Part 2 in AVI), vp9 (WebM) (default: %(default)s)")
+    p.add_argument("--gop", type=_positive_int, default=d.gop, help="key frame interval in frames (default: %(default)s)")
+    p.add_argument("--bframes", type=int, default=d.bframes, help="max consecutive B-frames (default: %(default)s)")
+    p.add_argument("--vfr", action="store_true", help="variable frame rate: frame intervals jitter 0.5x-1.5x")
+    p.add_argument("--start-time", type=float, default=d.start_time,
+                   help="presentation time of the first frame, seconds (default: %(default)s)")
+    p.add_argument("--splits", type=_fractions, default=d.splits, help="train,val,test fractions (default: 0.7,0.15,0.15)")
+    p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
+    p.add_argument("--num-workers", type=int, default=min(os.cpu_count() or 1, 8),
+                   help="encoding processes (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace a data set made with other settings")
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args) -> int:
+    from videoml.data.synth import SynthConfig, generate
+
+    config = SynthConfig(classes=args.classes, videos_per_class=args.videos_per_class, frames=args.frames, fps=args.fps,
+                         width=args.size[0], height=args.size[1], codec=args.codec, gop=args.gop,
+                         bframes=args.bframes, vfr=args.vfr, start_time=args.start_time, splits=args.splits,
+                         seed=args.seed)
+    dataset = generate(config, args.out, num_workers=args.num_workers, force=args.force,
+                       progress=sys.stderr.isatty())
+    counts = {s: sum(1 for _ in open(dataset.split_file(s))) for s in ("train", "val", "test")}
+    print(f"synthetic data set in {dataset.root}: {len(config.classes)} classes, "
+          + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f" ({config.codec}, {config.frames} frames at {config.fps} fps, {config.width}x{config.height})")
+    return 0
+
+
+# --- the entry point ------------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to find help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="videoml", description="Video understanding on PyTorchVideo.")
+    parser.add_argument("--version", action="version", version=f"videoml {__version__}")
+    parser.add_argument("--debug", "-v", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    data = commands.add_parser("data", help="make and check video data sets")
+    data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_synth(data_commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (VideomlError, OSError) as e:  # the user's to fix: one line, no traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"videoml: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    except KeyboardInterrupt:
+        print("videoml: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,422 @@
+"""The learnable synthetic video data set: a class is decided by motion alone.
+
+Every video shows one random irregular polygon (random shape, colour, size) over a random smooth background texture.
+Exactly one property of the object changes with time, and the class says which one and in which direction:
+it moves left/right/up/down, rotates clockwise/anticlockwise, or grows/shrinks.
+
+Why a single frame says nothing about the class: every property that does not move is drawn from the same distribution
+that a moving property has at a uniformly random moment (see :func:`_sample_track`), the angle is uniform, and speeds
+are random. So the distribution of any one frame is the same for every class; only the change between frames tells
+classes apart, and a model must use time.
+
+The files are real encodes made by FFmpeg's encoders through PyAV (H.264 with B-frames and a fixed GOP by default;
+HEVC, MPEG-4 Part 2 in AVI and VP9 in WebM on request), optionally with variable frame rate and a non-zero start time.
+The output is deterministic for a seed, whatever the number of workers.
+
+Layout written under ``out``::
+
+    classes.txt                     class names, line i is label i
+    train.csv, val.csv, test.csv    PyTorchVideo labeled-paths files: "<path> <label>" a line, paths relative to ``out``
+    manifest.jsonl                  one record per video: path, label, split, and every generated parameter
+    synth.json                      the configuration that made the set (and whether it finished)
+    videos/<class>/<class>_NNNN.<ext>
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from videoml.errors import UsageError, VideomlError
+
+# class name -> (the property that changes, its direction). Image y points down, so a growing angle turns clockwise.
+MOTIONS: dict[str, tuple[str, int]] = {
+    "move_left": ("x", -1),
+    "move_right": ("x", +1),
+    "move_up": ("y", -1),
+    "move_down": ("y", +1),
+    "rotate_cw": ("angle", +1),
+    "rotate_ccw": ("angle", -1),
+    "grow": ("scale", +1),
+    "shrink": ("scale", -1),
+}
+SPLITS = ("train", "val", "test")
+
+# Object geometry, relative to the short side of the frame.
+_RADIUS = 0.18  # object radius at scale 1
+_SCALE_RANGE = (0.6, 1.4)
+# How far a moving property travels over the whole video: a fraction of its range (angle: radians).
+_TRAVEL = {"x": (0.35, 0.5), "y": (0.35, 0.5), "scale": (0.35, 0.5), "angle": (0.5 * math.pi, math.pi)}
+
+
+@dataclass(frozen=True)
+class Codec:
+    encoder: str
+    suffix: str
+    format: str
+    options: dict
+    bit_rate: int | None = None  # for encoders without a constant-quality option
+    variable_rate: bool = True  # False: the container stores frames by index (AVI), so no VFR and no start offset
+
+
+CODECS: dict[str, Codec] = {
+    "h264": Codec("libx264", ".mp4", "mp4", {"preset": "fast", "crf": "20"}),
+    "hevc": Codec("libx265", ".mp4", "mp4", {"preset": "fast", "crf": "24", "x265-params": "log-level=error"}),
+    "mpeg4": Codec("mpeg4", ".avi", "avi", {}, bit_rate=600_000, variable_rate=False),
+    "vp9": Codec("libvpx-vp9", ".webm", "webm", {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "8"}),
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that decides the output. Equal configs give equal data sets."""
+
+    classes: tuple[str, ...] = tuple(MOTIONS)
+    videos_per_class: int = 40
+    frames: int = 48
+    fps: str = "16"  # a number or a fraction such as "30000/1001"
+    width: int = 128
+    height: int = 128
+    codec: str = "h264"
+    gop: int = 16
+    bframes: int = 2
+    vfr: bool = False  # frame intervals jitter between 0.5x and 1.5x the nominal one
+    start_time: float = 0.0  # seconds: presentation time of the first frame
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        unknown = [c for c in self.classes if c not in MOTIONS]
+        if unknown:
+            problems.append(f"unknown classes {unknown} (known: {', '.join(MOTIONS)})")
+        if len(set(self.classes)) < 2 or len(set(self.classes)) != len(self.classes):
+            problems.append("classes must name at least two distinct classes")
+        if self.codec not in CODECS:
+            problems.append(f"unknown codec {self.codec!r} (known: {', '.join(CODECS)})")
+        elif not CODECS[self.codec].variable_rate and (self.vfr or self.start_time):
+            problems.append(f"codec {self.codec!r} writes {CODECS[self.codec].format.upper()}, which has no variable "
+                            "frame rate nor start offset")
+        if self.videos_per_class < 1:
+            problems.append("videos_per_class must be >= 1")
+        if self.frames < 2:
+            problems.append("frames must be >= 2 (motion needs two frames)")
+        try:
+            fps = Fraction(self.fps)
+        except (ValueError, ZeroDivisionError):
+            fps = None
+        if fps is None or fps <= 0:
+            problems.append(f"fps must be a positive number or fraction, got {self.fps!r}")
+        if min(self.width, self.height) < 32 or self.width % 2 or self.height % 2:
+            problems.append(f"size must be even and at least 32x32, got {self.width}x{self.height}")
+        if self.gop < 1 or self.bframes < 0:
+            problems.append("gop must be >= 1 and bframes >= 0")
+        if self.start_time < 0:
+            problems.append("start_time must be >= 0")
+        if len(self.splits) != 3 or min(self.splits) < 0 or not math.isclose(sum(self.splits), 1.0, abs_tol=1e-6):
+            problems.append(f"splits must be three fractions (train, val, test) summing to 1, got {self.splits}")
+        if problems:
+            raise UsageError("invalid synthetic data set: " + "; ".join(problems))
+
+    @property
+    def frame_rate(self) -> Fraction:
+        return Fraction(self.fps)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+@dataclass(frozen=True)
+class SynthDataset:
+    """Where a generated set lives."""
+
+    root: Path
+    classes: tuple[str, ...]
+
+    def split_file(self, split: str) -> Path:
+        return self.root / f"{split}.csv"
+
+    @property
+    def classes_file(self) -> Path:
+        return self.root / "classes.txt"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    def manifest(self) -> list[dict]:
+        with open(self.manifest_file) as f:
+            return [json.loads(line) for line in f]
+
+
+# --- planning: every random choice of one video, cheap, no pixels -------------------------------------------------
+
+
+def _sample_track(rng: np.random.Generator, lo: float, hi: float, travel: float, direction: int) -> tuple[float, float]:
+    """(value at t=0, change over the video) of a property inside [lo, hi].
+
+    A moving property starts where it can travel its full distance. A still one (direction 0) takes the value that a
+    moving one has at a uniformly random moment, so a single frame cannot tell still from moving.
+    """
+    offset = rng.uniform(0.0, hi - lo - travel)
+    if direction == 0:
+        return lo + offset + travel * rng.uniform(), 0.0
+    start = lo + offset if direction > 0 else hi - offset
+    return start, direction * travel
+
+
+def plan_video(config: SynthConfig, index: int) -> dict:
+    """All parameters of video ``index``: a JSON-able record (the manifest line, less path and split)."""
+    rng = np.random.default_rng([config.seed, index])
+    label = index % len(config.classes)
+    name = config.classes[label]
+    moving, direction = MOTIONS[name]
+    w, h = config.width, config.height
+    short = min(w, h)
+
+    # presentation times in seconds, first frame at 0 (start_time is added when writing)
+    step = 1.0 / float(config.frame_rate)
+    if config.vfr:
+        gaps = step * rng.uniform(0.5, 1.5, size=config.frames - 1)
+    else:
+        gaps = np.full(config.frames - 1, step)
+    times = np.concatenate([[0.0], np.cumsum(gaps)])
+
+    radius = _RADIUS * short
+    margin = radius * _SCALE_RANGE[1] + 2
+    ranges = {"x": (margin, w - margin), "y": (margin, h - margin), "scale": _SCALE_RANGE}
+    tracks = {}
+    for prop in ("x", "y", "scale"):
+        lo, hi = ranges[prop]
+        travel = rng.uniform(*_TRAVEL[prop]) * (hi - lo)
+        tracks[prop] = _sample_track(rng, lo, hi, travel, direction if prop == moving else 0)
+    turn = rng.uniform(*_TRAVEL["angle"])
+    tracks["angle"] = (rng.uniform(0, 2 * math.pi), direction * turn if moving == "angle" else 0.0)
+
+    vertices = int(rng.integers(5, 8))
+    # vertices spread around the centre with jitter: irregular (no rotational symmetry) but never a sliver
+    angles = (np.arange(vertices) + rng.uniform(-0.3, 0.3, vertices)) * (2 * math.pi / vertices)
+    radii = rng.uniform(0.5, 1.0, vertices)
+    background = rng.integers(40, 216, size=3)
+    # an object colour far from the background's, so the object is always visible
+    while True:
+        colour = rng.integers(0, 256, size=3)
+        if np.linalg.norm(colour - background) > 150:
+            break
+    return {
+        "index": index,
+        "label": label,
+        "class": name,
+        "times": [round(float(t), 6) for t in times],
+        "tracks": {k: [round(float(v0), 4), round(float(dv), 4)] for k, (v0, dv) in tracks.items()},
+        "radius": round(radius, 4),
+        "shape": [[round(float(a), 4), round(float(r), 4)] for a, r in zip(angles, radii)],
+        "object_rgb": [int(c) for c in colour],
+        "background_rgb": [int(c) for c in background],
+        "texture_seed": int(rng.integers(2**31)),
+    }
+
+
+def object_state(record: dict, frame: int) -> dict[str, float]:
+    """x, y (pixels), angle (radians) and scale of the object in ``frame`` of a planned video."""
+    times = record["times"]
+    t = times[frame] / times[-1]
+    return {k: v0 + dv * t for k, (v0, dv) in record["tracks"].items()}
+
+
+# --- rendering and encoding ---------------------------------------------------------------------------------------
+
+
+def _background(record: dict, width: int, height: int) -> np.ndarray:
+    """A smooth random texture: low-resolution noise around the background colour, upsampled bicubically."""
+    rng = np.random.default_rng(record["texture_seed"])
+    coarse = np.asarray(record["background_rgb"]) + rng.uniform(-30, 30, size=(6, 6, 3))
+    small = Image.fromarray(np.clip(coarse, 0, 255).astype(np.uint8))
+    return np.asarray(small.resize((width, height), Image.BICUBIC))
+
+
+def render_frames(record: dict, width: int, height: int) -> np.ndarray:
+    """The video's frames as uint8 RGB, shape (T, H, W, 3)."""
+    background = Image.fromarray(_background(record, width, height))
+    shape = np.asarray(record["shape"])
+    colour = tuple(record["object_rgb"])
+    frames = []
+    for i in range(len(record["times"])):
+        s = object_state(record, i)
+        a = shape[:, 0] + s["angle"]
+        r = shape[:, 1] * record["radius"] * s["scale"]
+        points = list(zip((s["x"] + r * np.cos(a)).tolist(), (s["y"] + r * np.sin(a)).tolist()))
+        img = background.copy()
+        ImageDraw.Draw(img).polygon(points, fill=colour)
+        frames.append(np.asarray(img))
+    return np.stack(frames)
+
+
+def encode_video(frames: np.ndarray, times: list[float], path: Path, config: SynthConfig) -> None:
+    """Encode RGB ``frames`` shown at ``times`` (seconds) into ``path``, atomically (written aside, then renamed)."""
+    import av  # imported here: planning and reading manifests need no FFmpeg
+
+    codec = CODECS[config.codec]
+    if codec.variable_rate:
+        time_base = Fraction(1, 90000)  # MPEG's clock: exact for 24, 25, 30, 30000/1001, 60, ... fps
+        pts = [round((config.start_time + t) / time_base) for t in times]
+    else:
+        time_base = 1 / config.frame_rate
+        pts = list(range(len(times)))
+    tmp = path.with_name(path.name + ".part")
+    with av.open(str(tmp), mode="w", format=codec.format) as container:
+        stream = container.add_stream(codec.encoder, rate=config.frame_rate, options=dict(codec.options))
+        stream.width, stream.height, stream.pix_fmt = config.width, config.height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.time_base = time_base
+        ctx.gop_size = config.gop
+        ctx.max_b_frames = config.bframes
+        ctx.thread_count = 1  # deterministic output; parallelism comes from encoding many files at once
+        if codec.bit_rate:
+            ctx.bit_rate = codec.bit_rate
+        for array, p in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = p, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    os.replace(tmp, path)
+
+
+def _relative_path(config: SynthConfig, record: dict) -> str:
+    name = record["class"]
+    number = record["index"] // len(config.classes)
+    return f"videos/{name}/{name}_{number:04d}{CODECS[config.codec].suffix}"
+
+
+def _make_one(args: tuple[SynthConfig, Path, dict]) -> None:
+    config, root, record = args
+    path = root / _relative_path(config, record)
+    if path.exists():  # finished by an earlier, interrupted run of the same config (files appear atomically)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(render_frames(record, config.width, config.height), record["times"], path, config)
+
+
+# --- the data set ------------------------------------------------------------------------------------------------
+
+
+def split_counts(n: int, fractions: tuple[float, float, float]) -> list[int]:
+    """How many of a class's ``n`` videos go to train, val and test.
+
+    Largest remainder rounding; then every split with a non-zero fraction gets a video while another split can spare
+    one (so a small set still has a validation video per class).
+    """
+    counts = [math.floor(f * n) for f in fractions]
+    by_remainder = sorted(range(3), key=lambda i: (counts[i] - fractions[i] * n, i))
+    for i in by_remainder[: n - sum(counts)]:
+        counts[i] += 1
+    for i in range(3):
+        donor = max(range(3), key=lambda j: counts[j])
+        if fractions[i] > 0 and counts[i] == 0 and counts[donor] > 1:
+            counts[donor] -= 1
+            counts[i] += 1
+    return counts
+
+
+def _assign_splits(config: SynthConfig, records: list[dict]) -> None:
+    """Stratified split: each class is shuffled (seeded) and cut by :func:`split_counts`."""
+    rng = np.random.default_rng([config.seed, 2**32 - 1])
+    for label in range(len(config.classes)):
+        members = [r for r in records if r["label"] == label]
+        n_train, n_val, _ = split_counts(len(members), config.splits)
+        for rank, i in enumerate(rng.permutation(len(members))):
+            members[i]["split"] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+
+
+_OUTPUTS = ("videos", "classes.txt", "manifest.jsonl", "synth.json", *(f"{s}.csv" for s in SPLITS))
+
+
+def _prepare_root(root: Path, config: SynthConfig, force: bool) -> bool:
+    """Make ``root`` ready; True when it already holds this exact, finished data set."""
+    state_file = root / "synth.json"
+    if root.exists() and not root.is_dir():
+        raise VideomlError(f"{root}: exists and is not a directory")
+    if state_file.exists():
+        try:
+            state = json.loads(state_file.read_text())
+            same = state["config"] == config.to_dict()
+        except (ValueError, KeyError, TypeError):
+            state, same = {}, False
+        if same and not force:
+            return bool(state.get("complete"))
+        if not same and not force:
+            raise VideomlError(f"{root}: holds a synthetic data set made with other settings; "
+                               "use --force to replace it, or choose another --out")
+    elif root.exists() and any(root.iterdir()) and not force:
+        raise VideomlError(f"{root}: directory is not empty and holds no synthetic data set; "
+                           "choose an empty or new --out (or --force to write beside its files)")
+    if force:
+        for name in _OUTPUTS:
+            target = root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    _write_json(state_file, {"config": config.to_dict(), "complete": False})
+    return False
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, force: bool = False,
+             progress: bool = False) -> SynthDataset:
+    """Write the data set described by ``config`` under ``out`` and return where it lives.
+
+    Re-running with the same config is cheap: a finished set is left as it is, an interrupted one is completed
+    (videos already written are kept). Other settings over an existing set need ``force``.
+    """
+    root = Path(out)
+    dataset = SynthDataset(root, config.classes)
+    if _prepare_root(root, config, force):
+        return dataset
+
+    records = [plan_video(config, i) for i in range(config.videos_per_class * len(config.classes))]
+    _assign_splits(config, records)
+    for r in records:
+        r["path"] = _relative_path(config, r)
+
+    jobs = [(config, root, r) for r in records]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress) as bar:
+        if num_workers <= 1:
+            for job in jobs:
+                _make_one(job)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=num_workers) as pool:
+                for _ in pool.map(_make_one, jobs, chunksize=4):
+                    bar.update()
+
+    _write_lines(dataset.classes_file, list(config.classes))
+    for split in SPLITS:
+        _write_lines(dataset.split_file(split), [f"{r['path']} {r['label']}" for r in records if r["split"] == split])
+    _write_lines(dataset.manifest_file, [json.dumps(r, separators=(",", ":")) for r in records])
+    _write_json(root / "synth.json", {"config": config.to_dict(), "complete": True})
+    return dataset
