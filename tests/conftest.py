@@ -8,3 +8,21 @@ from videoml.data.synth import SynthConfig, generate
 def small_synth(tmp_path_factory):
     """A small synthetic data set (all classes, H.264 with B-frames), shared by the session's tests."""
     return generate(SynthConfig(**SMALL), tmp_path_factory.mktemp("synth"), num_workers=2)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """kind -> path of one file of that kind (see helpers.CORPUS)."""
+    from helpers import CORPUS, corpus_config
+
+    files = {}
+    for kind in CORPUS:
+        dataset = generate(corpus_config(kind), tmp_path_factory.mktemp(kind))
+        files[kind] = dataset.root / dataset.manifest()[0]["path"]
+    return files
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Each test gets its own index cache: no test reads another's entries or the user's."""
+    monkeypatch.setenv("VIDEOML_CACHE_DIR", str(tmp_path / "cache"))

@@ -14,3 +14,24 @@ def decode_all(path: Path) -> tuple[np.ndarray, list[float]]:
     with av.open(str(path)) as container:
         frames = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(video=0)]
     return np.stack([a for a, _ in frames]), [t for _, t in frames]
+
+
+# Files like those real data sets hold: codecs, containers, GOPs, B-frames, variable rate, non-zero start times.
+CORPUS = {
+    "h264": dict(codec="h264", gop=12),
+    "h264_long_gop": dict(codec="h264", gop=40, frames=90),
+    "h264_vfr_start": dict(codec="h264", vfr=True, start_time=1.5),
+    "h264_ntsc": dict(codec="h264", fps="30000/1001", bframes=3, gop=15),
+    "hevc": dict(codec="hevc", gop=12),
+    "vp9_vfr_start": dict(codec="vp9", vfr=True, start_time=0.25, gop=20),
+    "mpeg4_avi": dict(codec="mpeg4", bframes=0, gop=10),
+    "mpeg4_avi_bframes": dict(codec="mpeg4", bframes=2, gop=10),
+}
+
+
+def corpus_config(kind: str):
+    from videoml.data.synth import SynthConfig
+
+    options = {"frames": 60, **CORPUS[kind]}
+    return SynthConfig(classes=("move_right", "rotate_cw"), videos_per_class=1, width=64, height=48, seed=1,
+                       **options)

@@ -11,3 +11,11 @@ class UsageError(VideomlError):
     """A bad command-line value or combination of options."""
 
     exit_code = 2
+
+
+class VideoDecodeError(VideomlError):
+    """A video file that cannot be read (missing, empty, not a video, truncated, corrupt, unsupported codec)."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+from helpers import CORPUS, decode_all
+
+from videoml.data.decoding import backend_available, open_video
+from videoml.errors import VideoDecodeError
+
+BACKENDS = ["pyav", "decord", pytest.param("torchcodec", marks=pytest.mark.skipif(
+    not backend_available("torchcodec"), reason="torchcodec or FFmpeg's shared libraries not installed"))]
+
+# Files a backend is known to decode wrongly: the reader refuses them rather than return other pictures.
+REFUSED = {("decord", "hevc"), ("decord", "mpeg4_avi_bframes"), ("torchcodec", "mpeg4_avi_bframes")}
+# YUV->RGB conversion of the same decoded picture may round differently (decord converts on its own); PyAV is the
+# reference and must match itself exactly.
+TOLERANCE = {"pyav": 0, "decord": 3, "torchcodec": 3}
+
+
+@pytest.fixture(scope="module")
+def references(corpus):
+    return {kind: decode_all(path) for kind, path in corpus.items()}
+
+
+@pytest.mark.parametrize("kind", list(CORPUS))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_index_same_picture_in_every_backend(corpus, references, kind, backend):
+    frames, times = references[kind]
+    if (backend, kind) in REFUSED:
+        with pytest.raises(VideoDecodeError, match=str(corpus[kind].name)):
+            open_video(corpus[kind], backend=backend).get_frames(list(range(len(frames))))
+        return
+    rng = np.random.default_rng(7)
+    with open_video(corpus[kind], backend=backend) as video:
+        assert video.num_frames == len(frames)
+        np.testing.assert_allclose(video.timestamps, times, atol=1e-6)
+        # forward, backward, repeated, unsorted, across key frames, on the same open reader
+        requests = [[0], [len(frames) - 1], [3, 3, 1], list(range(len(frames)))]
+        requests += [rng.integers(0, len(frames), size=int(rng.integers(1, 12))).tolist() for _ in range(25)]
+        for indices in requests:
+            got = video.get_frames(indices)
+            assert got.dtype == torch.uint8 and got.shape == (len(indices), 48, 64, 3)
+            difference = np.abs(got.numpy().astype(int) - frames[indices]).max()
+            assert difference <= TOLERANCE[backend], (indices, difference)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_output_size_scales_while_converting(corpus, references, backend):
+    frames, _ = references["h264"]
+    with open_video(corpus["h264"], backend=backend) as video:
+        short = video.get_frames([4, 9], size=24)
+        exact = video.get_frames([4, 9], size=(20, 30))
+        full = video.get_frames([4, 9])
+    assert short.shape == (2, 24, 32, 3) and exact.shape == (2, 20, 30, 3)
+    reference = torch.nn.functional.interpolate(full.permute(0, 3, 1, 2).float(), size=(24, 32), mode="bilinear",
+                                                antialias=True).permute(0, 2, 3, 1)
+    assert (short.float() - reference).abs().mean() < 4  # same picture, scaled (filters differ slightly)
+
+
+def test_get_clips_decodes_shared_frames_once_and_keeps_their_order(corpus, references):
+    frames, _ = references["h264_long_gop"]
+    clips = np.array([[0, 4, 8, 12], [8, 12, 16, 20], [80, 84, 88, 89]])
+    with open_video(corpus["h264_long_gop"]) as video:
+        got = video.get_clips(clips)
+    assert got.shape == (3, 4, 48, 64, 3)
+    np.testing.assert_array_equal(got.numpy(), frames[clips])
+
+
+def test_bad_indices_and_arguments_are_named(corpus):
+    with open_video(corpus["h264"]) as video:
+        with pytest.raises(IndexError, match=f"{corpus['h264']}: frame 60 out of range \\(the video has 60 frames\\)"):
+            video.get_frames([0, 60])
+        with pytest.raises(IndexError, match="frame -1"):
+            video.get_frames([-1])
+        with pytest.raises(ValueError, match="no frame indices"):
+            video.get_frames([])
+    with pytest.raises(ValueError, match="unknown backend 'ffmpeg'"):
+        open_video(corpus["h264"], backend="ffmpeg")
+    with pytest.raises(ValueError, match="bad_frames"):
+        open_video(corpus["h264"], bad_frames="skip")
+
+
+def test_auto_backend_opens_what_pyav_opens(corpus):
+    with open_video(corpus["vp9_vfr_start"], backend="auto") as video:
+        assert video.backend == "pyav"
+
+
+def test_reader_reports_what_the_file_is(corpus):
+    with open_video(corpus["h264_vfr_start"]) as video:
+        assert (video.width, video.height, video.index.codec) == (64, 48, "h264")
+        assert video.timestamps[0] == pytest.approx(1.5)
+        assert 10 < video.fps < 22  # 16 fps nominal, intervals jittered
+        assert video.duration == pytest.approx(60 / video.fps)
+        assert video.index.reordered  # B-frames
+        assert "frames=60" in repr(video)

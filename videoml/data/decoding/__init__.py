@@ -1,0 +1,68 @@
+"""Decoding: one interface over PyAV, decord and torchcodec, with frame-exact indexing.
+
+    with open_video("clip.mp4", backend="pyav") as video:
+        frames = video.get_frames([0, 8, 16, 24], size=128)   # uint8 (T, H, W, 3), RGB, short side 128
+
+Frame ``i`` means the same picture in every backend: the ``i``-th frame in presentation order of the file's
+:class:`FrameIndex` (built from the packets, cached).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
+from videoml.data.decoding.reader import BAD_FRAME_POLICIES, VideoReader, output_size
+from videoml.errors import VideoDecodeError
+
+# backend name -> (module, class); modules are imported on first use, so a missing optional backend costs nothing
+BACKENDS = {
+    "pyav": ("videoml.data.decoding.pyav_reader", "PyAVReader"),
+    "decord": ("videoml.data.decoding.decord_reader", "DecordReader"),
+    "torchcodec": ("videoml.data.decoding.torchcodec_reader", "TorchCodecReader"),
+}
+AUTO_ORDER = ("pyav", "decord")  # "auto": the first that opens the file
+
+
+def backend_available(name: str) -> bool:
+    """Whether backend ``name`` imports here (torchcodec needs FFmpeg's shared libraries)."""
+    try:
+        importlib.import_module(BACKENDS[name][0])
+        return True
+    except (ImportError, OSError, RuntimeError):
+        return False
+
+
+def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
+               cache_dir: str | os.PathLike | None | bool = None) -> VideoReader:
+    """Open ``path`` for reading frames by index.
+
+    backend:    "pyav", "decord", "torchcodec" or "auto" (PyAV, then decord if PyAV cannot open the file).
+    threads:    decoder threads; 1 by default, right inside DataLoader workers (one worker per core).
+    bad_frames: "error" (default) or "nearest", see :data:`videoml.data.decoding.reader.BAD_FRAME_POLICIES`.
+    cache_dir:  where frame indexes are cached; None = the default, False = no cache.
+
+    Raises VideoDecodeError (naming the file and the cause) for a missing, empty, non-video, audio-only or
+    unreadable file.
+    """
+    if backend == "auto":
+        errors = []
+        for name in AUTO_ORDER:
+            try:
+                return open_video(path, name, threads, bad_frames, cache_dir)
+            except VideoDecodeError as e:
+                errors.append(f"{name}: {e.reason}")
+        raise VideoDecodeError(path, "; ".join(errors))
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)}, auto)")
+    module, cls = BACKENDS[backend]
+    try:
+        reader_class = getattr(importlib.import_module(module), cls)
+    except (ImportError, OSError, RuntimeError) as e:
+        raise ImportError(f"backend {backend!r} is not available here: {e}") from e
+    return reader_class(path, load_index(path, cache_dir), threads=threads, bad_frames=bad_frames)
+
+
+__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
+           "build_index", "default_cache_dir", "load_index", "open_video", "output_size"]

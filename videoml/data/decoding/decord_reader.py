@@ -1,0 +1,86 @@
+"""The decord backend.
+
+decord numbers frames its own way and its time stamps are unreliable on some containers (AVI gives none), so its
+indices are mapped onto our :class:`FrameIndex` by presentation time, falling back to order when decord has no usable
+time stamps and the file has no B-frames. Files that decord is known to decode wrongly (HEVC with B-frames; AVI with
+B-frames, where it has no time stamps) are refused with a VideoDecodeError instead of returning wrong pictures. Results are converted from whatever array type decord returns: importing
+PyTorchVideo's decord decoder switches decord's global bridge to torch, and this reader must not depend on it.
+"""
+
+from __future__ import annotations
+
+import decord
+import numpy as np
+
+from videoml.data.decoding.reader import VideoReader
+from videoml.errors import VideoDecodeError
+
+
+def _as_numpy(batch) -> np.ndarray:
+    return batch.numpy() if hasattr(batch, "numpy") else batch.asnumpy()
+
+
+class DecordReader(VideoReader):
+    backend = "decord"
+
+    def __init__(self, path, index, threads=1, bad_frames="error"):
+        super().__init__(path, index, threads, bad_frames)
+        if index.codec == "hevc" and index.reordered:
+            # Seen with x265 files (B-frames, open GOPs): decord returns some frames twice and skips others, even
+            # decoding every frame in order, and seeks land on other frames. Refuse rather than return wrong pictures.
+            raise VideoDecodeError(self.path, "decord decodes HEVC with B-frames wrongly (repeated and skipped "
+                                              "frames); use the pyav backend")
+        self._readers: dict[tuple[int, int] | None, decord.VideoReader] = {}
+        self._map = self._map_frames(self._reader(None))
+
+    def _reader(self, size) -> decord.VideoReader:
+        """One decord reader per output size: decord scales at open time only."""
+        if size not in self._readers:
+            w, h = size if size else (-1, -1)
+            try:
+                self._readers[size] = decord.VideoReader(self.path, ctx=decord.cpu(0), width=w, height=h,
+                                                         num_threads=self.threads)
+            except decord.DECORDError as e:
+                raise VideoDecodeError(self.path, f"decord cannot open it ({str(e).splitlines()[0]})") from None
+        return self._readers[size]
+
+    def _map_frames(self, reader) -> np.ndarray:
+        """decord's frame number for each of our frames (-1 where decord has none)."""
+        n = len(reader)
+        ours = self.index.timestamps - self.index.timestamps[0]
+        theirs = reader.get_frame_timestamp(np.arange(n))[:, 0] if n else np.empty(0)
+        if n and np.all(theirs >= 0) and np.all(np.diff(theirs) > 0):
+            tolerance = 0.5 / max(self.fps, 1e-6)
+            nearest = np.clip(np.searchsorted(theirs, ours), 1, max(n - 1, 1))
+            left = nearest - 1
+            pick = np.where(np.abs(theirs[left] - ours) <= np.abs(theirs[np.minimum(nearest, n - 1)] - ours),
+                            left, np.minimum(nearest, n - 1))
+            return np.where(np.abs(theirs[pick] - ours) <= tolerance, pick, -1)
+        if n == self.num_frames and not self.index.reordered:
+            return np.arange(n)  # no time stamps, but no reordering either: decoding order is presentation order
+        # Seen with B-frames in AVI: decord returns some frames twice and skips others, even decoding in order.
+        raise VideoDecodeError(self.path, f"decord gives no usable time stamps for this file ({n} frames, "
+                                          f"{'with' if self.index.reordered else 'without'} B-frames), so its frames "
+                                          "cannot be matched to the index; use the pyav backend")
+
+    def _decode(self, wanted, size):
+        theirs = self._map[wanted]
+        present = theirs >= 0
+        if not present.any():
+            return {}
+        reader = self._reader(size)
+        try:
+            batch = _as_numpy(reader.get_batch(theirs[present].tolist()))
+            return {int(i): frame for i, frame in zip(wanted[present], batch)}
+        except decord.DECORDError:
+            pass  # decord fails a whole batch for one bad frame: find which, frame by frame
+        out = {}
+        for i, j in zip(wanted[present], theirs[present]):
+            try:
+                out[int(i)] = _as_numpy(reader.get_batch([int(j)]))[0]
+            except decord.DECORDError:
+                pass
+        return out
+
+    def close(self):
+        self._readers.clear()

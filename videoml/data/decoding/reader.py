@@ -1,0 +1,139 @@
+"""What every backend's reader shares: the frame index, index checks, output sizes, bad-frame policy, assembly."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from videoml.data.decoding.index import FrameIndex
+from videoml.errors import VideoDecodeError
+
+log = logging.getLogger("videoml.decoding")
+
+# What to do with frames that were asked for but did not decode (corrupt or truncated data):
+#   "error":   raise VideoDecodeError naming the file and the frames.
+#   "nearest": return the nearest frame (in presentation order) that did decode in the same call, log a warning,
+#              and list the replaced indices in ``reader.replaced``.
+BAD_FRAME_POLICIES = ("error", "nearest")
+
+
+def output_size(size: int | tuple[int, int] | None, width: int, height: int) -> tuple[int, int] | None:
+    """(width, height) of returned frames: ``None`` keeps the source size, an int is the short side (aspect kept,
+    rounded to even), a pair is ``(height, width)`` exactly (torchvision's order)."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        scale = size / min(width, height)
+        w, h = (size, round(height * scale / 2) * 2) if width <= height else (round(width * scale / 2) * 2, size)
+        return max(w, 2), max(h, 2)
+    h, w = size
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return int(w), int(h)
+
+
+class VideoReader:
+    """Frames of one video by index. Use :func:`videoml.data.decoding.open_video` to make one.
+
+    Frame ``i`` is the ``i``-th frame in presentation order of the file's :class:`FrameIndex`, whatever the backend.
+    """
+
+    backend = "?"
+
+    def __init__(self, path: str | os.PathLike, index: FrameIndex, threads: int = 1, bad_frames: str = "error"):
+        if bad_frames not in BAD_FRAME_POLICIES:
+            raise ValueError(f"bad_frames must be one of {BAD_FRAME_POLICIES}, got {bad_frames!r}")
+        self.path = str(path)
+        self.index = index
+        self.threads = threads
+        self.bad_frames = bad_frames
+        self.replaced: list[int] = []  # frames of the last call that were replaced (policy "nearest")
+
+    # --- what a video is ---
+    @property
+    def num_frames(self) -> int:
+        return self.index.num_frames
+
+    @property
+    def fps(self) -> float:
+        return self.index.fps
+
+    @property
+    def duration(self) -> float:
+        return self.index.duration
+
+    @property
+    def width(self) -> int:
+        return self.index.width
+
+    @property
+    def height(self) -> int:
+        return self.index.height
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.index.timestamps
+
+    # --- frames ---
+    def get_frames(self, indices: Sequence[int] | np.ndarray | torch.Tensor,
+                   size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """Frames ``indices`` (any order, repeats allowed) as a uint8 RGB tensor of shape (T, H, W, 3).
+
+        Each distinct frame is decoded once. ``size``: see :func:`output_size`; frames are scaled while they are
+        converted to RGB.
+        """
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if wanted.size == 0:
+            raise ValueError(f"{self.path}: no frame indices given")
+        bad = wanted[(wanted < 0) | (wanted >= self.num_frames)]
+        if bad.size:
+            raise IndexError(f"{self.path}: frame {int(bad[0])} out of range (the video has {self.num_frames} frames)")
+        unique = np.unique(wanted)
+        out_size = output_size(size, self.width, self.height)
+        decoded = self._decode(unique, out_size)
+        missing = [int(i) for i in unique if int(i) not in decoded]
+        self.replaced = self._handle_missing(missing, decoded)
+        return torch.from_numpy(np.stack([decoded[int(i)] for i in wanted]))
+
+    def get_clips(self, clips: np.ndarray, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """Several clips of frame indices, shape (K, T), as (K, T, H, W, 3); shared frames are decoded once."""
+        clips = np.asarray(clips)
+        frames = self.get_frames(clips.reshape(-1), size)
+        return frames.reshape(*clips.shape, *frames.shape[1:])
+
+    def _handle_missing(self, missing: list[int], decoded: dict[int, np.ndarray]) -> list[int]:
+        if not missing:
+            return []
+        shown = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
+        if self.bad_frames == "error" or not decoded:
+            raise VideoDecodeError(self.path, f"{len(missing)} frame(s) could not be decoded: {shown}")
+        good = np.array(sorted(decoded))
+        for i in missing:
+            decoded[i] = decoded[int(good[np.argmin(np.abs(good - i))])]
+        log.warning("%s: %d frame(s) could not be decoded and were replaced by the nearest decoded frame: %s",
+                    self.path, len(missing), shown)
+        return missing
+
+    def _decode(self, wanted: np.ndarray, size: tuple[int, int] | None) -> dict[int, np.ndarray]:
+        """Decode the sorted, distinct frames ``wanted``: {index: (H, W, 3) uint8}. Frames that fail are left out."""
+        raise NotImplementedError
+
+    # --- resources ---
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.path!r}, frames={self.num_frames}, fps={self.fps:.3f}, "
+                f"size={self.width}x{self.height}, codec={self.index.codec})")
