@@ -84,6 +84,47 @@ def _run_synth(args) -> int:
     return 0
 
 
+# --- videoml data check ---------------------------------------------------------------------------------------------
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check", help="check that video files decode, and report what they hold",
+                       description="For every file: decodable or not, codec, size, frames that really decode vs "
+                                   "the header's count, fps from the time stamps, key frame spacing. "
+                                   "Exit status 1 when any file is bad.")
+    p.add_argument("paths", nargs="+", help="video files, folders (searched recursively) or glob patterns")
+    p.add_argument("--format", choices=("table", "jsonl"), default="table", help="(default: %(default)s)")
+    p.add_argument("--output", "-o", help="write the report here instead of standard output")
+    p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 8),
+                   help="files checked in parallel (default: %(default)s)")
+    p.set_defaults(run=_run_check)
+
+
+def _run_check(args) -> int:
+    import json
+
+    from tqdm.auto import tqdm
+
+    from videoml.data.check import TABLE_HEADER, check_videos, format_row
+    from videoml.data.files import find_videos
+
+    paths = find_videos(args.paths)
+    out = open(args.output, "w") if args.output else sys.stdout
+    bad = 0
+    try:
+        if args.format == "table":
+            print(TABLE_HEADER, file=out)
+        records = check_videos(paths, args.num_workers)
+        for record in tqdm(records, total=len(paths), unit="file", disable=not sys.stderr.isatty()):
+            bad += not record["ok"]
+            print(json.dumps(record) if args.format == "jsonl" else format_row(record), file=out, flush=True)
+    finally:
+        if args.output:
+            out.close()
+    print(f"{len(paths) - bad} of {len(paths)} files ok" + (f", {bad} bad" if bad else ""), file=sys.stderr)
+    return 1 if bad else 0
+
+
 # --- the entry point ------------------------------------------------------------------------------------------------
 
 
@@ -103,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="make and check video data sets")
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(data_commands)
+    _add_check(data_commands)
     return parser
 
 
