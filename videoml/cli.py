@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from videoml import __version__
-from videoml.errors import VideomlError
+from videoml.errors import UsageError, VideomlError
 
 
 def _positive_int(text: str) -> int:
@@ -125,6 +125,48 @@ def _run_check(args) -> int:
     return 1 if bad else 0
 
 
+# --- videoml bench decode -------------------------------------------------------------------------------------------
+
+
+def _add_bench_decode(sub) -> None:
+    from videoml.bench.decode import DecodeBench
+
+    d = DecodeBench()
+    p = sub.add_parser("decode", help="clip decoding per backend vs FFmpeg's ceiling and PyTorchVideo",
+                       description="Single-threaded clip decoding on generated H.264 videos (made once under --data): "
+                                   "random clips, 10-minute videos, multi-view testing, memory over many reads.")
+    p.add_argument("--data", default=d.data, help="where the benchmark videos are made (default: %(default)s)")
+    p.add_argument("--out", default=d.out, help="results directory (default: %(default)s)")
+    p.add_argument("--backends", type=lambda s: tuple(s.split(",")), default=d.backends,
+                   help="comma-separated (default: pyav,decord,torchcodec where installed)")
+    p.add_argument("--frames", type=_positive_int, default=d.frames, help="T (default: %(default)s)")
+    p.add_argument("--stride", type=_positive_int, default=d.stride, help="τ (default: %(default)s)")
+    p.add_argument("--views", type=_positive_int, default=d.views, help="test views (default: %(default)s)")
+    p.add_argument("--clips", type=_positive_int, default=d.clips, help="clips per scenario (default: %(default)s)")
+    p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="(default: %(default)s)")
+    p.add_argument("--memory-reads", type=_positive_int, default=d.memory_reads, help="(default: %(default)s)")
+    p.add_argument("--no-pytorchvideo", dest="pytorchvideo", action="store_false",
+                   help="skip the PyTorchVideo EncodedVideo baseline")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.set_defaults(run=_run_bench_decode)
+
+
+def _run_bench_decode(args) -> int:
+    from videoml.bench.decode import DecodeBench, run, table, write
+
+    unknown = [b for b in args.backends if b not in ("pyav", "decord", "torchcodec")]
+    if unknown:
+        raise UsageError(f"unknown backends {unknown} (known: pyav, decord, torchcodec)")
+    bench = DecodeBench(data=args.data, out=args.out, backends=args.backends, frames=args.frames, stride=args.stride,
+                        views=args.views, clips=args.clips, repeats=args.repeats, memory_reads=args.memory_reads,
+                        pytorchvideo=args.pytorchvideo, seed=args.seed)
+    results = run(bench)
+    out = write(results, bench.out)
+    print(table(results))
+    print(f"\nresults in {out}/decode.json, {out}/decode.md")
+    return 0
+
+
 # --- the entry point ------------------------------------------------------------------------------------------------
 
 
@@ -145,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(data_commands)
     _add_check(data_commands)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_bench_decode(bench_commands)
     return parser
 
 

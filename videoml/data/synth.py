@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -245,12 +246,11 @@ def _background(record: dict, width: int, height: int) -> np.ndarray:
     return np.asarray(small.resize((width, height), Image.BICUBIC))
 
 
-def render_frames(record: dict, width: int, height: int) -> np.ndarray:
-    """The video's frames as uint8 RGB, shape (T, H, W, 3)."""
+def render_frames(record: dict, width: int, height: int) -> Iterator[np.ndarray]:
+    """The video's frames, one (H, W, 3) uint8 RGB array at a time (long videos never sit in memory whole)."""
     background = Image.fromarray(_background(record, width, height))
     shape = np.asarray(record["shape"])
     colour = tuple(record["object_rgb"])
-    frames = []
     for i in range(len(record["times"])):
         s = object_state(record, i)
         a = shape[:, 0] + s["angle"]
@@ -258,11 +258,10 @@ def render_frames(record: dict, width: int, height: int) -> np.ndarray:
         points = list(zip((s["x"] + r * np.cos(a)).tolist(), (s["y"] + r * np.sin(a)).tolist()))
         img = background.copy()
         ImageDraw.Draw(img).polygon(points, fill=colour)
-        frames.append(np.asarray(img))
-    return np.stack(frames)
+        yield np.asarray(img)
 
 
-def encode_video(frames: np.ndarray, times: list[float], path: Path, config: SynthConfig) -> None:
+def encode_video(frames: Iterable[np.ndarray], times: list[float], path: Path, config: SynthConfig) -> None:
     """Encode RGB ``frames`` shown at ``times`` (seconds) into ``path``, atomically (written aside, then renamed)."""
     import av  # imported here: planning and reading manifests need no FFmpeg
 
