@@ -46,12 +46,14 @@ class DecodeBench:
     repeats: int = 3  # each clip list is timed this many times; per clip, the median counts
     memory_reads: int = 5000
     pytorchvideo: bool = True
+    short_seconds: int = 10  # the many short videos (24 of them)
+    long_seconds: int = 600  # the long video
     seed: int = 0
 
-
-SHORT = SynthConfig(videos_per_class=3, frames=300, fps="30", width=320, height=240, gop=60, bframes=2, seed=0)
-LONG = SynthConfig(classes=("move_right", "grow"), videos_per_class=1, frames=18000, fps="30", width=320,
-                   height=240, gop=60, bframes=2, seed=0)
+    def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:
+        """H.264 like web video: 320x240, 30 fps, a key frame every 2 s, B-frames."""
+        return SynthConfig(classes=classes, videos_per_class=per_class, frames=30 * seconds, fps="30", width=320,
+                           height=240, gop=60, bframes=2, seed=0)
 
 
 def _videos(root: Path, config: SynthConfig) -> list[Path]:
@@ -114,8 +116,9 @@ def run(bench: DecodeBench) -> dict:
     torch.set_num_threads(1)
     rng = np.random.default_rng(bench.seed)
     data = Path(bench.data)
-    short = _videos(data / "short", SHORT)
-    long_video = _videos(data / "long", LONG)[0]
+    short = _videos(data / f"short-{bench.short_seconds}s", bench.videos(bench.short_seconds, SynthConfig().classes, 3))
+    long_video = _videos(data / f"long-{bench.long_seconds}s", bench.videos(bench.long_seconds, ("move_right", "grow"),
+                                                                             1))[0]
     spec = ClipSpec(bench.frames, bench.stride)
     backends = [b for b in bench.backends if backend_available(b)]
     rows = []

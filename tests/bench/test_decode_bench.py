@@ -1,0 +1,45 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from videoml.bench.decode import DecodeBench, run, table, write
+
+
+@pytest.mark.slow
+def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
+    bench = DecodeBench(data=str(tmp_path / "data"), out=str(tmp_path / "out"), backends=("pyav", "decord"),
+                        clips=3, repeats=1, views=3, memory_reads=10, short_seconds=2, long_seconds=4)
+    results = run(bench)
+    out = write(results, bench.out)
+
+    rows = results["rows"]
+    expected = {(s, b) for s in ("random_clip", "random_clip_long", "open_random_clip", "test_views", "memory")
+                for b in ("pyav", "decord")}
+    expected |= {("open_random_clip", "pytorchvideo"), ("test_views", "pytorchvideo")}
+    if shutil.which("ffmpeg"):
+        expected |= {("random_clip", "ffmpeg (ceiling)"), ("random_clip_long", "ffmpeg (ceiling)")}
+    assert {(r["scenario"], r["backend"]) for r in rows} == expected
+    for r in rows:
+        if r["scenario"] == "memory":
+            assert r["reads"] == 8 and r["rss_mb"] > 0
+            continue
+        rate = r.get("clips_per_s", r.get("videos_per_s"))
+        assert rate > 0 and r["ms_iqr"][0] <= r["ms_iqr"][1]
+        if r["backend"] in ("pyav", "decord") and r["scenario"] in ("open_random_clip", "test_views"):
+            assert r["speedup_vs_pytorchvideo"] > 0
+        if r["backend"] in ("pyav", "decord") and r["scenario"].startswith("random_clip") and shutil.which("ffmpeg"):
+            assert 0 < r["ratio_to_ceiling"]
+
+    assert json.loads((out / "decode.json").read_text()) == json.loads(json.dumps(results))
+    assert results["environment"]["torch"] and results["config"]["clips"] == 3
+    markdown = (out / "decode.md").read_text().splitlines()
+    assert len(markdown) == 2 + len(rows) and markdown == table(results).splitlines()
+
+
+def test_bench_decode_rejects_unknown_backends(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "videoml", "bench", "decode", "--backends", "pyav,ffmpeg",
+                             "--data", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown backends ['ffmpeg']" in result.stderr
