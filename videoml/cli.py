@@ -167,6 +167,23 @@ def _run_bench_decode(args) -> int:
     return 0
 
 
+# --- videoml fit|validate|test|predict -------------------------------------------------------------------------------
+
+
+def _run_lightning(argv: list[str]) -> int:
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        from videoml.train.cli import main as lightning_main
+
+        return lightning_main(argv)
+    except (VideomlError, OSError) as e:
+        if debug:
+            traceback.print_exc()
+        print(f"videoml: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+
+
 # --- the entry point ------------------------------------------------------------------------------------------------
 
 
@@ -182,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"videoml {__version__}")
     parser.add_argument("--debug", "-v", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name in LIGHTNING_COMMANDS:  # listed for --help; handled by LightningCLI (see main)
+        commands.add_parser(name, help=f"{name} with Lightning: videoml {name} --config configs/....yaml "
+                                       f"(see videoml {name} --help)")
 
     data = commands.add_parser("data", help="make and check video data sets")
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -194,7 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (configs, overrides, --help)
+        return _run_lightning(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from videoml.data.decoding import build_index, open_video
+from videoml.processes import process_pool
 from videoml.errors import VideoDecodeError
 
 
@@ -48,7 +48,7 @@ def check_videos(paths, num_workers: int = 1):
     if num_workers <= 1:
         yield from map(check_video, paths)
         return
-    with ProcessPoolExecutor(max_workers=num_workers) as pool:
+    with process_pool(num_workers) as pool:
         yield from pool.map(check_video, paths, chunksize=1)
 
 

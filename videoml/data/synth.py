@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
+from videoml.processes import process_pool
 from videoml.errors import UsageError, VideomlError
 
 # class name -> (the property that changes, its direction). Image y points down, so a growing angle turns clockwise.
@@ -205,9 +205,11 @@ def plan_video(config: SynthConfig, index: int) -> dict:
     tracks["angle"] = (rng.uniform(0, 2 * math.pi), direction * turn if moving == "angle" else 0.0)
 
     vertices = int(rng.integers(5, 8))
-    # vertices spread around the centre with jitter: irregular (no rotational symmetry) but never a sliver
+    # vertices spread around the centre with jitter, never a sliver; one "nose" vertex reaches further than all the
+    # others, so the shape has no rotational symmetry and its orientation is always visible
     angles = (np.arange(vertices) + rng.uniform(-0.3, 0.3, vertices)) * (2 * math.pi / vertices)
-    radii = rng.uniform(0.5, 1.0, vertices)
+    radii = rng.uniform(0.45, 0.75, vertices)
+    radii[0] = 1.0
     background = rng.integers(40, 216, size=3)
     # an object colour far from the background's, so the object is always visible
     while True:
@@ -255,7 +257,10 @@ def render_frames(record: dict, width: int, height: int) -> Iterator[np.ndarray]
         s = object_state(record, i)
         a = shape[:, 0] + s["angle"]
         r = shape[:, 1] * record["radius"] * s["scale"]
-        points = list(zip((s["x"] + r * np.cos(a)).tolist(), (s["y"] + r * np.sin(a)).tolist()))
+        # Vertices on a 1/16-pixel grid: the last bits of cos/sin may differ between processes (SIMD code paths),
+        # and must not move an edge pixel.
+        xs, ys = (np.round(v * 16) / 16 for v in (s["x"] + r * np.cos(a), s["y"] + r * np.sin(a)))
+        points = list(zip(xs.tolist(), ys.tolist()))
         img = background.copy()
         ImageDraw.Draw(img).polygon(points, fill=colour)
         yield np.asarray(img)
@@ -409,7 +414,7 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
                 _make_one(job)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=num_workers) as pool:
+            with process_pool(num_workers) as pool:
                 for _ in pool.map(_make_one, jobs, chunksize=4):
                     bar.update()
 

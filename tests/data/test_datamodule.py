@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from videoml.data.datamodule import ClipDataset, ShardSampler, VideoDataModule, decode_index
+from videoml.data.datasets import VideoList, labeled_paths
+from videoml.models.registry import model_input
+
+
+class Sized:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
+@pytest.mark.parametrize("n, world", [(10, 1), (10, 3), (7, 2), (1, 4)])
+def test_shards_count_every_sample_exactly_once_across_ranks(n, world):
+    for epoch in (0, 5):
+        real, shard_lengths = [], set()
+        for rank in range(world):
+            sampler = ShardSampler(Sized(n), num_replicas=world, rank=rank, shuffle=True, seed=3)
+            sampler.set_epoch(epoch)
+            values = list(sampler)
+            shard_lengths.add(len(values))
+            for v in values:
+                e, index, padding = decode_index(v, n)
+                assert e == epoch
+                if not padding:
+                    real.append(index)
+        assert sorted(real) == list(range(n))
+        assert len(shard_lengths) == 1  # equal shards: DDP steps stay in lockstep
+
+
+def test_order_changes_with_the_epoch_and_repeats_with_the_seed():
+    def order(epoch, seed):
+        sampler = ShardSampler(Sized(50), num_replicas=1, rank=0, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return [decode_index(v, 50)[1] for v in sampler]
+
+    assert order(0, 1) == order(0, 1) and order(0, 1) != order(1, 1) and order(0, 1) != order(0, 2)
+
+
+def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
+    videos = labeled_paths(small_synth.split_file("train"))
+    spec = model_input("x3d_tiny")
+    dataset = ClipDataset(videos, spec, train=True)
+    again = ClipDataset(videos, spec, train=True)
+    a, b = dataset[(0 * 8 + 3) * 2], again[(0 * 8 + 3) * 2]
+    assert a["video"].shape == (3, 8, 64, 64) and a["video"].dtype == torch.uint8
+    assert torch.equal(a["video"], b["video"]) and a["label"] == videos.items[3][1] and a["weight"] == 1.0
+    later = dataset[(1 * 8 + 3) * 2]  # same video, next epoch: another clip or crop
+    assert not torch.equal(a["video"], later["video"])
+    padded = dataset[(0 * 8 + 3) * 2 + 1]
+    assert padded["weight"] == 0.0 and torch.equal(padded["video"], a["video"])
+
+
+def test_evaluation_samples_are_video_view_pairs_with_all_crops(small_synth):
+    videos = labeled_paths(small_synth.split_file("val"))
+    dataset = ClipDataset(videos, model_input("x3d_tiny"), train=False, views=3, crops=3)
+    assert len(dataset) == 8 * 3
+    sample = dataset[2 * (3 * 4 + 2)]  # video 4, view 2
+    assert (sample["video_index"], sample["view"]) == (4, 2)
+    assert sample["video"].shape == (3, 3, 8, 64, 64)
+
+
+def test_slowfast_pathways_are_made_in_the_data_path(small_synth):
+    videos = labeled_paths(small_synth.split_file("val"))
+    spec = model_input("slowfast_r50").replace(frames=8, stride=1, crop=32, train_scale=(40, 48), eval_scale=40)
+    slow, fast = ClipDataset(videos, spec, train=True)[0]["video"]
+    assert slow.shape == (3, 2, 32, 32) and fast.shape == (3, 8, 32, 32)
+    assert torch.equal(slow, fast[:, [0, 7]])
+
+
+def test_an_unreadable_video_gives_a_weightless_placeholder(small_synth, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    videos = VideoList(((broken, 2),), ("a", "b", "c"))
+    sample = ClipDataset(videos, model_input("x3d_tiny"), train=True)[0]
+    assert sample["bad"] and sample["weight"] == 0.0 and sample["video"].shape == (3, 8, 64, 64)
+
+
+def test_data_module_reads_its_sources_and_classes(small_synth):
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                           val={"kind": "labeled_paths", "path": str(small_synth.split_file("val"))},
+                           model="x3d_tiny", input={"frames": 4}, batch_size=4, num_workers=0)
+    assert data.num_classes == 8 and data.classes[0] == "move_left" and data.spec.frames == 4
+    batch = next(iter(data.train_dataloader()))
+    assert batch["video"].shape == (4, 3, 4, 64, 64) and batch["weight"].tolist() == [1.0] * 4

@@ -1,0 +1,179 @@
+"""The LightningDataModule: map-style clip data sets over (video, view), sharded exactly across ranks.
+
+Map-style, so the length is known: samplers shard it, progress bars show totals, and every epoch is reproducible.
+(PyTorchVideo's iterable LabeledVideoDataset makes every rank read every video unless sharded by hand,
+pytorchvideo #186, #102.)
+
+Sharding (:class:`ShardSampler`): like ``DistributedSampler``, shards are padded to equal length (DDP needs the same
+number of steps on every rank), but each index carries the epoch and a padding flag. A padded duplicate gets weight 0:
+it adds nothing to the loss and is left out of evaluation, so one epoch counts every sample exactly once across ranks.
+
+A sample is a dict: ``video`` (uint8; (C, T, H, W) for training, (crops, C, T, H, W) for evaluation; a list of two
+for SlowFast), ``label``, ``video_index``, ``view``, ``weight`` (0 for padding and for unreadable videos) and ``bad``
+(the video could not be decoded: the training loop counts these, see ``VideoClassifier``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from videoml.data import transforms
+from videoml.data.datasets import VideoList, load_source
+from videoml.data.decoding import open_video
+from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
+from videoml.errors import VideoDecodeError, VideomlError
+from videoml.models.registry import InputSpec, model_input
+
+log = logging.getLogger("videoml.data")
+
+
+def encode_index(epoch: int, index: int, padding: bool, size: int) -> int:
+    return ((epoch * size) + index) * 2 + int(padding)
+
+
+def decode_index(value: int, size: int) -> tuple[int, int, bool]:
+    """(epoch, index, padding) of a value made by :func:`encode_index`. A plain index decodes as epoch 0."""
+    value = int(value)
+    position, padding = divmod(value, 2)
+    epoch, index = divmod(position, size)
+    return epoch, index, bool(padding)
+
+
+class ShardSampler(DistributedSampler):
+    """DistributedSampler whose indices also say the epoch and whether they are padding (see module doc)."""
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=g).tolist()
+        else:
+            order = list(range(n))
+        padded = [(i, False) for i in order]
+        padded += [(order[k % n], True) for k in range(self.total_size - n)]
+        mine = padded[self.rank:self.total_size:self.num_replicas]
+        return iter([encode_index(self.epoch, i, pad, n) for i, pad in mine])
+
+
+class ClipDataset(Dataset):
+    """Training: one random clip per video (scale jitter, random crop, optional flip). Evaluation: one sample per
+    (video, temporal view), each with all its spatial crops."""
+
+    def __init__(self, videos: VideoList, spec: InputSpec, train: bool, views: int = 1, crops: int = 1,
+                 backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0):
+        self.videos, self.spec, self.train = videos, spec, train
+        self.views = 1 if train else views
+        self.crops = crops
+        self.backend, self.flip, self.seed = backend, flip, seed
+        self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps)
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.views
+
+    def __getitem__(self, value: int) -> dict:
+        epoch, index, padding = decode_index(value, len(self))
+        video_index, view = divmod(index, self.views)
+        path, label = self.videos.items[video_index]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        sample = {"label": label, "video_index": video_index, "view": view, "weight": 0.0 if padding else 1.0,
+                  "bad": False}
+        spec = self.spec
+        try:
+            with open_video(path, self.backend, threads=1, bad_frames="nearest") as video:
+                if self.train:
+                    indices = random_clip(self.clip, video.timestamps, rng)
+                    size = int(rng.integers(spec.train_scale[0], spec.train_scale[1] + 1))
+                else:
+                    indices = uniform_clips(self.clip, video.timestamps, self.views)[view]
+                    size = spec.eval_scale
+                frames = video.get_frames(indices, size=size)
+        except VideoDecodeError as e:
+            log.warning("skipping unreadable video: %s", e)
+            frames = torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)
+            sample.update(weight=0.0, bad=True)
+        if self.train:
+            frames = transforms.random_crop(frames, spec.crop, rng)
+            if self.flip and rng.random() < 0.5:
+                frames = transforms.horizontal_flip(frames)
+        else:
+            frames = transforms.spatial_crops(frames, spec.crop, self.crops)
+        sample["video"] = transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha)
+        return sample
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)  # one core per worker: decoding is single-threaded too
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Clip loaders for training, validation, testing and prediction.
+
+    Args:
+        train, val, test, predict: data sources, e.g. ``{"kind": "labeled_paths", "path": "data/synth/train.csv"}``
+            (``kind`` names a reader in :mod:`videoml.data.datasets`; the other keys are its arguments).
+        model: registry name; its canonical input (frames, stride, crop, scales, normalisation) shapes the clips.
+        input: overrides of that input, e.g. ``{"frames": 16, "crop": 112}``.
+        views, crops: evaluation views per video (temporal x spatial; scores are averaged per video).
+        flip: random horizontal flips in training (leave off where direction is the label, as in the synthetic set
+            and Something-Something).
+        sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
+    """
+
+    def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
+                 predict: dict | None = None, model: str = "x3d_tiny", input: dict | None = None,
+                 batch_size: int = 8, eval_batch_size: int | None = None, num_workers: int = 2,
+                 backend: str = "pyav", views: int = 1, crops: int = 1, flip: bool = False,
+                 sampling_fps: float | None = None, seed: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = model_input(model).replace(**(input or {}))
+        self.sources = {name: load_source(**cfg) for name, cfg in
+                        (("train", train), ("val", val), ("test", test), ("predict", predict)) if cfg}
+        if not self.sources:
+            raise VideomlError("the data module has no data source (train, val, test or predict)")
+        first = next(iter(self.sources.values()))
+        for name, videos in self.sources.items():
+            if videos.classes != first.classes:
+                raise VideomlError(f"{name} data ({videos.source}) has other classes than {first.source}")
+        self.classes = list(first.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def dataset(self, name: str) -> ClipDataset:
+        if name not in self.sources:
+            raise VideomlError(f"no {name} data configured (data.{name})")
+        hp = self.hparams
+        return ClipDataset(self.sources[name], self.spec, train=name == "train", views=hp.views, crops=hp.crops,
+                           backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed)
+
+    def _loader(self, name: str) -> DataLoader:
+        dataset = self.dataset(name)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        train = name == "train"
+        sampler = ShardSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=self.hparams.seed)
+        batch = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+                          persistent_workers=workers > 0, worker_init_fn=_worker_init,
+                          pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("predict")

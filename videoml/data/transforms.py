@@ -1,0 +1,72 @@
+"""Clip transforms, and where each one runs.
+
+In DataLoader workers (CPU, per sample):
+  - scaling to the short side: done by the decoder while it converts to RGB (one swscale pass, see
+    ``VideoReader.get_frames(size=...)``), the cheapest place for it;
+  - crops and flips: array slicing, no arithmetic;
+  - SlowFast's pathway split: a frame selection.
+  The result stays uint8: a quarter of float32's bytes to move from host to device.
+On the device, after transfer (:func:`normalize`, called from ``VideoClassifier.on_after_batch_transfer``):
+  - uint8 -> float, scaling to [0, 1] and mean/std normalisation: elementwise over the whole batch, free on a GPU.
+
+Crops and flips draw from a per-sample ``numpy.random.Generator`` seeded by (seed, epoch, index) rather than from
+torch's global generator as torchvision's random transforms do: a sample's augmentation is then the same whatever the
+number of workers or ranks, and after resuming a run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def random_crop(frames: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop of (T, H, W, C) frames, the same for every frame."""
+    _, h, w, _ = frames.shape
+    top = int(rng.integers(0, h - size + 1))
+    left = int(rng.integers(0, w - size + 1))
+    return frames[:, top:top + size, left:left + size]
+
+
+def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
+    """``count`` crops (1: centre; 3: start, centre and end of the long side, as PySlowFast tests) -> (count, T, s, s, C)."""
+    if count not in (1, 3):
+        raise ValueError(f"spatial crops must be 1 or 3, got {count}")
+    _, h, w, _ = frames.shape
+    centre_top, centre_left = (h - size) // 2, (w - size) // 2
+    if count == 1:
+        offsets = [(centre_top, centre_left)]
+    elif w >= h:
+        offsets = [(centre_top, 0), (centre_top, centre_left), (centre_top, w - size)]
+    else:
+        offsets = [(0, centre_left), (centre_top, centre_left), (h - size, centre_left)]
+    return torch.stack([frames[:, t:t + size, left:left + size] for t, left in offsets])
+
+
+def horizontal_flip(frames: torch.Tensor) -> torch.Tensor:
+    return frames.flip(-2)
+
+
+def to_model_layout(frames: torch.Tensor) -> torch.Tensor:
+    """(..., T, H, W, C) -> (..., C, T, H, W), contiguous."""
+    return frames.movedim(-1, -4).contiguous()
+
+
+def pack_pathways(clip: torch.Tensor, alpha: int | None) -> torch.Tensor | list[torch.Tensor]:
+    """SlowFast's input: [slow, fast], the slow pathway every ``alpha``-th frame of the fast one (PyTorchVideo's
+    PackPathway rule: evenly spaced indices). Other models: the clip itself. ``clip`` is (..., C, T, H, W)."""
+    if not alpha:
+        return clip
+    frames = clip.shape[-3]
+    slow = torch.linspace(0, frames - 1, max(frames // alpha, 1)).long()
+    return [clip.index_select(-3, slow), clip]
+
+
+def normalize(video: torch.Tensor | list[torch.Tensor], mean, std) -> torch.Tensor | list[torch.Tensor]:
+    """uint8 (B, ..., C, T, H, W) -> float32 normalised; lists (SlowFast) element by element."""
+    if isinstance(video, (list, tuple)):
+        return [normalize(v, mean, std) for v in video]
+    shape = (3, 1, 1, 1)
+    m = torch.as_tensor(mean, device=video.device, dtype=torch.float32).view(shape) * 255
+    s = torch.as_tensor(std, device=video.device, dtype=torch.float32).view(shape) * 255
+    return (video.float() - m) / s

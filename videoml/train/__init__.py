@@ -1,0 +1,1 @@
+"""Training with Lightning: the LightningModule, callbacks and the LightningCLI wiring."""

@@ -1,0 +1,36 @@
+"""``videoml fit|validate|test|predict``: LightningCLI over VideoClassifier and VideoDataModule.
+
+The model's name and input overrides are given once (``model.model``, ``model.input``) and linked to the data;
+the class names flow from the data to the model when both are built. ``fit`` ends by testing the best checkpoint
+when the data has a test split.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+from videoml.data.datamodule import VideoDataModule
+from videoml.train.callbacks import RunRecord, Throughput
+from videoml.train.module import VideoClassifier
+
+
+class VideoCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser):
+        parser.link_arguments("model.model", "data.model")
+        parser.link_arguments("model.input", "data.input")
+        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
+        parser.add_lightning_class_args(Throughput, "throughput")
+        parser.add_lightning_class_args(RunRecord, "run_record")
+
+    def after_fit(self):
+        """With test data configured, evaluate the best checkpoint on it, as the last step of ``fit``."""
+        if "test" in self.datamodule.sources and self.trainer.checkpoint_callback is not None:
+            best = self.trainer.checkpoint_callback.best_model_path or None
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+
+
+def main(args: list[str]) -> int:
+    VideoCLI(VideoClassifier, VideoDataModule, seed_everything_default=0, args=args,
+             trainer_defaults={"use_distributed_sampler": False, "default_root_dir": "runs"},
+             save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml"})
+    return 0
