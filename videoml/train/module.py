@@ -34,7 +34,8 @@ class VideoClassifier(L.LightningModule):
         lr: learning rate for ``lr_base_batch_size`` clips per step; scaled linearly to the real global batch
             (batch size x devices x nodes x gradient accumulation). Without ``lr_base_batch_size``, used as is.
         warmup_epochs: linear warm-up, then cosine decay to zero at the last step (per step).
-        memory_format: ``channels_last_3d`` (measured faster for X3D on CPU, see README) or ``contiguous``.
+        memory_format: ``channels_last_3d`` (default: X3D's depthwise Conv3d is much faster in it on CPU) or
+            ``contiguous``.
         compile: ``torch.compile`` the model's forward (the state dict keeps its plain names).
         max_bad_fraction: fail the run when more than this fraction of training videos cannot be decoded in an epoch.
     """
