@@ -87,9 +87,10 @@ class RunRecord(L.Callback):
     """Writes ``classes.txt`` and ``environment.json`` into the run directory (beside LightningCLI's config.yaml)."""
 
     def setup(self, trainer, pl_module, stage):
-        if trainer.global_rank != 0 or trainer.log_dir is None:
+        log_dir = trainer.log_dir  # every rank: it is a collective call (a broadcast) under DDP
+        if trainer.global_rank != 0 or log_dir is None:
             return
-        run = Path(trainer.log_dir)
+        run = Path(log_dir)
         run.mkdir(parents=True, exist_ok=True)
         (run / "classes.txt").write_text("".join(f"{c}\n" for c in pl_module.classes))
         (run / "environment.json").write_text(json.dumps({"stage": stage, **environment()}, indent=2) + "\n")
