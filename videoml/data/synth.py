@@ -409,14 +409,11 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
     from tqdm.auto import tqdm
 
     with tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress) as bar:
-        if num_workers <= 1:
-            for job in jobs:
-                _make_one(job)
+        # Always in worker processes started clean, even for one worker: in a process that has loaded other FFmpeg
+        # builds (decord and torchcodec bring their own), the same frames were seen to encode slightly differently.
+        with process_pool(max(num_workers, 1)) as pool:
+            for _ in pool.map(_make_one, jobs, chunksize=4):
                 bar.update()
-        else:
-            with process_pool(num_workers) as pool:
-                for _ in pool.map(_make_one, jobs, chunksize=4):
-                    bar.update()
 
     _write_lines(dataset.classes_file, list(config.classes))
     for split in SPLITS:
