@@ -170,9 +170,7 @@ def _run_bench_decode(args) -> int:
 # --- videoml fit|validate|test|predict -------------------------------------------------------------------------------
 
 
-def _run_lightning(argv: list[str]) -> int:
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+def _run_lightning(argv: list[str], debug: bool) -> int:
     try:
         from videoml.train.cli import main as lightning_main
 
@@ -192,6 +190,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+DEBUG_FLAGS = ("--debug", "-v")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,13 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (configs, overrides, --help)
-        return _run_lightning(argv)
+    command = next((a for a in argv if a not in DEBUG_FLAGS), None)
+    if command in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (configs, overrides, --help)
+        position = argv.index(command)
+        return _run_lightning(argv[position:], debug=position > 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

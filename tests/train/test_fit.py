@@ -99,6 +99,9 @@ def test_print_config_shows_linked_settings():
 
 
 def test_a_bad_config_value_is_one_clear_error(tmp_path):
-    result = videoml("fit", "--config", "configs/synth_x3d_tiny.yaml", "--model.model", "x3d_huge",
-                     "--data.train.path", str(tmp_path / "none.csv"))
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    args = ("fit", "--config", "configs/synth_x3d_tiny.yaml", "--data.train.path", str(tmp_path / "none.csv"))
+    result = videoml(*args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"videoml: error: {tmp_path / 'none.csv'}: no such file"
+    debug = videoml("--debug", *args)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
