@@ -170,16 +170,21 @@ def _run_bench_decode(args) -> int:
 # --- videoml fit|validate|test|predict -------------------------------------------------------------------------------
 
 
+def _report(error: Exception, debug: bool) -> int:
+    """An error the user can fix: one line (the traceback only with --debug); the exit status."""
+    if debug:
+        traceback.print_exc()
+    print(f"videoml: error: {error}", file=sys.stderr)
+    return getattr(error, "exit_code", 1)
+
+
 def _run_lightning(argv: list[str], debug: bool) -> int:
     try:
         from videoml.train.cli import main as lightning_main
 
         return lightning_main(argv)
     except (VideomlError, OSError) as e:
-        if debug:
-            traceback.print_exc()
-        print(f"videoml: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
+        return _report(e, debug)
 
 
 # --- the entry point ------------------------------------------------------------------------------------------------
@@ -226,11 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (VideomlError, OSError) as e:  # the user's to fix: one line, no traceback
-        if args.debug:
-            traceback.print_exc()
-        print(f"videoml: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
+    except (VideomlError, OSError) as e:
+        return _report(e, args.debug)
     except KeyboardInterrupt:
         print("videoml: interrupted", file=sys.stderr)
         return 130
