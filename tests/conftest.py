@@ -26,3 +26,14 @@ def corpus(tmp_path_factory):
 def _private_cache(tmp_path, monkeypatch):
     """Each test gets its own index cache: no test reads another's entries or the user's."""
     monkeypatch.setenv("VIDEOML_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(small_synth, tmp_path_factory):
+    """A `videoml fit` checkpoint (x3d_tiny, one quick epoch on the small set): real, if barely trained."""
+    from helpers import fit_args, videoml
+
+    root = tmp_path_factory.mktemp("fit")
+    result = videoml("fit", *fit_args(small_synth, root, "--trainer.limit_train_batches", "2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "logs" / "version_0" / "checkpoints" / "last.ckpt"

@@ -1,5 +1,8 @@
 """Helpers shared by the tests."""
 
+import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -35,3 +38,29 @@ def corpus_config(kind: str):
     options = {"frames": 60, **CORPUS[kind]}
     return SynthConfig(classes=("move_right", "rotate_cw"), videos_per_class=1, width=64, height=48, seed=1,
                        **options)
+
+
+def videoml(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The command line, in a fresh process, as users run it."""
+    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def fit_args(dataset, root, *extra, train=None) -> list[str]:
+    """`videoml fit` options for a quick CPU run of the demo config on ``dataset``, logging under ``root``."""
+    train = train or dataset.split_file("train")
+    return ["--config", "configs/synth_x3d_tiny.yaml", "--data.train.path", str(train),
+            "--data.val.path", str(dataset.split_file("val")), "--data.test.path", str(dataset.split_file("test")),
+            "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.max_epochs", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
+            "--trainer.logger.init_args.save_dir", str(root), "--model.model_options", '{"dropout_rate": 0.0}', *extra]
+
+
+def metrics(run: Path) -> dict:
+    """metric name -> list of (epoch, value) from the CSV log."""
+    out = {}
+    with open(run / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value:
+                    out.setdefault(key, []).append((int(row["epoch"]), float(value)))
+    return out

@@ -167,6 +167,187 @@ def _run_bench_decode(args) -> int:
     return 0
 
 
+def _add_bench_model(sub) -> None:
+    from videoml.bench.model import ModelBench
+
+    d = ModelBench()
+    p = sub.add_parser("model", help="forward and train-step clips/s per model and execution mode",
+                       description="Clips/s of registry models (random clips at their canonical input, on the "
+                                   "device) per mode: memory format, precision, torch.compile. Modes are written "
+                                   "like fp32, cl3d, cl3d+bf16, cl3d+compile, bf16+compile (cl3d = channels_last_3d).")
+    p.add_argument("--models", type=lambda s: tuple(s.split(",")), default=d.models,
+                   help="comma-separated registry names (default: %(default)s)")
+    p.add_argument("--modes", type=lambda s: tuple(s.split(",")), default=d.modes,
+                   help="comma-separated; ratios are against the first (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(default: %(default)s)")
+    p.add_argument("--device", default=d.device, help="(default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="untimed steps first (default: %(default)s)")
+    p.add_argument("--steps", type=_positive_int, default=d.steps, help="steps a timed round (default: %(default)s)")
+    p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="timed rounds (default: %(default)s)")
+    p.add_argument("--out", default=d.out, help="results directory (default: %(default)s)")
+    p.set_defaults(run=_run_bench_model)
+
+
+def _run_bench_model(args) -> int:
+    from videoml.bench.model import Mode, ModelBench, run, table, write
+    from videoml.models.registry import model_entry
+
+    for name in args.models:
+        model_entry(name)  # unknown names fail before anything runs
+    for mode in args.modes:
+        Mode.parse(mode)
+    bench = ModelBench(models=args.models, modes=args.modes, batch_size=args.batch_size, device=args.device,
+                       warmup=args.warmup, steps=args.steps, repeats=args.repeats, out=args.out)
+    results = run(bench)
+    out = write(results, bench.out)
+    print(table(results))
+    print(f"\nresults in {out}/model.json, {out}/model.md")
+    return 0
+
+
+def _add_bench_infer(sub) -> None:
+    from videoml.bench.infer import InferBench
+
+    d = InferBench()
+    p = sub.add_parser("infer", help="videoml infer vs the PyTorchVideo tutorial loop and vs the model alone",
+                       description="Videos/s and clips/s of `videoml infer`, of PyTorchVideo's inference tutorial "
+                                   "loop (one get_clip and one model call per view) and of the model alone, on the "
+                                   "same generated videos, model and views.")
+    p.add_argument("--data", default=d.data, help="where the benchmark videos are made (default: %(default)s)")
+    p.add_argument("--out", default=d.out, help="results directory (default: %(default)s)")
+    p.add_argument("--model", default=d.model, help="registry model, random weights (default: %(default)s)")
+    p.add_argument("--views", type=_positive_int, default=d.views, help="(default: %(default)s)")
+    p.add_argument("--videos", type=_positive_int, default=d.videos, help="(default: %(default)s)")
+    p.add_argument("--baseline-videos", type=_positive_int, default=d.baseline_videos,
+                   help="videos the tutorial loop is timed on (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(default: %(default)s)")
+    p.add_argument("--num-workers", type=int, default=d.num_workers, help="(default: %(default)s)")
+    p.add_argument("--device", default=d.device, help="(default: %(default)s)")
+    p.add_argument("--precision", choices=("32", "bf16", "fp16"), default=d.precision)
+    p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="(default: %(default)s)")
+    p.set_defaults(run=_run_bench_infer)
+
+
+def _run_bench_infer(args) -> int:
+    from videoml.bench.infer import InferBench, run, table, write
+
+    bench = InferBench(data=args.data, out=args.out, model=args.model, views=args.views, videos=args.videos,
+                       baseline_videos=args.baseline_videos, batch_size=args.batch_size, num_workers=args.num_workers,
+                       device=args.device, precision=args.precision, repeats=args.repeats)
+    results = run(bench)
+    out = write(results, bench.out)
+    print(table(results))
+    print(f"\nresults in {out}/infer.json, {out}/infer.md")
+    return 0
+
+
+# --- videoml infer ---------------------------------------------------------------------------------------------------
+
+
+def _add_infer(commands) -> None:
+    from videoml.infer.run import AGGREGATES, EXIT_SOME_FAILED, InferConfig
+    from videoml.infer.predictor import PRECISIONS
+
+    d = InferConfig(model="", inputs=[])
+    p = commands.add_parser(
+        "infer", help="classify videos with a trained or exported model",
+        description="Classify video files with a checkpoint from `videoml fit` or a model from `videoml export`. "
+                    "Writes one JSON record per video (path, status, top-k, timing, error), incrementally.",
+        epilog=f"Exit status: 0 when every video was classified, {EXIT_SOME_FAILED} when some could not be (their "
+               "records say why), 2 for usage errors, 1 when the run could not start.")
+    p.add_argument("inputs", nargs="+", help="video files, folders (recursive), glob patterns, list files "
+                                             "(@list or *.txt / *.lst: one path a line)")
+    p.add_argument("--model", "-m", required=True,
+                   help="checkpoint (.ckpt) or exported model (.ts TorchScript, .pt2 torch.export, .onnx)")
+    p.add_argument("--output", "-o", default=d.output, help="JSONL results file (default: %(default)s)")
+    p.add_argument("--csv", help="also write the results as CSV here")
+    p.add_argument("--views", type=_positive_int, help="temporal views per video (default: the model's recipe)")
+    p.add_argument("--crops", type=int, choices=(1, 3), help="spatial crops per view (default: the model's recipe)")
+    p.add_argument("--top-k", type=_positive_int, default=d.top_k, help="(default: %(default)s)")
+    p.add_argument("--aggregate", choices=AGGREGATES, default=d.aggregate,
+                   help="how clip scores make a video's: mean of softmax (default), max of softmax, softmax of the "
+                        "mean logits")
+    p.add_argument("--per-clip", action="store_true", help="also record every view's top-k")
+    p.add_argument("--dense", type=float, metavar="SECONDS",
+                   help="clips every SECONDS over the whole video instead of --views: a timeline of segments")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="clips per model call "
+                                                                                  "(default: %(default)s)")
+    p.add_argument("--num-workers", type=int, default=d.num_workers, help="decoding processes (default: %(default)s)")
+    p.add_argument("--backend", choices=("pyav", "decord", "torchcodec"), default=d.backend)
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:1, or a comma-separated list (one process per device, outputs merged)")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision, help="autocast (default: fp32)")
+    p.add_argument("--memory-format", choices=("channels_last_3d", "contiguous"), default=d.memory_format)
+    p.add_argument("--resume", action="store_true", help="go on with an existing output, skipping videos in it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--profile", nargs="?", const="", metavar="FOLDER",
+                   help="profile the model calls (default folder: beside the output)")
+    p.set_defaults(run=_run_infer)
+
+
+def _run_infer(args) -> int:
+    from pathlib import Path
+
+    from videoml.infer.run import EXIT_SOME_FAILED, InferConfig, infer
+
+    profile = None
+    if args.profile is not None:
+        profile = args.profile or str(Path(args.output).with_name(Path(args.output).stem + ".profile"))
+    config = InferConfig(model=args.model, inputs=args.inputs, output=args.output, csv=args.csv, views=args.views,
+                         crops=args.crops, top_k=args.top_k, aggregate=args.aggregate, per_clip=args.per_clip,
+                         dense=args.dense, batch_size=args.batch_size, num_workers=args.num_workers,
+                         backend=args.backend, devices=tuple(d.strip() for d in args.device.split(",")),
+                         precision=args.precision, memory_format=args.memory_format, resume=args.resume,
+                         overwrite=args.overwrite, progress=sys.stderr.isatty(), profile=profile)
+    summary = infer(config)
+    print(f"{summary.line()}; results in {args.output}", file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed else 0
+
+
+# --- videoml export --------------------------------------------------------------------------------------------------
+
+
+def _add_export(commands) -> None:
+    from videoml.export import DEFAULT_OPSET, FORMATS
+
+    p = commands.add_parser(
+        "export", help="export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
+        description="Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: "
+                    "its logits on real decoded clips must match eager PyTorch's (see docs/inference.md).")
+    p.add_argument("checkpoint", help="a checkpoint from videoml fit (.ckpt)")
+    p.add_argument("--format", "-f", action="append", choices=(*FORMATS, "all"),
+                   help="repeat for several; 'all' tries every format (default: pt2)")
+    p.add_argument("--out", "-o", default="export", help="file, or folder for model.<suffix> (default: %(default)s)")
+    p.add_argument("--sample", help="video to verify with (default: a generated synthetic video)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)")
+    p.add_argument("--batch", type=_positive_int, default=2, help="example batch to export with (default: 2)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from videoml.export import FORMATS, export, report_json
+
+    requested = args.format or ["pt2"]
+    formats = list(FORMATS) if "all" in requested else list(dict.fromkeys(requested))
+    if len(formats) > 1 and os.path.splitext(args.out)[1]:
+        raise UsageError("several formats need --out to be a folder")
+    failed = 0
+    for fmt in formats:
+        try:
+            report = export(args.checkpoint, fmt, args.out, sample_video=args.sample, opset=args.opset,
+                            batch=args.batch)
+        except VideomlError as e:
+            if len(formats) == 1:
+                raise
+            print(f"videoml: {fmt}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(report_json(report))
+        print(f"{fmt}: {report.path} ({report.bytes / 1e6:.1f} MB), verified: max |logit diff| "
+              f"{report.max_abs_diff:.2g} on {report.batch_checked} clips", file=sys.stderr)
+    return 1 if failed else 0
+
+
 # --- videoml fit|validate|test|predict -------------------------------------------------------------------------------
 
 
@@ -199,6 +380,7 @@ class _Parser(argparse.ArgumentParser):
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 DEBUG_FLAGS = ("--debug", "-v")
+PROFILER = "videoml.profiling.TrainingProfiler"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,7 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in LIGHTNING_COMMANDS:  # listed for --help; handled by LightningCLI (see main)
         commands.add_parser(name, help=f"{name} with Lightning: videoml {name} --config configs/....yaml "
-                                       f"(see videoml {name} --help)")
+                                       f"[--profile] (see videoml {name} --help)")
+
+    _add_infer(commands)
+    _add_export(commands)
 
     data = commands.add_parser("data", help="make and check video data sets")
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -218,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_bench_decode(bench_commands)
+    _add_bench_infer(bench_commands)
+    _add_bench_model(bench_commands)
     return parser
 
 
@@ -226,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a not in DEBUG_FLAGS), None)
     if command in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (configs, overrides, --help)
         position = argv.index(command)
-        return _run_lightning(argv[position:], debug=position > 0)
+        rest = argv[position:]
+        if "--profile" in rest:  # shorthand for Lightning's profiler option, with our schedule
+            rest = [a for a in rest if a != "--profile"] + ["--trainer.profiler", PROFILER]
+        return _run_lightning(rest, debug=position > 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

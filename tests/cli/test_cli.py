@@ -1,12 +1,7 @@
 import json
-import subprocess
-import sys
 
 import pytest
-
-
-def videoml(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True, cwd=cwd)
+from helpers import videoml
 
 
 def test_help_lists_the_commands():

@@ -1,16 +1,11 @@
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import videoml
 
 from videoml.data.check import check_video
 from videoml.data.files import find_videos
 from videoml.errors import VideomlError
-
-
-def videoml(*args):
-    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True)
 
 
 def test_check_reports_what_a_good_file_holds(corpus):

@@ -19,9 +19,16 @@ def _object_mask(frame: np.ndarray, record: dict) -> np.ndarray:
 
 
 def _measure(frame: np.ndarray, record: dict) -> dict:
-    """The object's centroid, area and radial signature (max radius per angle bin), from pixels alone."""
-    mask = _object_mask(frame, record)
-    ys, xs = np.nonzero(mask)
+    """The object's centroid, area and radial signature (max radius per angle bin), from pixels alone.
+
+    Background pixels that happen to match the object's colour are dropped when they lie far from the bulk of the
+    object's pixels (over 3x their median distance from the median point)."""
+    ys, xs = np.nonzero(_object_mask(frame, record))
+    distance = np.hypot(ys - np.median(ys), xs - np.median(xs))
+    near = distance <= 3 * np.median(distance)
+    ys, xs = ys[near], xs[near]
+    mask = np.zeros(frame.shape[:2], dtype=bool)
+    mask[ys, xs] = True
     cx, cy = xs.mean(), ys.mean()
     angle = np.arctan2(ys - cy, xs - cx)
     bins = ((angle + math.pi) / (2 * math.pi) * 90).astype(int) % 90
@@ -31,12 +38,12 @@ def _measure(frame: np.ndarray, record: dict) -> dict:
 
 
 def _turn(a: np.ndarray, b: np.ndarray) -> float:
-    """Signed rotation (radians, image coordinates: positive = clockwise on screen) that best maps signature a to b."""
-    scores = [np.dot(np.roll(a, s), b) for s in range(len(a))]
-    shift = int(np.argmax(scores))
-    if shift > len(a) // 2:
-        shift -= len(a)
-    return shift * 2 * math.pi / len(a)
+    """Signed rotation (radians, image coordinates: positive = clockwise on screen) that best maps signature a to b,
+    searched within +-45 degrees: the steps measured are far smaller, and a shape close to symmetric can match itself
+    half a turn away."""
+    shifts = range(-len(a) // 8, len(a) // 8 + 1)
+    scores = [np.dot(np.roll(a, s), b) for s in shifts]
+    return shifts[int(np.argmax(scores))] * 2 * math.pi / len(a)
 
 
 def test_labels_match_the_motion_seen_in_decoded_frames(small_synth):

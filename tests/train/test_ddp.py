@@ -1,7 +1,7 @@
 """Two processes on CPU (gloo), launched by Lightning's DDP from the CLI, as on a cluster node."""
 
 import pytest
-from test_fit import fit_args, metrics, videoml
+from helpers import fit_args, metrics, videoml
 
 
 @pytest.mark.slow

@@ -1,38 +1,11 @@
 """Training through the CLI, as users run it: `videoml fit|validate --config configs/synth_x3d_tiny.yaml ...`."""
 
-import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
-
-def videoml(*args):
-    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True)
-
-
-def fit_args(dataset, root, *extra, train=None):
-    train = train or dataset.split_file("train")
-    return ["--config", "configs/synth_x3d_tiny.yaml", "--data.train.path", str(train),
-            "--data.val.path", str(dataset.split_file("val")), "--data.test.path", str(dataset.split_file("test")),
-            "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.max_epochs", "1",
-            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
-            "--trainer.logger.init_args.save_dir", str(root), "--model.model_options", '{"dropout_rate": 0.0}', *extra]
-
-
-def metrics(run: Path) -> dict:
-    """metric name -> list of (epoch, value) from the CSV log."""
-    out = {}
-    with open(run / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value:
-                    out.setdefault(key, []).append((int(row["epoch"]), float(value)))
-    return out
+from helpers import fit_args, metrics, videoml
 
 
 @pytest.mark.slow

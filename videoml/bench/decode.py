@@ -16,9 +16,7 @@ Scenarios, all single-threaded (decoder threads 1, torch threads 1), on H.264 fi
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -29,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videoml.bench.common import environment, make_videos, write as write_results
 from videoml.data.decoding import backend_available, load_index, open_video
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
-from videoml.data.synth import SynthConfig, generate
+from videoml.data.synth import SynthConfig
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,6 @@ class DecodeBench:
         """H.264 like web video: 320x240, 30 fps, a key frame every 2 s, B-frames."""
         return SynthConfig(classes=classes, videos_per_class=per_class, frames=30 * seconds, fps="30", width=320,
                            height=240, gop=60, bframes=2, seed=0)
-
-
-def _videos(root: Path, config: SynthConfig) -> list[Path]:
-    dataset = generate(config, root, num_workers=min(os.cpu_count() or 1, 8), progress=True)
-    return [dataset.root / r["path"] for r in dataset.manifest()]
 
 
 def _rss_mb() -> float:
@@ -116,8 +110,8 @@ def run(bench: DecodeBench) -> dict:
     torch.set_num_threads(1)
     rng = np.random.default_rng(bench.seed)
     data = Path(bench.data)
-    short = _videos(data / f"short-{bench.short_seconds}s", bench.videos(bench.short_seconds, SynthConfig().classes, 3))
-    long_video = _videos(data / f"long-{bench.long_seconds}s", bench.videos(bench.long_seconds, ("move_right", "grow"),
+    short = make_videos(data / f"short-{bench.short_seconds}s", bench.videos(bench.short_seconds, SynthConfig().classes, 3))
+    long_video = make_videos(data / f"long-{bench.long_seconds}s", bench.videos(bench.long_seconds, ("move_right", "grow"),
                                                                              1))[0]
     spec = ClipSpec(bench.frames, bench.stride)
     backends = [b for b in bench.backends if backend_available(b)]
@@ -200,32 +194,6 @@ def run(bench: DecodeBench) -> dict:
     return {"config": asdict(bench), "environment": environment(), "rows": rows}
 
 
-def environment() -> dict:
-    import av
-    import decord
-
-    env = {"machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-           "torch": torch.__version__, "av": av.__version__, "ffmpeg_libav": av.library_versions.get("libavcodec"),
-           "decord": decord.__version__}
-    if shutil.which("ffmpeg"):
-        env["ffmpeg"] = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-    if backend_available("torchcodec"):
-        import torchcodec
-
-        env["torchcodec"] = torchcodec.__version__
-    return env
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def table(results: dict) -> str:
     """The results as a Markdown table."""
     lines = ["| scenario | backend | throughput | ms median [IQR] | vs ceiling | vs PyTorchVideo | memory |",
@@ -247,8 +215,4 @@ def table(results: dict) -> str:
 
 
 def write(results: dict, out: str | os.PathLike) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "decode.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "decode.md").write_text(table(results) + "\n")
-    return out
+    return write_results(results, out, "decode", table(results))

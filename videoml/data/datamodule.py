@@ -107,7 +107,7 @@ class ClipDataset(Dataset):
         return sample
 
 
-def _worker_init(_):
+def worker_init(_):
     torch.set_num_threads(1)  # one core per worker: decoding is single-threaded too
 
 
@@ -163,7 +163,7 @@ class VideoDataModule(L.LightningDataModule):
         batch = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
         workers = self.hparams.num_workers
         return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                          persistent_workers=workers > 0, worker_init_fn=_worker_init,
+                          persistent_workers=workers > 0, worker_init_fn=worker_init,
                           pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)
 
     def train_dataloader(self):

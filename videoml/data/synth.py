@@ -37,6 +37,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
+from videoml.fileio import write_atomic
 from videoml.processes import process_pool
 from videoml.errors import UsageError, VideomlError
 
@@ -56,8 +57,9 @@ SPLITS = ("train", "val", "test")
 # Object geometry, relative to the short side of the frame.
 _RADIUS = 0.18  # object radius at scale 1
 _SCALE_RANGE = (0.6, 1.4)
-# How far a moving property travels over the whole video: a fraction of its range (angle: radians).
-_TRAVEL = {"x": (0.35, 0.5), "y": (0.35, 0.5), "scale": (0.35, 0.5), "angle": (0.5 * math.pi, math.pi)}
+# How far a moving property travels over the whole video: a fraction of its range (angle: radians). Large enough that
+# the motion is plain at the low resolutions a CPU model sees (several pixels between the frames of a clip).
+_TRAVEL = {"x": (0.6, 0.85), "y": (0.6, 0.85), "scale": (0.6, 0.85), "angle": (0.5 * math.pi, math.pi)}
 
 
 @dataclass(frozen=True)
@@ -372,20 +374,16 @@ def _prepare_root(root: Path, config: SynthConfig, force: bool) -> bool:
             elif target.exists():
                 target.unlink()
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(state_file, {"config": config.to_dict(), "complete": False})
+    write_atomic(state_file, _json({"config": config.to_dict(), "complete": False}))
     return False
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+def _json(obj) -> str:
+    return json.dumps(obj, indent=2) + "\n"
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+def _lines(lines: Iterable[str]) -> str:
+    return "".join(line + "\n" for line in lines)
 
 
 def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, force: bool = False,
@@ -415,9 +413,10 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
             for _ in pool.map(_make_one, jobs, chunksize=4):
                 bar.update()
 
-    _write_lines(dataset.classes_file, list(config.classes))
+    write_atomic(dataset.classes_file, _lines(config.classes))
     for split in SPLITS:
-        _write_lines(dataset.split_file(split), [f"{r['path']} {r['label']}" for r in records if r["split"] == split])
-    _write_lines(dataset.manifest_file, [json.dumps(r, separators=(",", ":")) for r in records])
-    _write_json(root / "synth.json", {"config": config.to_dict(), "complete": True})
+        write_atomic(dataset.split_file(split),
+                     _lines(f"{r['path']} {r['label']}" for r in records if r["split"] == split))
+    write_atomic(dataset.manifest_file, _lines(json.dumps(r, separators=(",", ":")) for r in records))
+    write_atomic(root / "synth.json", _json({"config": config.to_dict(), "complete": True}))
     return dataset

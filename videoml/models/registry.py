@@ -23,6 +23,9 @@ from torch import nn
 import videoml  # noqa: F401  (compat alias before pytorchvideo)
 from videoml.errors import VideomlError
 
+# Layouts a model can run in. channels_last_3d makes X3D's depthwise Conv3d much faster on CPU (see docs/training.md).
+MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
+
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
@@ -78,16 +81,35 @@ def _efficient_x3d(expansion: str) -> Callable[..., nn.Module]:
     return build
 
 
-def _x3d_tiny(frames: int, crop: int) -> Callable[..., nn.Module]:
-    def build(num_classes: int, **overrides) -> nn.Module:
-        from pytorchvideo.models.x3d import create_x3d
+def _x3d_tiny(num_classes: int, **overrides) -> nn.Module:
+    from pytorchvideo.models.x3d import create_x3d
 
-        kwargs = dict(input_clip_length=frames, input_crop_size=crop, model_num_class=num_classes,
-                      width_factor=1.0, depth_factor=1.0, bottleneck_factor=2.25, head_dim_out=256,
-                      head_activation=None, dropout_rate=0.2)
-        return create_x3d(**{**kwargs, **overrides})
+    kwargs = dict(model_num_class=num_classes, width_factor=1.0, depth_factor=1.0, bottleneck_factor=2.25,
+                  head_dim_out=256, head_activation=None, dropout_rate=0.2)
+    return create_x3d(**{**kwargs, **overrides})
 
-    return build
+
+def _any_input_size(model: nn.Module) -> nn.Module:
+    """X3D's head averages with a fixed kernel sized for the canonical input, so another clip length or crop fails
+    (or pools only part of the clip). A global average is the same at the canonical input and fits every input."""
+    from pytorchvideo.models.x3d import ProjectedPool
+
+    for module in model.modules():
+        if isinstance(module, ProjectedPool) and isinstance(module.pool, nn.AvgPool3d):
+            module.pool = nn.AdaptiveAvgPool3d(1)
+    return model
+
+
+def _native_swish(model: nn.Module) -> nn.Module:
+    """PyTorchVideo's Swish is a custom autograd Function (to save activation memory), which TorchScript cannot save
+    and other exporters cannot see into; ``nn.SiLU`` computes the same x * sigmoid(x) with a native kernel."""
+    from pytorchvideo.layers.swish import Swish
+
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, Swish):
+                setattr(parent, name, nn.SiLU())
+    return model
 
 
 def register(name: str, builder, input: InputSpec, description: str) -> None:
@@ -115,8 +137,8 @@ register("efficient_x3d_xs", _efficient_x3d("XS"), InputSpec(4, 12, 160, (182, 2
 register("efficient_x3d_s", _efficient_x3d("S"), InputSpec(13, 6, 160, (182, 228), 182),
          "EfficientX3D-S (mobile CPU), 13x6, 160px")
 # Small enough to train on a laptop CPU in minutes; the frame model is the single-frame baseline.
-register("x3d_tiny", _x3d_tiny(8, 64), InputSpec(8, 4, 64, (72, 88), 72), "X3D (S width, 256-d head), 8x4, 64px")
-register("x3d_tiny_frame", _x3d_tiny(1, 64), InputSpec(1, 1, 64, (72, 88), 72),
+register("x3d_tiny", _x3d_tiny, InputSpec(4, 8, 64, (72, 88), 72), "X3D (S width, 256-d head), 4x8, 64px")
+register("x3d_tiny_frame", _x3d_tiny, InputSpec(1, 1, 64, (72, 88), 72),
          "x3d_tiny on one frame: the frame-level baseline")
 
 
@@ -134,7 +156,7 @@ def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
     """A freshly initialised model returning logits of ``num_classes`` classes."""
     if num_classes < 1:
         raise VideomlError(f"num_classes must be >= 1, got {num_classes}")
-    return model_entry(name).builder(num_classes, **overrides)
+    return _native_swish(_any_input_size(model_entry(name).builder(num_classes, **overrides)))
 
 
 def classifier_name(model: nn.Module) -> str:
@@ -145,6 +167,16 @@ def classifier_name(model: nn.Module) -> str:
     return linears[-1]
 
 
+def read_file(path) -> object:
+    """A checkpoint file's contents, read with ``torch.load(weights_only=True)``; errors name the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise VideomlError(f"{path}: no such checkpoint file") from None
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise VideomlError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
 def load_weights(model: nn.Module, path, strict_head: bool = False) -> list[str]:
     """Load a checkpoint into ``model``; returns the names of parameters left as initialised (a new head).
 
@@ -153,13 +185,7 @@ def load_weights(model: nn.Module, path, strict_head: bool = False) -> list[str]
     class count is skipped (kept as initialised) unless ``strict_head``; any other mismatch is an error naming the
     tensors.
     """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise VideomlError(f"{path}: no such checkpoint file") from None
-    except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise VideomlError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    state = checkpoint
+    state = read_file(path)
     for key in ("model_state", "state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

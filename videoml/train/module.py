@@ -12,11 +12,9 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from videoml.data.transforms import normalize
 from videoml.errors import VideomlError
-from videoml.models.registry import build_model, load_weights, model_input
+from videoml.models.registry import MEMORY_FORMATS, build_model, load_weights, model_input
 
 log = logging.getLogger("videoml.train")
-
-MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
 
 
 class VideoClassifier(L.LightningModule):

@@ -1,10 +1,23 @@
 import os
 
+import av
 import numpy as np
 import pytest
 from helpers import decode_all
 
 from videoml.data.decoding import build_index, load_index, open_video
+
+
+def decodable_frames(path) -> int:
+    """Frames PyAV decodes from ``path``, packet by packet, skipping packets that fail (a cut file's last one)."""
+    count = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.InvalidDataError:
+                pass
+    return count
 
 
 def test_index_counts_the_frames_that_decode_not_the_header(corpus, tmp_path):
@@ -15,8 +28,7 @@ def test_index_counts_the_frames_that_decode_not_the_header(corpus, tmp_path):
     index = build_index(cut)
     assert index.header["frames"] == 60
     assert 20 < index.num_frames < 60
-    frames, _ = decode_all(cut)
-    assert index.num_frames <= len(frames) + 1  # at most the last, partial packet fails to decode
+    assert index.num_frames <= decodable_frames(cut) + 1  # at most the last, partial packet fails to decode
     with open_video(cut, bad_frames="nearest") as video:
         assert video.get_frames(list(range(video.num_frames))).shape[0] == index.num_frames
 

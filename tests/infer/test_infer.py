@@ -1,0 +1,155 @@
+"""`videoml infer` as users run it: many videos, a checkpoint or an exported model, records on disk."""
+
+import csv
+import json
+
+import pytest
+import torch
+from helpers import videoml
+
+from videoml.data.datamodule import VideoDataModule, encode_index
+from videoml.data.synth import SynthConfig, generate
+from videoml.data.transforms import normalize
+from videoml.infer.run import EXIT_SOME_FAILED, aggregate
+from videoml.models.card import load_trained
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def split_videos(dataset):
+    return sorted(str(dataset.root / line.split()[0]) for line in dataset.split_file("test").read_text().splitlines())
+
+
+def reference_scores(checkpoint, dataset):
+    """path -> mean softmax over the recipe's views, computed through the training data path (VideoDataModule)."""
+    model, card = load_trained(checkpoint)
+    data = VideoDataModule(test={"kind": "labeled_paths", "path": str(dataset.split_file("test"))},
+                           model=card.model, views=card.views, crops=card.crops, num_workers=0)
+    clips = data.dataset("test")
+    scores = {}
+    with torch.inference_mode():
+        for i in range(len(clips)):
+            sample = clips[encode_index(0, i, False, len(clips))]
+            video = normalize(sample["video"], card.input.mean, card.input.std)
+            path = str(clips.videos.items[sample["video_index"]][0])
+            scores.setdefault(path, []).append(model(video).softmax(-1).mean(0))
+    return {p: torch.stack(s).mean(0) for p, s in scores.items()}
+
+
+@pytest.mark.slow
+def test_infer_scores_every_video_as_evaluation_does(small_synth, checkpoint, tmp_path):
+    out, table = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    videos = split_videos(small_synth)
+    result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--csv", str(table),
+                     "--num-workers", "1", "--batch-size", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = records(out)
+    assert [r["path"] for r in got] == videos  # input order, each once
+    reference = reference_scores(checkpoint, small_synth)
+    classes = small_synth.classes
+    for r in got:
+        assert r["status"] == "ok" and r["error"] is None and r["clips"] == 2  # the recipe's 2 views x 1 crop
+        assert len(r["top_k"]) == 5 and r["top_k"] == sorted(r["top_k"], key=lambda t: -t["score"])
+        expected = reference[r["path"]]
+        for top in r["top_k"]:
+            assert top["score"] == pytest.approx(float(expected[classes.index(top["label"])]), abs=1e-4)
+        assert r["seconds"] >= r["model_s"] > 0
+    rows = list(csv.DictReader(table.open()))
+    assert [row["path"] for row in rows] == videos
+    assert all(row["label"] == r["top_k"][0]["label"] for row, r in zip(rows, got))
+    assert f"{len(videos)} done, 0 failed, 0 skipped" in result.stderr
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_recorded_and_the_run_goes_on(small_synth, checkpoint, tmp_path):
+    good = split_videos(small_synth)[:2]
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video at all")
+    listing = tmp_path / "videos.txt"
+    listing.write_text("\n".join([good[0], str(garbage), good[1]]) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", str(listing), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    assert result.returncode == EXIT_SOME_FAILED, result.stderr[-3000:]
+    got = {r["path"]: r for r in records(out)}
+    assert [got[p]["status"] for p in good] == ["ok", "ok"]
+    assert got[str(garbage)]["status"] == "error" and str(garbage) in got[str(garbage)]["error"]
+    assert "2 done, 1 failed" in result.stderr and "Traceback" not in result.stderr
+
+    missing = videoml("infer", str(tmp_path / "nowhere.mp4"), "-m", str(checkpoint), "-o", str(tmp_path / "x.jsonl"))
+    assert missing.returncode == 1 and f"{tmp_path / 'nowhere.mp4'}: no such file" in missing.stderr
+    no_model = videoml("infer", good[0], "-m", str(garbage), "-o", str(tmp_path / "y.jsonl"))
+    assert no_model.returncode == 1 and "not a loadable checkpoint" in no_model.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_skips_what_is_done(small_synth, checkpoint, tmp_path):
+    videos = split_videos(small_synth)
+    out = tmp_path / "out.jsonl"
+    args = ("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    assert videoml(*args).returncode == 0
+    full = records(out)
+    # as a run killed while writing its third record leaves it
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:2]) + lines[2][:15])
+
+    refused = videoml(*args)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = videoml(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{len(videos) - 2} done, 0 failed, 2 skipped" in resumed.stderr
+    again = records(out)
+    assert [r["path"] for r in again] == videos and again[:2] == full[:2]
+    assert [r["top_k"] for r in again] == [r["top_k"] for r in full]
+
+
+@pytest.mark.slow
+def test_dense_mode_gives_a_timeline_over_the_whole_video(checkpoint, tmp_path):
+    data = generate(SynthConfig(classes=("move_left", "grow"), videos_per_class=1, frames=96, fps="16",
+                                splits=(1.0, 0.0, 0.0)), tmp_path / "long")
+    video = str(data.root / data.split_file("train").read_text().split()[0])
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", video, "-m", str(checkpoint), "-o", str(out), "--dense", "0.5", "--num-workers", "0",
+                     "--top-k", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (r,) = records(out)
+    # clips of 8 frames 4 apart span 29 of the 96 frames (6 s at 16 fps); a start every 0.5 s = 8 frames, up to the
+    # last start that fits (frame 67), which is added so the end is covered
+    timeline = r["timeline"]
+    assert [s["start"] for s in timeline] == [i * 0.5 for i in range(9)] + [67 / 16]
+    assert [s["end"] for s in timeline] == [i * 0.5 + 29 / 16 for i in range(9)] + [6.0]
+    assert r["clips"] == 10 and all(len(s["top_k"]) == 2 for s in timeline) and len(r["top_k"]) == 2
+
+
+def test_aggregation_rules():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    p = logits.softmax(-1)
+    assert torch.allclose(aggregate(logits, "mean"), p.mean(0))
+    assert torch.allclose(aggregate(logits, "max"), torch.stack([p[0, 0], p[1, 1]]))
+    assert torch.allclose(aggregate(logits, "mean-logits"), torch.tensor([1.0, 0.5]).softmax(-1))
+
+
+@pytest.mark.slow
+def test_several_devices_merge_into_one_output(small_synth, checkpoint, tmp_path):
+    videos = split_videos(small_synth)
+    one, two = tmp_path / "out" / "one.jsonl", tmp_path / "out" / "two.jsonl"
+    common = ("-m", str(checkpoint), "--num-workers", "0")
+    assert videoml("infer", *videos, *common, "-o", str(one)).returncode == 0
+    result = videoml("infer", *videos, *common, "-o", str(two), "--device", "cpu,cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["path"] for r in records(two)] == videos
+    assert [r["top_k"] for r in records(two)] == [r["top_k"] for r in records(one)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.jsonl", "two.jsonl"]  # no parts left
+
+
+@pytest.mark.slow
+def test_profile_writes_a_trace_and_an_operator_table(small_synth, checkpoint, tmp_path):
+    videos = split_videos(small_synth)
+    folder = tmp_path / "profile"
+    result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(tmp_path / "out.jsonl"),
+                     "--batch-size", "1", "--num-workers", "0", "--profile", str(folder))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (trace,) = folder.glob("trace.*.json")
+    assert json.loads(trace.read_text())["traceEvents"]
+    assert "aten::" in (folder / "operators.txt").read_text() and "Self CPU" in result.stderr

@@ -1,0 +1,196 @@
+"""``videoml export``: a checkpoint to TorchScript, ``torch.export`` or ONNX, each verified before it is kept.
+
+Formats (file suffix in brackets):
+  ``torchscript-trace``  [.ts]   ``torch.jit.trace`` on real clips. Works for every registry model.
+  ``torchscript-script`` [.ts]   ``torch.jit.script``. No PyTorchVideo 0.1.5 architecture compiles: X3D's and
+                                 EfficientX3D's blocks annotate attributes as ``nn.Module`` (TorchScript has no such
+                                 type), the ResNet family (Slow, C2D, I3D, SlowFast, R(2+1)D, CSN) indexes
+                                 ``nn.ModuleList`` with a loop variable, and MViT adds ``pos_embed`` only in some
+                                 configurations. The attempt is made and the reason reported.
+  ``pt2``                [.pt2]  ``torch.export`` ExportedProgram with a dynamic batch dimension.
+  ``onnx``               [.onnx] ``torch.onnx.export(dynamo=True)``, opset 18 by default, dynamic batch.
+SlowFast's two-pathway input becomes a list argument (TorchScript, pt2) or two inputs ``slow`` and ``fast`` (ONNX).
+
+Every file carries the model card (classes, input, views) and is checked before ``export`` returns: a fresh Python
+process that cannot import videoml nor PyTorchVideo loads it (TorchScript and pt2 with torch, ONNX with ONNX Runtime)
+and runs real decoded clips at another batch size than the export's; its logits must match eager PyTorch's within
+``atol + rtol * |eager|`` (fp32: 1e-4 and 1e-3), or the file is deleted and the error says by how much.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from videoml.errors import UsageError, VideomlError
+from videoml.models.card import METADATA_KEY, ModelCard, load_trained
+
+# format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
+FORMATS = {"torchscript-trace": "model.trace.ts", "torchscript-script": "model.script.ts", "pt2": "model.pt2",
+           "onnx": "model.onnx"}
+DEFAULT_OPSET = 18
+ATOL, RTOL = 1e-4, 1e-3
+
+
+@dataclass
+class ExportReport:
+    format: str
+    path: str
+    bytes: int
+    max_abs_diff: float  # exported vs eager logits, fresh process, real clips
+    tolerance: str
+    batch_checked: int
+    seconds: float
+    opset: int | None = None
+
+
+def sample_clips(card: ModelCard, video: str | os.PathLike | None, count: int) -> torch.Tensor | list[torch.Tensor]:
+    """``count`` normalised clips decoded from ``video`` (default: a freshly generated synthetic video)."""
+    from videoml.data.transforms import normalize
+    from videoml.infer.clips import VideoClips
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if video is None:
+            from videoml.data.synth import SynthConfig, generate
+
+            data = generate(SynthConfig(classes=("move_left", "grow"), videos_per_class=1,
+                                        splits=(1.0, 0.0, 0.0)), tmp)
+            video = data.root / Path(data.split_file("train").read_text().split()[0])
+        item = VideoClips([video], card.input, views=count, crops=1)[0]
+        if item["error"]:
+            raise VideomlError(f"cannot decode the sample video: {item['error']}")
+    return normalize(item["video"], card.input.mean, card.input.std)
+
+
+def _save_torchscript(module, path: Path, card: ModelCard) -> None:
+    module.save(str(path), _extra_files={METADATA_KEY: card.to_json()})
+
+
+def _export(model, card: ModelCard, fmt: str, example, path: Path, opset: int) -> None:
+    try:
+        _write(model, card, fmt, example, path, opset)
+    except VideomlError:
+        raise
+    except Exception as e:  # the exporters raise many types; say which model and format, and why
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise VideomlError(f"{fmt} export of {card.model} failed ({type(e).__name__}: {reason})") from None
+
+
+def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) -> None:
+    args = (example,)
+    with warnings.catch_warnings():
+        # the user asked for TorchScript: its deprecation notice (in favour of torch.export) is no news here
+        warnings.filterwarnings("ignore", message=".*TorchScript.*deprecated.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated.*")
+        if fmt == "torchscript-trace":
+            _save_torchscript(torch.jit.trace(model, args, check_trace=False), path, card)
+            return
+        if fmt == "torchscript-script":
+            try:
+                scripted = torch.jit.script(model)
+            except Exception as e:  # TorchScript's frontend raises several types; the message is what matters
+                reason = str(e).strip().splitlines()[0]
+                raise VideomlError(f"{card.model} cannot be scripted ({type(e).__name__}: {reason}); "
+                                   "use --format torchscript-trace, pt2 or onnx") from None
+            _save_torchscript(scripted, path, card)
+            return
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = ([{0: batch} for _ in example],) if isinstance(example, list) else ({0: batch},)
+    if fmt == "pt2":
+        program = torch.export.export(model, args, dynamic_shapes=shapes)
+        torch.export.save(program, str(path), extra_files={METADATA_KEY: card.to_json()})
+        return
+    import onnx
+
+    names = ["slow", "fast"] if isinstance(example, list) else ["video"]
+    torch.onnx.export(model, args, str(path), dynamo=True, opset_version=opset, input_names=names,
+                      output_names=["logits"], dynamic_shapes=shapes, external_data=False, verbose=False)
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {METADATA_KEY: card.to_json()})
+    onnx.save(proto, str(path))
+
+
+# Run in a fresh interpreter in which videoml and pytorchvideo cannot be imported: the exported file must stand alone.
+_CHECK = r"""
+import sys
+sys.modules["videoml"] = None
+sys.modules["pytorchvideo"] = None
+import torch
+fmt, model_path, inputs_path, out_path = sys.argv[1:5]
+video = torch.load(inputs_path)
+if fmt.startswith("torchscript"):
+    logits = torch.jit.load(model_path)(video)
+elif fmt == "pt2":
+    logits = torch.export.load(model_path).module()(video)
+else:
+    import onnxruntime
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    inputs = video if isinstance(video, list) else [video]
+    feeds = {i.name: v.numpy() for i, v in zip(session.get_inputs(), inputs)}
+    logits = torch.from_numpy(session.run(None, feeds)[0])
+torch.save(logits, out_path)
+"""
+
+
+def verify(fmt: str, path: Path, eager, video) -> float:
+    """Largest |exported - eager| logit difference, the exported file run in a fresh process; raises when off."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs, out = Path(tmp) / "inputs.pt", Path(tmp) / "logits.pt"
+        torch.save(video, inputs)
+        done = subprocess.run([sys.executable, "-c", _CHECK, fmt, str(path), str(inputs), str(out)],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise VideomlError(f"{path}: the exported model does not run on its own in a fresh process: {last}")
+        logits = torch.load(out)
+    if logits.shape != eager.shape:
+        raise VideomlError(f"{path}: exported model gives logits of shape {tuple(logits.shape)}, eager "
+                           f"{tuple(eager.shape)}")
+    diff = (logits - eager).abs()
+    if not bool((diff <= ATOL + RTOL * eager.abs()).all()):
+        raise VideomlError(f"{path}: exported logits differ from eager PyTorch's by up to {float(diff.max()):.3g} "
+                           f"(tolerance {ATOL:g} + {RTOL:g} x |logit|)")
+    return float(diff.max())
+
+
+def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, sample_video: str | None = None,
+           opset: int = DEFAULT_OPSET, batch: int = 2) -> ExportReport:
+    """Export ``checkpoint`` to ``out`` (a file, or a folder to hold the file named in ``FORMATS``); verify it."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    started = time.perf_counter()
+    model, card = load_trained(checkpoint)
+    path = Path(out)
+    suffix = Path(FORMATS[fmt]).suffix
+    if path.is_dir() or not path.suffix:
+        path = path / FORMATS[fmt]
+    elif path.suffix != suffix:
+        raise UsageError(f"{path}: a {fmt} file should end in {suffix} (videoml infer goes by the suffix)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clips = sample_clips(card, sample_video, batch + 1)
+    example = [c[:batch] for c in clips] if isinstance(clips, list) else clips[:batch]
+    with torch.inference_mode():
+        eager = model(clips)
+    with torch.no_grad():
+        _export(model, card, fmt, example, path, opset)
+    try:
+        max_diff = verify(fmt, path, eager, clips)
+    except VideomlError:
+        path.unlink(missing_ok=True)
+        raise
+    return ExportReport(fmt, str(path), path.stat().st_size, max_diff, f"{ATOL:g} + {RTOL:g} x |logit|", batch + 1,
+                        round(time.perf_counter() - started, 2), opset if fmt == "onnx" else None)
+
+
+def report_json(report: ExportReport) -> str:
+    return json.dumps(dataclasses.asdict(report))

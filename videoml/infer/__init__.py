@@ -1,0 +1,1 @@
+"""Batch inference: ``videoml infer``."""

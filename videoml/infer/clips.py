@@ -1,0 +1,69 @@
+"""The clips of whole videos for inference, decoded in DataLoader workers: one item per video, every view at once.
+
+A video's clips are its ``views`` temporal views (evenly spaced, :func:`uniform_clips`) or, in dense mode, clips every
+``dense_step`` seconds over the whole video (:func:`dense_clips`), each cut into ``crops`` spatial crops. All of a
+video's frames are decoded in one call, so frames shared by overlapping clips are decoded once.
+
+A video that cannot be read gives an item with ``error`` set instead of clips: the caller records it and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from videoml.data import transforms
+from videoml.data.decoding import open_video
+from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
+from videoml.errors import VideoDecodeError
+from videoml.models.registry import InputSpec
+
+log = logging.getLogger("videoml.infer")
+
+
+class VideoClips(Dataset):
+    def __init__(self, paths: list[str | os.PathLike], spec: InputSpec, views: int = 1, crops: int = 1,
+                 dense_step: float | None = None, backend: str = "pyav"):
+        self.paths, self.spec, self.views, self.crops = [str(p) for p in paths], spec, views, crops
+        self.dense_step, self.backend = dense_step, backend
+        self.clip = ClipSpec(spec.frames, spec.stride)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def clip_indices(self, timestamps: np.ndarray) -> np.ndarray:
+        """(K, T) frame indices of a video's clips."""
+        if self.dense_step is None:
+            return uniform_clips(self.clip, timestamps, self.views)
+        duration = timestamps[-1] - timestamps[0]
+        fps = (len(timestamps) - 1) / duration if duration > 0 else 1.0
+        return dense_clips(self.clip, timestamps, max(int(round(self.dense_step * fps)), 1))
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.paths[index]
+        item = {"index": index, "path": path, "error": None}
+        started = time.perf_counter()
+        try:
+            with open_video(path, self.backend, threads=1, bad_frames="nearest") as video:
+                clips = self.clip_indices(video.timestamps)
+                frames = video.get_clips(clips, size=self.spec.eval_scale)  # (K, T, H, W, 3)
+                stamps, frame_time = video.timestamps, 1.0 / video.fps if video.fps > 0 else 0.0
+        except VideoDecodeError as e:
+            item["error"] = str(e)
+            return item
+        except Exception as e:  # a batch job records any failure of one file and goes on
+            item["error"] = f"{path}: {type(e).__name__}: {e}"
+            return item
+        crops = torch.stack([transforms.spatial_crops(f, self.spec.crop, self.crops) for f in frames])
+        layout = transforms.to_model_layout(crops.flatten(0, 1))  # (K * crops, C, T, s, s)
+        item["video"] = transforms.pack_pathways(layout, self.spec.slowfast_alpha)
+        item["clips"] = len(layout)
+        item["starts"] = torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64)
+        item["ends"] = torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64)
+        item["decode_s"] = time.perf_counter() - started
+        return item

@@ -1,0 +1,124 @@
+"""A model ready for inference, from a ``videoml fit`` checkpoint or an exported file.
+
+The file's kind comes from its name: ``.ts`` TorchScript, ``.pt2`` ``torch.export`` program, ``.onnx`` ONNX (run in
+ONNX Runtime on the CPU); anything else is read as a checkpoint. Every kind carries its :class:`ModelCard`.
+
+A :class:`Predictor` takes uint8 clips as the data pipeline makes them ((B, C, T, H, W), or SlowFast's
+``[slow, fast]``), normalises them on its device, and returns float32 logits on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from videoml.data.transforms import normalize
+from videoml.errors import UsageError, VideomlError
+from videoml.models.card import METADATA_KEY, ModelCard, load_trained
+from videoml.models.registry import MEMORY_FORMATS
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
+
+
+def model_kind(path: str | os.PathLike) -> str:
+    return EXPORT_SUFFIXES.get(Path(path).suffix.lower(), "checkpoint")
+
+
+class Predictor:
+    def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device, precision: str = "32",
+                 memory_format: str = "channels_last_3d"):
+        if precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if memory_format not in MEMORY_FORMATS:
+            raise UsageError(f"memory format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
+        if kind == "onnx" and precision != "32":
+            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision 32")
+        self.forward, self.card, self.kind, self.device = forward, card, kind, device
+        self.dtype = PRECISIONS[precision]
+        self.memory_format = MEMORY_FORMATS[memory_format]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def prepare(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """uint8 clips -> normalised float32 on the device, in the memory format."""
+        if isinstance(video, (list, tuple)):
+            return [self.prepare(v) for v in video]
+        video = normalize(video.to(self.device, non_blocking=True), self.card.input.mean, self.card.input.std)
+        return video.contiguous(memory_format=self.memory_format)
+
+    @torch.inference_mode()
+    def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        video = self.prepare(video)
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            logits = self.forward(video)
+        return logits.float().cpu()
+
+
+def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "32",
+                   memory_format: str = "channels_last_3d") -> Predictor:
+    path = str(path)
+    if not os.path.isfile(path):
+        raise VideomlError(f"{path}: no such model file")
+    device = torch.device(device)
+    kind = model_kind(path)
+    if kind == "checkpoint":
+        model, card = load_trained(path)
+        forward = model.to(device, memory_format=MEMORY_FORMATS.get(memory_format, torch.contiguous_format))
+    elif kind == "torchscript":
+        extra = {METADATA_KEY: ""}
+        try:
+            with warnings.catch_warnings():  # TorchScript's deprecation notice is no news to who exported one
+                warnings.filterwarnings("ignore", message=".*deprecated.*", category=FutureWarning)
+                forward = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
+        except RuntimeError as e:
+            raise VideomlError(f"{path}: not a TorchScript file ({str(e).splitlines()[0]})") from None
+        card = _card(extra[METADATA_KEY], path)
+    elif kind == "pt2":
+        extra = {METADATA_KEY: ""}
+        try:
+            program = torch.export.load(path, extra_files=extra)
+        except Exception as e:  # a zip without the program's parts, or not a zip at all
+            raise VideomlError(f"{path}: not a torch.export program ({type(e).__name__}: {e})") from None
+        card = _card(extra[METADATA_KEY], path)
+        forward = program.module().to(device)
+    else:
+        forward, card = _onnx_session(path)
+    return Predictor(forward, card, kind, device, precision, memory_format)
+
+
+def _card(text: str | bytes, path: str) -> ModelCard:
+    if not text:
+        raise VideomlError(f"{path}: has no videoml metadata (export it with `videoml export`)")
+    return ModelCard.from_json(text, path)
+
+
+def _onnx_session(path: str) -> tuple[Callable, ModelCard]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise VideomlError("running ONNX models needs onnx and onnxruntime: pip install 'videoml[onnx]'") from None
+    try:
+        meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnx / onnxruntime raise their own types for files they cannot read
+        raise VideomlError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    card = _card(meta.get(METADATA_KEY, ""), path)
+    names = [i.name for i in session.get_inputs()]
+
+    def forward(video):
+        inputs = video if isinstance(video, list) else [video]
+        feeds = {n: v.detach().cpu().contiguous().numpy() for n, v in zip(names, inputs)}
+        return torch.from_numpy(session.run(None, feeds)[0])
+
+    return forward, card

@@ -1,0 +1,284 @@
+"""``videoml infer``: classify many videos with a trained or exported model.
+
+Decoding runs in DataLoader workers ahead of the model (one item per video, all its views decoded in one call), clips
+of consecutive videos are packed into full batches, and each video's scores are aggregated as soon as its last clip is
+scored. Results go to disk one video at a time (see :mod:`videoml.infer.results`).
+
+Aggregation of a video's clip scores (``aggregate``):
+  ``mean``        the mean of the clips' softmax probabilities (default; PySlowFast's and MMAction2's test rule)
+  ``max``         per class, the largest softmax probability of any clip (scores then need not sum to 1)
+  ``mean-logits`` the softmax of the clips' mean logits
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from videoml.data.datamodule import worker_init
+from videoml.data.files import find_videos
+from videoml.errors import UsageError
+from videoml.infer.clips import VideoClips
+from videoml.infer.predictor import Predictor, load_predictor
+from videoml.infer.results import ResultWriter, read_records
+from videoml.profiling import Profile
+
+log = logging.getLogger("videoml.infer")
+
+AGGREGATES = ("mean", "max", "mean-logits")
+EXIT_SOME_FAILED = 3  # some videos could not be classified (their records say why); usage errors exit 2
+
+
+@dataclass
+class InferConfig:
+    model: str  # checkpoint or exported model
+    inputs: list[str]  # files, folders, glob patterns, list files (@list.txt or *.txt / *.lst)
+    output: str = "predictions.jsonl"
+    csv: str | None = None
+    views: int | None = None  # None: the model's recipe
+    crops: int | None = None
+    top_k: int = 5
+    aggregate: str = "mean"
+    per_clip: bool = False
+    dense: float | None = None  # seconds between clip starts: a timeline of the whole video
+    batch_size: int = 16  # clips per model call
+    num_workers: int = 2
+    backend: str = "pyav"
+    devices: tuple[str, ...] = ("cpu",)
+    precision: str = "32"
+    memory_format: str = "channels_last_3d"
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    profile: str | None = None  # a folder: profile the model calls, write the trace there
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    clips: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        rate = self.done / self.seconds if self.seconds else 0.0
+        clip_rate = self.clips / self.seconds if self.seconds else 0.0
+        return (f"{self.done} done, {self.failed} failed, {self.skipped} skipped (already in the output) in "
+                f"{self.seconds:.1f} s: {rate:.2f} videos/s, {clip_rate:.1f} clips/s")
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files, folders (recursive), globs, and list files (``@file``, or a ``.txt`` / ``.lst`` file: one path a line,
+    relative paths taken from the list's folder)."""
+    items: list[str] = []
+    for item in inputs:
+        listed = item[1:] if item.startswith("@") else item if Path(item).suffix in (".txt", ".lst") else None
+        if listed is None:
+            items.append(item)
+            continue
+        try:
+            lines = Path(listed).read_text().splitlines()
+        except OSError as e:
+            raise UsageError(f"{listed}: cannot read the list file ({e.strerror})") from None
+        base = Path(listed).parent
+        items += [str(base / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
+    return [str(p) for p in find_videos(items)] if items else []
+
+
+def aggregate(logits: torch.Tensor, rule: str) -> torch.Tensor:
+    """(clips, classes) logits -> (classes,) video scores by ``rule`` (see module doc)."""
+    if rule == "mean":
+        return logits.softmax(-1).mean(0)
+    if rule == "max":
+        return logits.softmax(-1).max(0).values
+    if rule == "mean-logits":
+        return logits.mean(0).softmax(-1)
+    raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
+
+
+def _top(scores: torch.Tensor, classes, k: int) -> list[dict]:
+    values, indices = scores.topk(min(k, len(scores)))
+    return [{"label": classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+
+
+def _slice(video, start: int, stop: int):
+    return [v[start:stop] for v in video] if isinstance(video, list) else video[start:stop]
+
+
+def _cat(parts: list):
+    if isinstance(parts[0], list):
+        return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
+    return torch.cat(parts)
+
+
+class _Batcher:
+    """Packs the clips of consecutive videos into batches of ``size``; gives back videos whose clips are all scored,
+    in input order."""
+
+    def __init__(self, predictor: Predictor, size: int, profile: Profile | None):
+        self.predictor, self.size, self.profile = predictor, size, profile
+        self.videos: list[dict] = []  # waiting for scores, in order
+        self.queue: list[tuple[dict, int]] = []  # (video, first clip not yet batched)
+        self.queued = 0
+
+    def add(self, item: dict) -> None:
+        item["logits"], item["model_s"] = [], 0.0
+        self.videos.append(item)
+        self.queue.append((item, 0))
+        self.queued += item["clips"]
+
+    def ready(self, final: bool = False) -> list[dict]:
+        while self.queued >= self.size or (final and self.queued):
+            self._run_batch()
+        finished = []
+        while self.videos and sum(len(x) for x in self.videos[0]["logits"]) == self.videos[0]["clips"]:
+            finished.append(self.videos.pop(0))
+        return finished
+
+    def _run_batch(self) -> None:
+        parts, owners, room = [], [], self.size
+        while room and self.queue:
+            item, start = self.queue[0]
+            take = min(room, item["clips"] - start)
+            parts.append(_slice(item["video"], start, start + take))
+            owners.append((item, take))
+            room -= take
+            if start + take == item["clips"]:
+                self.queue.pop(0)
+            else:
+                self.queue[0] = (item, start + take)
+        started = time.perf_counter()
+        logits = self.predictor(_cat(parts))
+        elapsed = time.perf_counter() - started
+        if self.profile:
+            self.profile.step()
+        batch = sum(n for _, n in owners)
+        self.queued -= batch
+        offset = 0
+        for item, n in owners:
+            item["logits"].append(logits[offset:offset + n])
+            item["model_s"] += elapsed * n / batch
+            offset += n
+
+
+def _record(item: dict, predictor: Predictor, config: InferConfig) -> dict:
+    logits = torch.cat(item["logits"])
+    classes = predictor.classes
+    scores = aggregate(logits, config.aggregate)
+    record = {"path": item["path"], "status": "ok", "top_k": _top(scores, classes, config.top_k),
+              "clips": item["clips"], "seconds": round(item["decode_s"] + item["model_s"], 6),
+              "decode_s": round(item["decode_s"], 6), "model_s": round(item["model_s"], 6), "error": None}
+    if config.per_clip or config.dense is not None:
+        crops = item["crops"]
+        segments = []
+        for k in range(len(item["starts"])):
+            clip_scores = aggregate(logits[k * crops:(k + 1) * crops], config.aggregate)  # a clip's crops
+            segments.append({"start": round(float(item["starts"][k]), 4), "end": round(float(item["ends"][k]), 4),
+                             "top_k": _top(clip_scores, classes, config.top_k)})
+        record["timeline" if config.dense is not None else "per_clip"] = segments
+    return record
+
+
+def _error_record(path: str, error: str) -> dict:
+    return {"path": path, "status": "error", "top_k": [], "clips": 0, "seconds": None, "error": error}
+
+
+def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str, csv: str | None,
+                 position: int = 0) -> Summary:
+    """Classify ``paths`` on one device, appending to ``output``."""
+    predictor = load_predictor(config.model, device, config.precision, config.memory_format)
+    card = predictor.card
+    views, crops = config.views or card.views, config.crops or card.crops
+    summary = Summary()
+    started = time.perf_counter()
+    with ResultWriter(output, csv, resume=config.resume, overwrite=config.overwrite) as writer:
+        todo = [p for p in paths if p not in writer.done]
+        summary.skipped = len(paths) - len(todo)
+        dataset = VideoClips(todo, card.input, views=views, crops=crops, dense_step=config.dense,
+                             backend=config.backend)
+        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=config.num_workers,
+                            worker_init_fn=worker_init, prefetch_factor=4 if config.num_workers else None,
+                            pin_memory=torch.device(device).type == "cuda")
+        bar = tqdm(total=len(paths), initial=summary.skipped, unit="video", position=position,
+                   disable=not config.progress, desc=device if len(config.devices) > 1 else None)
+        profile = Profile(config.profile, torch.device(device).type) if config.profile else None
+        batcher = _Batcher(predictor, config.batch_size, profile)
+
+        def finish(items):
+            for item in items:
+                writer.write(_record(item, predictor, config))
+                summary.done += 1
+                summary.clips += item["clips"]
+                bar.update()
+
+        with profile or contextlib.nullcontext():
+            for item in loader:
+                if item["error"]:
+                    log.warning("%s", item["error"])
+                    writer.write(_error_record(item["path"], item["error"]))
+                    summary.failed += 1
+                    bar.update()
+                    continue
+                item["crops"] = crops
+                batcher.add(item)
+                finish(batcher.ready())
+            finish(batcher.ready(final=True))
+        bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _shard_worker(args) -> dict:
+    config, paths, device, output, position = args
+    return dataclasses.asdict(_infer_shard(config, paths, device, output, None, position))
+
+
+def infer(config: InferConfig) -> Summary:
+    """Run inference as configured; returns the counts. One process per device when there are several."""
+    if config.aggregate not in AGGREGATES:
+        raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {config.aggregate!r}")
+    if config.dense is not None and config.dense <= 0:
+        raise UsageError(f"--dense needs a step in seconds > 0, got {config.dense}")
+    paths = expand_inputs(config.inputs)
+    if not paths:
+        raise UsageError("no input videos")
+    if len(config.devices) == 1:
+        return _infer_shard(config, paths, config.devices[0], config.output, config.csv)
+    return _infer_sharded(config, paths)
+
+
+def _infer_sharded(config: InferConfig, paths: list[str]) -> Summary:
+    """Shard k of n takes every n-th video and writes ``<output>.part<k>``; the parts are merged into ``output`` in
+    input order at the end (and, after an interrupted run, by the next ``--resume``)."""
+    from videoml.processes import process_pool
+
+    out = Path(config.output)
+    parts = [out.with_name(f"{out.name}.part{k}") for k in range(len(config.devices))]
+    merged = ResultWriter(out, config.csv, resume=config.resume, overwrite=config.overwrite)
+    merged.close()
+    remaining = [p for p in paths if p not in merged.done]
+    started = time.perf_counter()
+    jobs = [(dataclasses.replace(config, resume=True, overwrite=False), remaining[k::len(parts)], device, str(part), k)
+            for k, (device, part) in enumerate(zip(config.devices, parts))]
+    with process_pool(len(jobs)) as pool:
+        results = [Summary(**r) for r in pool.map(_shard_worker, jobs)]
+    by_path = {r["path"]: r for part in parts for r in read_records(part)}
+    with ResultWriter(out, config.csv, resume=True) as writer:
+        for path in remaining:
+            if path in by_path:
+                writer.write(by_path[path])
+    for part in parts:
+        part.unlink()
+    summary = Summary(done=sum(r.done for r in results), failed=sum(r.failed for r in results),
+                      skipped=len(paths) - len(remaining) + sum(r.skipped for r in results),
+                      clips=sum(r.clips for r in results), seconds=time.perf_counter() - started)
+    return summary
