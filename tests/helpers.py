@@ -51,6 +51,7 @@ def fit_args(dataset, root, *extra, train=None) -> list[str]:
     return ["--config", "configs/synth_x3d_tiny.yaml", "--data.train.path", str(train),
             "--data.val.path", str(dataset.split_file("val")), "--data.test.path", str(dataset.split_file("test")),
             "--data.batch_size", "4", "--data.num_workers", "0", "--trainer.max_epochs", "1",
+            "--trainer.check_val_every_n_epoch", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
             "--trainer.logger.init_args.save_dir", str(root), "--model.model_options", '{"dropout_rate": 0.0}', *extra]
 

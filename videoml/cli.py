@@ -185,6 +185,8 @@ def _add_bench_model(sub) -> None:
     p.add_argument("--steps", type=_positive_int, default=d.steps, help="steps a timed round (default: %(default)s)")
     p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="timed rounds (default: %(default)s)")
     p.add_argument("--out", default=d.out, help="results directory (default: %(default)s)")
+    p.add_argument("--profile", action="store_true",
+                   help="also trace each model and mode's train step (PyTorch Profiler) into OUT/profile-*/")
     p.set_defaults(run=_run_bench_model)
 
 
@@ -197,7 +199,8 @@ def _run_bench_model(args) -> int:
     for mode in args.modes:
         Mode.parse(mode)
     bench = ModelBench(models=args.models, modes=args.modes, batch_size=args.batch_size, device=args.device,
-                       warmup=args.warmup, steps=args.steps, repeats=args.repeats, out=args.out)
+                       warmup=args.warmup, steps=args.steps, repeats=args.repeats, out=args.out,
+                       profile=args.profile)
     results = run(bench)
     out = write(results, bench.out)
     print(table(results))
@@ -277,7 +280,8 @@ def _add_infer(commands) -> None:
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:1, or a comma-separated list (one process per device, outputs merged)")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision, help="autocast (default: fp32)")
-    p.add_argument("--memory-format", choices=("channels_last_3d", "contiguous"), default=d.memory_format)
+    p.add_argument("--memory-format", choices=("auto", "channels_last_3d", "contiguous"), default=d.memory_format,
+                   help="auto: by device and architecture, as measured (default)")
     p.add_argument("--resume", action="store_true", help="go on with an existing output, skipping videos in it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--profile", nargs="?", const="", metavar="FOLDER",

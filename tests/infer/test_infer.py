@@ -12,6 +12,7 @@ from videoml.data.synth import SynthConfig, generate
 from videoml.data.transforms import normalize
 from videoml.infer.run import EXIT_SOME_FAILED, aggregate
 from videoml.models.card import load_trained
+from videoml.models.registry import model_input
 
 
 def records(path):
@@ -114,12 +115,16 @@ def test_dense_mode_gives_a_timeline_over_the_whole_video(checkpoint, tmp_path):
                      "--top-k", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     (r,) = records(out)
-    # clips of 8 frames 4 apart span 29 of the 96 frames (6 s at 16 fps); a start every 0.5 s = 8 frames, up to the
-    # last start that fits (frame 67), which is added so the end is covered
+    # a clip spans (T - 1) x stride + 1 frames of the 96 (6 s at 16 fps); a start every 0.5 s = 8 frames, up to the
+    # last start that fits, which is added so that the end is covered
+    spec = model_input("x3d_tiny")
+    span = (spec.frames - 1) * spec.stride + 1
+    last = 96 - span
+    starts = list(range(0, last + 1, 8)) + ([last] if last % 8 else [])
     timeline = r["timeline"]
-    assert [s["start"] for s in timeline] == [i * 0.5 for i in range(9)] + [67 / 16]
-    assert [s["end"] for s in timeline] == [i * 0.5 + 29 / 16 for i in range(9)] + [6.0]
-    assert r["clips"] == 10 and all(len(s["top_k"]) == 2 for s in timeline) and len(r["top_k"]) == 2
+    assert [s["start"] for s in timeline] == [f / 16 for f in starts]
+    assert [s["end"] for s in timeline] == [(f + span) / 16 for f in starts]
+    assert r["clips"] == len(starts) and all(len(s["top_k"]) == 2 for s in timeline) and len(r["top_k"]) == 2
 
 
 def test_aggregation_rules():

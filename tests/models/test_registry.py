@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from videoml.models.registry import MODELS, build_model, classifier_name, load_weights, model_input
+from videoml.models.registry import (MODELS, build_model, classifier_name, load_weights, memory_format_for,
+                                     model_input)
 from videoml.errors import VideomlError
 
 
@@ -72,3 +73,26 @@ def test_lightning_checkpoints_load_and_mismatches_are_named(tmp_path):
         load_weights(model, tmp_path / "none.pyth")
     with pytest.raises(VideomlError, match="unknown model 'x3d_huge'"):
         build_model("x3d_huge", 3)
+
+
+def test_auto_memory_format_follows_the_measurements():
+    x3d, slow = build_model("x3d_tiny", 4), build_model("slow_r50", 4)
+    assert memory_format_for("auto", x3d, "cpu") == torch.channels_last_3d
+    assert memory_format_for("auto", x3d, "cuda") == torch.contiguous_format  # depthwise Conv3d
+    assert memory_format_for("auto", slow, "cuda") == torch.channels_last_3d
+    assert memory_format_for("auto", None, "cpu") == torch.contiguous_format  # an exported model: nothing to inspect
+    assert memory_format_for("contiguous", x3d, "cpu") == torch.contiguous_format
+    with pytest.raises(VideomlError, match="memory format must be one of auto"):
+        memory_format_for("nhwc", x3d, "cpu")
+
+
+def test_x3d_takes_any_clip_size_and_slowfast_leaves_its_input_alone():
+    x3d = build_model("x3d_tiny", 4).eval()
+    with torch.no_grad():
+        assert x3d(torch.randn(2, 3, 4, 64, 64)).shape == x3d(torch.randn(2, 3, 7, 80, 96)).shape == (2, 4)
+    slowfast = build_model("slowfast_r50", 4).eval()
+    video = [torch.randn(1, 3, 2, 224, 224), torch.randn(1, 3, 8, 224, 224)]
+    first = list(video)
+    with torch.no_grad():
+        a, b = slowfast(video), slowfast(video)
+    assert torch.equal(a, b) and all(x is y for x, y in zip(video, first))

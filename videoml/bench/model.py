@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from videoml.bench.common import environment, write as write_results
 from videoml.errors import UsageError
 from videoml.models.registry import MEMORY_FORMATS, build_model, model_input
+from videoml.profiling import Profile, ProfileSchedule
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -67,6 +68,7 @@ class ModelBench:
     repeats: int = 5
     classes: int = 400
     out: str = "runs/bench/model"
+    profile: bool = False  # also trace each model and mode's train step into <out>/profile-<model>-<mode>/
     seed: int = 0
 
 
@@ -137,6 +139,13 @@ def measure(name: str, mode: Mode, bench: ModelBench) -> list[dict]:
                      "peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
                      if device.type == "cuda" else None,
                      "samples_ms": [round(1000 * r, 3) for r in rounds]})
+    if bench.profile:
+        steps = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
+        with Profile(Path(bench.out) / f"profile-{name}-{mode.name}", device.type, steps) as profile:
+            for _ in range(4):
+                train_step()
+                _sync(device)
+                profile.step()
     return rows
 
 

@@ -58,7 +58,7 @@ def pack_pathways(clip: torch.Tensor, alpha: int | None) -> torch.Tensor | list[
     if not alpha:
         return clip
     frames = clip.shape[-3]
-    slow = torch.linspace(0, frames - 1, max(frames // alpha, 1)).long()
+    slow = torch.linspace(0, frames - 1, max(frames // alpha, 1), device=clip.device).long()
     return [clip.index_select(-3, slow), clip]
 
 

@@ -20,7 +20,7 @@ import torch
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError
 from videoml.models.card import METADATA_KEY, ModelCard, load_trained
-from videoml.models.registry import MEMORY_FORMATS
+from videoml.models.registry import memory_format_for
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
@@ -32,16 +32,14 @@ def model_kind(path: str | os.PathLike) -> str:
 
 class Predictor:
     def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device, precision: str = "32",
-                 memory_format: str = "channels_last_3d"):
+                 memory_format: torch.memory_format = torch.contiguous_format):
         if precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if memory_format not in MEMORY_FORMATS:
-            raise UsageError(f"memory format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
         if kind == "onnx" and precision != "32":
             raise UsageError("an ONNX model runs at the precision it was exported with: use --precision 32")
         self.forward, self.card, self.kind, self.device = forward, card, kind, device
         self.dtype = PRECISIONS[precision]
-        self.memory_format = MEMORY_FORMATS[memory_format]
+        self.memory_format = memory_format
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -65,7 +63,8 @@ class Predictor:
 
 
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "32",
-                   memory_format: str = "channels_last_3d") -> Predictor:
+                   memory_format: str = "auto") -> Predictor:
+    """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous"."""
     path = str(path)
     if not os.path.isfile(path):
         raise VideomlError(f"{path}: no such model file")
@@ -73,7 +72,8 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
     kind = model_kind(path)
     if kind == "checkpoint":
         model, card = load_trained(path)
-        forward = model.to(device, memory_format=MEMORY_FORMATS.get(memory_format, torch.contiguous_format))
+        layout = memory_format_for(memory_format, model, device.type)
+        forward = model.to(device, memory_format=layout)
     elif kind == "torchscript":
         extra = {METADATA_KEY: ""}
         try:
@@ -93,7 +93,9 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
         forward = program.module().to(device)
     else:
         forward, card = _onnx_session(path)
-    return Predictor(forward, card, kind, device, precision, memory_format)
+    if kind != "checkpoint":
+        layout = memory_format_for(memory_format, None, device.type)
+    return Predictor(forward, card, kind, device, precision, layout)
 
 
 def _card(text: str | bytes, path: str) -> ModelCard:

@@ -54,7 +54,7 @@ class InferConfig:
     backend: str = "pyav"
     devices: tuple[str, ...] = ("cpu",)
     precision: str = "32"
-    memory_format: str = "channels_last_3d"
+    memory_format: str = "auto"
     resume: bool = False
     overwrite: bool = False
     progress: bool = True

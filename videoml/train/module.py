@@ -12,7 +12,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from videoml.data.transforms import normalize
 from videoml.errors import VideomlError
-from videoml.models.registry import MEMORY_FORMATS, build_model, load_weights, model_input
+from videoml.models.registry import MEMORY_FORMAT_CHOICES, build_model, load_weights, memory_format_for, model_input
 
 log = logging.getLogger("videoml.train")
 
@@ -32,7 +32,8 @@ class VideoClassifier(L.LightningModule):
         lr: learning rate for ``lr_base_batch_size`` clips per step; scaled linearly to the real global batch
             (batch size x devices x nodes x gradient accumulation). Without ``lr_base_batch_size``, used as is.
         warmup_epochs: linear warm-up, then cosine decay to zero at the last step (per step).
-        memory_format: ``channels_last_3d`` (default: X3D's depthwise Conv3d is much faster in it on CPU) or
+        memory_format: ``auto`` (default: by device and architecture, measured, see
+            :func:`videoml.models.registry.memory_format_for`), ``channels_last_3d`` or
             ``contiguous``.
         compile: ``torch.compile`` the model's forward (the state dict keeps its plain names).
         max_bad_fraction: fail the run when more than this fraction of training videos cannot be decoded in an epoch.
@@ -43,14 +44,14 @@ class VideoClassifier(L.LightningModule):
                  lr: float = 0.1,
                  lr_base_batch_size: int | None = None, momentum: float = 0.9, nesterov: bool = True,
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
-                 memory_format: str = "channels_last_3d", compile: bool = False, max_bad_fraction: float = 0.01):
+                 memory_format: str = "auto", compile: bool = False, max_bad_fraction: float = 0.01):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
         if optimizer not in ("sgd", "adamw"):
             raise VideomlError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-        if memory_format not in MEMORY_FORMATS:
-            raise VideomlError(f"memory_format must be one of {list(MEMORY_FORMATS)}, got {memory_format!r}")
+        if memory_format not in MEMORY_FORMAT_CHOICES:
+            raise VideomlError(f"memory_format must be one of {list(MEMORY_FORMAT_CHOICES)}, got {memory_format!r}")
         self.save_hyperparameters()
         self.spec = model_input(model).replace(**(input or {}))
         self.model = build_model(model, len(classes), **(model_options or {}))
@@ -58,8 +59,7 @@ class VideoClassifier(L.LightningModule):
             fresh = load_weights(self.model, weights)
             if fresh:
                 log.info("%s: new classifier for %d classes (%s)", weights, len(classes), ", ".join(fresh))
-        self.memory_format = MEMORY_FORMATS[memory_format]
-        self.model.to(memory_format=self.memory_format)
+        self.memory_format = torch.contiguous_format  # set for the device in setup()
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain names
         self._outputs: list[dict] = []
@@ -69,6 +69,11 @@ class VideoClassifier(L.LightningModule):
     @property
     def classes(self) -> list[str]:
         return list(self.hparams.classes)
+
+    def setup(self, stage: str) -> None:
+        device_type = self.trainer.strategy.root_device.type
+        self.memory_format = memory_format_for(self.hparams.memory_format, self.model, device_type)
+        self.model.to(memory_format=self.memory_format)
 
     def forward(self, video):
         return self.model(video)
