@@ -125,6 +125,21 @@ def _run_check(args) -> int:
     return 1 if bad else 0
 
 
+# --- videoml bench decode|model|infer -------------------------------------------------------------------------------
+
+
+def _run_bench(bench, name: str) -> int:
+    """Run a benchmark of ``videoml.bench.<name>``, write its results, print its table."""
+    import importlib
+
+    module = importlib.import_module(f"videoml.bench.{name}")
+    results = module.run(bench)
+    out = module.write(results, bench.out)
+    print(module.table(results))
+    print(f"\nresults in {out}/{name}.json, {out}/{name}.md")
+    return 0
+
+
 # --- videoml bench decode -------------------------------------------------------------------------------------------
 
 
@@ -152,7 +167,7 @@ def _add_bench_decode(sub) -> None:
 
 
 def _run_bench_decode(args) -> int:
-    from videoml.bench.decode import DecodeBench, run, table, write
+    from videoml.bench.decode import DecodeBench
 
     unknown = [b for b in args.backends if b not in ("pyav", "decord", "torchcodec")]
     if unknown:
@@ -160,11 +175,7 @@ def _run_bench_decode(args) -> int:
     bench = DecodeBench(data=args.data, out=args.out, backends=args.backends, frames=args.frames, stride=args.stride,
                         views=args.views, clips=args.clips, repeats=args.repeats, memory_reads=args.memory_reads,
                         pytorchvideo=args.pytorchvideo, seed=args.seed)
-    results = run(bench)
-    out = write(results, bench.out)
-    print(table(results))
-    print(f"\nresults in {out}/decode.json, {out}/decode.md")
-    return 0
+    return _run_bench(bench, "decode")
 
 
 def _add_bench_model(sub) -> None:
@@ -191,7 +202,7 @@ def _add_bench_model(sub) -> None:
 
 
 def _run_bench_model(args) -> int:
-    from videoml.bench.model import Mode, ModelBench, run, table, write
+    from videoml.bench.model import Mode, ModelBench
     from videoml.models.registry import model_entry
 
     for name in args.models:
@@ -201,11 +212,7 @@ def _run_bench_model(args) -> int:
     bench = ModelBench(models=args.models, modes=args.modes, batch_size=args.batch_size, device=args.device,
                        warmup=args.warmup, steps=args.steps, repeats=args.repeats, out=args.out,
                        profile=args.profile)
-    results = run(bench)
-    out = write(results, bench.out)
-    print(table(results))
-    print(f"\nresults in {out}/model.json, {out}/model.md")
-    return 0
+    return _run_bench(bench, "model")
 
 
 def _add_bench_infer(sub) -> None:
@@ -232,16 +239,12 @@ def _add_bench_infer(sub) -> None:
 
 
 def _run_bench_infer(args) -> int:
-    from videoml.bench.infer import InferBench, run, table, write
+    from videoml.bench.infer import InferBench
 
     bench = InferBench(data=args.data, out=args.out, model=args.model, views=args.views, videos=args.videos,
                        baseline_videos=args.baseline_videos, batch_size=args.batch_size, num_workers=args.num_workers,
                        device=args.device, precision=args.precision, repeats=args.repeats)
-    results = run(bench)
-    out = write(results, bench.out)
-    print(table(results))
-    print(f"\nresults in {out}/infer.json, {out}/infer.md")
-    return 0
+    return _run_bench(bench, "infer")
 
 
 # --- videoml infer ---------------------------------------------------------------------------------------------------
@@ -418,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     if command in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (configs, overrides, --help)
         position = argv.index(command)
         rest = argv[position:]
-        if "--profile" in rest:  # shorthand for Lightning's profiler option, with our schedule
-            rest = [a for a in rest if a != "--profile"] + ["--trainer.profiler", PROFILER]
+        if "--profile" in rest:  # shorthand for Lightning's profiler option with our schedule (in place, so that
+            at = rest.index("--profile")  # --trainer.profiler.init_args.* after it still apply)
+            rest = rest[:at] + ["--trainer.profiler", PROFILER] + rest[at + 1:]
         return _run_lightning(rest, debug=position > 0)
     parser = build_parser()
     args = parser.parse_args(argv)

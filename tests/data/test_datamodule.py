@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from videoml.data.datamodule import ClipDataset, ShardSampler, VideoDataModule, decode_index
+from videoml.data.datamodule import ClipDataset, ShardSampler, VideoDataModule, decode_index, encode_index
 from videoml.data.datasets import VideoList, labeled_paths
+from videoml.errors import VideomlError
 from videoml.models.registry import model_input
 
 
@@ -53,6 +54,33 @@ def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
     assert not torch.equal(a["video"], later["video"])
     padded = dataset[(0 * 8 + 3) * 2 + 1]
     assert padded["weight"] == 0.0 and torch.equal(padded["video"], a["video"])
+
+
+def test_mirrored_and_reversed_clips_take_the_mapped_labels(small_synth):
+    videos = labeled_paths(small_synth.split_file("train"))
+    spec = model_input("x3d_tiny")
+    plain = ClipDataset(videos, spec, train=True)
+    swaps = {0: 1, 1: 0}  # move_left <-> move_right, as mirror images and played backwards
+    augmented = ClipDataset(videos, spec, train=True, flip=True, flip_labels=swaps, reverse_labels=swaps)
+    index = next(i for i, (_, label) in enumerate(videos.items) if label == 0)
+    seen = set()
+    for epoch in range(16):
+        value = encode_index(epoch, index, False, len(plain))
+        clip, sample = plain[value]["video"], augmented[value]  # the same clip and crop, then flips
+        outcomes = {"none": (clip, 0), "mirrored": (clip.flip(-1), 1), "reversed": (clip.flip(1), 1),
+                    "both": (clip.flip(-1).flip(1), 0)}
+        match = [k for k, (frames, label) in outcomes.items()
+                 if torch.equal(sample["video"], frames) and sample["label"] == label]
+        assert match, epoch
+        seen.add(match[0])
+    assert seen == {"none", "mirrored", "reversed", "both"}
+
+
+def test_label_maps_name_known_classes(small_synth):
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                           flip=True, flip_label_map={"move_left": "move_sideways"}, num_workers=0)
+    with pytest.raises(VideomlError, match=r"data.flip_label_map names unknown classes \['move_sideways'\]"):
+        data.dataset("train")
 
 
 def test_evaluation_samples_are_video_view_pairs_with_all_crops(small_synth):

@@ -91,7 +91,7 @@ def test_x3d_takes_any_clip_size_and_slowfast_leaves_its_input_alone():
     with torch.no_grad():
         assert x3d(torch.randn(2, 3, 4, 64, 64)).shape == x3d(torch.randn(2, 3, 7, 80, 96)).shape == (2, 4)
     slowfast = build_model("slowfast_r50", 4).eval()
-    video = [torch.randn(1, 3, 2, 224, 224), torch.randn(1, 3, 8, 224, 224)]
+    video = _input("slowfast_r50")
     first = list(video)
     with torch.no_grad():
         a, b = slowfast(video), slowfast(video)

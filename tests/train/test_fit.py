@@ -62,6 +62,18 @@ def test_resume_continues_exactly_where_the_run_stopped(small_synth, tmp_path):
 
 
 @pytest.mark.slow
+def test_fit_profile_traces_training_steps_into_the_run_directory(small_synth, tmp_path):
+    result = videoml("fit", *fit_args(small_synth, tmp_path, "--data.batch_size", "1", "--data.test", "null",
+                                      "--profile", "--trainer.profiler.init_args.skip_first", "0",
+                                      "--trainer.profiler.init_args.active", "2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "version_0"
+    assert list(run.glob("fit-profile-*training_step*.pt.trace.json"))
+    summary = (run / "fit-profile.txt").read_text()
+    assert summary.startswith("FIT Profiler Report") and "Self CPU time total" in summary
+
+
+@pytest.mark.slow
 def test_unreadable_training_videos_are_skipped_counted_and_capped(small_synth, tmp_path):
     listing = tmp_path / "train.csv"
     broken = tmp_path / "broken.mp4"

@@ -62,15 +62,21 @@ class ShardSampler(DistributedSampler):
 
 
 class ClipDataset(Dataset):
-    """Training: one random clip per video (scale jitter, random crop, optional flip). Evaluation: one sample per
-    (video, temporal view), each with all its spatial crops."""
+    """Training: one random clip per video (scale jitter, random crop, optional flip and time reversal). Evaluation:
+    one sample per (video, temporal view), each with all its spatial crops.
+
+    ``flip_labels``: label -> label of the mirrored clip (e.g. move_left -> move_right); labels not in it keep theirs.
+    ``reverse_labels``: label -> label of the clip played backwards (e.g. grow -> shrink); only clips whose label is
+    in it are ever reversed (most actions have no reversed counterpart)."""
 
     def __init__(self, videos: VideoList, spec: InputSpec, train: bool, views: int = 1, crops: int = 1,
-                 backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0):
+                 backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0,
+                 flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None):
         self.videos, self.spec, self.train = videos, spec, train
         self.views = 1 if train else views
         self.crops = crops
         self.backend, self.flip, self.seed = backend, flip, seed
+        self.flip_labels, self.reverse_labels = flip_labels or {}, reverse_labels or {}
         self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps)
 
     def __len__(self) -> int:
@@ -101,6 +107,10 @@ class ClipDataset(Dataset):
             frames = transforms.random_crop(frames, spec.crop, rng)
             if self.flip and rng.random() < 0.5:
                 frames = transforms.horizontal_flip(frames)
+                sample["label"] = self.flip_labels.get(sample["label"], sample["label"])
+            if sample["label"] in self.reverse_labels and rng.random() < 0.5:
+                frames = frames.flip(0)
+                sample["label"] = self.reverse_labels[sample["label"]]
         else:
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
         sample["video"] = transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha)
@@ -120,7 +130,12 @@ class VideoDataModule(L.LightningDataModule):
         model: registry name; its canonical input (frames, stride, crop, scales, normalisation) shapes the clips.
         input: overrides of that input, e.g. ``{"frames": 16, "crop": 112}``.
         views, crops: evaluation views per video (temporal x spatial; scores are averaged per video).
-        flip: random horizontal flips in training (leave off where direction is the label, as in the synthetic set
+        flip: random horizontal flips in training (leave off where left/right direction is the label, or give
+            ``flip_label_map``, as MMAction2 does for Something-Something)
+        flip_label_map: class name -> class name of its mirror image (e.g. ``move_left: move_right``); others keep
+            their label when flipped.
+        reverse_label_map: class name -> class name of the same clip played backwards (e.g. ``grow: shrink``): such
+            clips are reversed at random, the label swapped; clips of other classes are never reversed.
             and Something-Something).
         sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
     """
@@ -129,6 +144,7 @@ class VideoDataModule(L.LightningDataModule):
                  predict: dict | None = None, model: str = "x3d_tiny", input: dict | None = None,
                  batch_size: int = 8, eval_batch_size: int | None = None, num_workers: int = 2,
                  backend: str = "pyav", views: int = 1, crops: int = 1, flip: bool = False,
+                 flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
                  sampling_fps: float | None = None, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
@@ -152,7 +168,16 @@ class VideoDataModule(L.LightningDataModule):
             raise VideomlError(f"no {name} data configured (data.{name})")
         hp = self.hparams
         return ClipDataset(self.sources[name], self.spec, train=name == "train", views=hp.views, crops=hp.crops,
-                           backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed)
+                           backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed,
+                           flip_labels=self.label_map(hp.flip_label_map, "flip_label_map"),
+                           reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"))
+
+    def label_map(self, names: dict[str, str] | None, option: str) -> dict[int, int]:
+        """A class-name map as label numbers; unknown names are an error naming them."""
+        unknown = sorted({n for pair in (names or {}).items() for n in pair} - set(self.classes))
+        if unknown:
+            raise VideomlError(f"data.{option} names unknown classes {unknown} (known: {', '.join(self.classes)})")
+        return {self.classes.index(a): self.classes.index(b) for a, b in (names or {}).items()}
 
     def _loader(self, name: str) -> DataLoader:
         dataset = self.dataset(name)

@@ -7,6 +7,8 @@ when the data has a test split.
 
 from __future__ import annotations
 
+import sys
+
 from lightning.pytorch.cli import LightningCLI
 
 from videoml.data.datamodule import VideoDataModule
@@ -30,7 +32,12 @@ class VideoCLI(LightningCLI):
 
 
 def main(args: list[str]) -> int:
-    VideoCLI(VideoClassifier, VideoDataModule, seed_everything_default=0, args=args,
-             trainer_defaults={"use_distributed_sampler": False, "default_root_dir": "runs"},
-             save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml"})
+    # LightningCLI reads the command line itself, and warns when it is also given ``args``: it gets them as argv
+    saved, sys.argv = sys.argv, [sys.argv[0], *args]
+    try:
+        VideoCLI(VideoClassifier, VideoDataModule, seed_everything_default=0,
+                 trainer_defaults={"use_distributed_sampler": False, "default_root_dir": "runs"},
+                 save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml"})
+    finally:
+        sys.argv = saved
     return 0
