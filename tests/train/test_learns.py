@@ -21,8 +21,7 @@ def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
         root = tmp_path / model
         result = videoml("fit", *fit_args(data, root, "--model.model", model, "--trainer.max_epochs", "20",
                                           "--data.batch_size", "16", "--model.lr_base_batch_size", "16",
-                                          "--data.num_workers", "1", "--data.test", "null", "--data.flip", "false",
-                                          "--data.flip_label_map", "null", "--data.reverse_label_map", "null"))
+                                          "--data.num_workers", "1", "--data.test", "null"))
         assert result.returncode == 0, result.stderr[-3000:]
         m = metrics(root / "logs" / "version_0")
         assert m["val/videos"][-1][1] == 96.0
