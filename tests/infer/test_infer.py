@@ -71,10 +71,15 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(small_synth, checkpoint, tm
     listing = tmp_path / "videos.txt"
     listing.write_text("\n".join([good[0], str(garbage), good[1]]) + "\n")
     out = tmp_path / "out.jsonl"
-    result = videoml("infer", str(listing), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    result = videoml("infer", str(listing), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0",
+                     "--per-clip", "--top-k", "3")
     assert result.returncode == EXIT_SOME_FAILED, result.stderr[-3000:]
     got = {r["path"]: r for r in records(out)}
     assert [got[p]["status"] for p in good] == ["ok", "ok"]
+    for p in good:  # the recipe's 2 views, each with its own top-3
+        views = got[p]["per_clip"]
+        assert len(views) == 2 and views[0]["start"] == 0
+        assert all(len(v["top_k"]) == 3 and v["end"] > v["start"] for v in views)
     assert got[str(garbage)]["status"] == "error" and str(garbage) in got[str(garbage)]["error"]
     assert "2 done, 1 failed" in result.stderr and "Traceback" not in result.stderr
 
