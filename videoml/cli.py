@@ -332,17 +332,19 @@ def _add_export(commands) -> None:
 
 
 def _run_export(args) -> int:
-    from videoml.export import FORMATS, export, report_json
+    from videoml.export import FORMATS, Exporter, output_path, report_json
 
     requested = args.format or ["pt2"]
     formats = list(FORMATS) if "all" in requested else list(dict.fromkeys(requested))
     if len(formats) > 1 and os.path.splitext(args.out)[1]:
         raise UsageError("several formats need --out to be a folder")
+    for fmt in formats:
+        output_path(fmt, args.out)  # a wrong name fails before the model is loaded
+    exporter = Exporter(args.checkpoint, sample_video=args.sample, batch=args.batch)
     failed = 0
     for fmt in formats:
         try:
-            report = export(args.checkpoint, fmt, args.out, sample_video=args.sample, opset=args.opset,
-                            batch=args.batch)
+            report = exporter.export(fmt, args.out, opset=args.opset)
         except VideomlError as e:
             if len(formats) == 1:
                 raise

@@ -163,33 +163,47 @@ def verify(fmt: str, path: Path, eager, video) -> float:
     return float(diff.max())
 
 
-def export(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, sample_video: str | None = None,
-           opset: int = DEFAULT_OPSET, batch: int = 2) -> ExportReport:
-    """Export ``checkpoint`` to ``out`` (a file, or a folder to hold the file named in ``FORMATS``); verify it."""
+def output_path(fmt: str, out: str | os.PathLike) -> Path:
+    """Where ``fmt`` is written for ``out`` (a file, or a folder to hold the file named in ``FORMATS``)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-    started = time.perf_counter()
-    model, card = load_trained(checkpoint)
     path = Path(out)
     suffix = Path(FORMATS[fmt]).suffix
     if path.is_dir() or not path.suffix:
-        path = path / FORMATS[fmt]
-    elif path.suffix != suffix:
+        return path / FORMATS[fmt]
+    if path.suffix != suffix:
         raise UsageError(f"{path}: a {fmt} file should end in {suffix} (videoml infer goes by the suffix)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clips = sample_clips(card, sample_video, batch + 1)
-    example = [c[:batch] for c in clips] if isinstance(clips, list) else clips[:batch]
-    with torch.inference_mode():
-        eager = model(clips)
-    with torch.no_grad():
-        _export(model, card, fmt, example, path, opset)
-    try:
-        max_diff = verify(fmt, path, eager, clips)
-    except VideomlError:
-        path.unlink(missing_ok=True)
-        raise
-    return ExportReport(fmt, str(path), path.stat().st_size, max_diff, f"{ATOL:g} + {RTOL:g} x |logit|", batch + 1,
-                        round(time.perf_counter() - started, 2), opset if fmt == "onnx" else None)
+    return path
+
+
+class Exporter:
+    """A checkpoint's model, loaded once with the sample clips and eager logits that every format is checked
+    against, so exporting to several formats loads, decodes and runs it once."""
+
+    def __init__(self, checkpoint: str | os.PathLike, sample_video: str | None = None, batch: int = 2):
+        self.model, self.card = load_trained(checkpoint)
+        self.batch = batch
+        self.clips = sample_clips(self.card, sample_video, batch + 1)
+        clips = self.clips
+        self.example = [c[:batch] for c in clips] if isinstance(clips, list) else clips[:batch]
+        with torch.inference_mode():
+            self.eager = self.model(clips)
+
+    def export(self, fmt: str, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -> ExportReport:
+        """Export to ``output_path(fmt, out)`` and verify the file (deleted when it fails)."""
+        started = time.perf_counter()
+        path = output_path(fmt, out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            _export(self.model, self.card, fmt, self.example, path, opset)
+        try:
+            max_diff = verify(fmt, path, self.eager, self.clips)
+        except VideomlError:
+            path.unlink(missing_ok=True)
+            raise
+        return ExportReport(fmt, str(path), path.stat().st_size, max_diff, f"{ATOL:g} + {RTOL:g} x |logit|",
+                            self.batch + 1, round(time.perf_counter() - started, 2),
+                            opset if fmt == "onnx" else None)
 
 
 def report_json(report: ExportReport) -> str:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from videoml.models.registry import (MODELS, build_model, classifier_name, load_weights, memory_format_for,
-                                     model_input)
+                                     model_input, parse_device)
 from videoml.errors import VideomlError
 
 
@@ -96,3 +96,11 @@ def test_x3d_takes_any_clip_size_and_slowfast_leaves_its_input_alone():
     with torch.no_grad():
         a, b = slowfast(video), slowfast(video)
     assert torch.equal(a, b) and all(x is y for x, y in zip(video, first))
+
+
+def test_devices_are_checked_by_name_and_presence():
+    assert parse_device("cpu") == torch.device("cpu")
+    with pytest.raises(VideomlError, match="unknown device 'gpu'"):
+        parse_device("gpu")
+    with pytest.raises(VideomlError, match="device 'cuda:64': no such CUDA device here"):
+        parse_device("cuda:64")

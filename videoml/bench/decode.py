@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoml.bench.common import environment, make_videos, write as write_results
+from videoml.bench.common import make_videos, write as write_results
 from videoml.data.decoding import backend_available, load_index, open_video
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
 from videoml.data.synth import SynthConfig
+from videoml.environment import environment
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoml.bench.common import environment, make_videos, write as write_results
+from videoml.bench.common import make_videos, write as write_results
 from videoml.bench.decode import DecodeBench
 from videoml.data.synth import SynthConfig
 from videoml.data.transforms import pack_pathways
+from videoml.environment import environment
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.run import InferConfig, infer
 from videoml.models.card import ModelCard, save_checkpoint
-from videoml.models.registry import build_model, model_input
+from videoml.models.registry import build_model, model_input, parse_device
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def run(bench: InferBench) -> dict:
     per_class = -(-bench.videos // len(classes))
     config = DecodeBench().videos(10, classes, per_class)  # 10 s, 320x240, 30 fps, GOP 60, B-frames
     paths = make_videos(Path(bench.data) / f"infer-{per_class * len(classes)}x10s", config)[: bench.videos]
-    device = torch.device(bench.device)
+    device = parse_device(bench.device)
     labels = tuple(f"class_{i}" for i in range(400))  # a Kinetics-sized head
     card = ModelCard(bench.model, labels, model_input(bench.model), views=bench.views, crops=bench.crops)
     torch.manual_seed(bench.seed)
@@ -146,10 +147,7 @@ def run(bench: InferBench) -> dict:
         rows.append({"scenario": "pytorchvideo_loop", "videos_per_s": round(loop_rate, 3),
                      "clips_per_s": round(loop_rate * bench.views, 2), "seconds": [round(t, 3) for t in loop_times]})
         rows[1]["speedup_vs_pytorchvideo"] = round(rows[1]["videos_per_s"] / loop_rate, 2)
-    env = environment()
-    env["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else env["cpu"]
-    env["torch_threads"] = torch.get_num_threads()
-    return {"config": asdict(bench), "environment": env, "rows": rows}
+    return {"config": asdict(bench), "environment": environment(device), "rows": rows}
 
 
 def table(results: dict) -> str:

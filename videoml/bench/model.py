@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videoml.bench.common import environment, write as write_results
+from videoml.bench.common import write as write_results
+from videoml.data.transforms import pack_pathways
+from videoml.environment import environment
 from videoml.errors import UsageError
-from videoml.models.registry import MEMORY_FORMATS, build_model, model_input
+from videoml.models.registry import MEMORY_FORMATS, build_model, model_input, parse_device
 from videoml.profiling import Profile, ProfileSchedule
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,8 +80,6 @@ def _sync(device: torch.device) -> None:
 
 
 def _clips(name: str, batch: int, device: torch.device, memory_format) -> torch.Tensor | list[torch.Tensor]:
-    from videoml.data.transforms import pack_pathways
-
     spec = model_input(name)
     video = torch.randn(batch, 3, spec.frames, spec.crop, spec.crop, device=device)
     video = pack_pathways(video, spec.slowfast_alpha)
@@ -90,7 +90,7 @@ def _clips(name: str, batch: int, device: torch.device, memory_format) -> torch.
 
 def measure(name: str, mode: Mode, bench: ModelBench) -> list[dict]:
     """Forward and train-step rows for one model in one mode."""
-    device = torch.device(bench.device)
+    device = parse_device(bench.device)
     if mode.precision == "fp16" and device.type != "cuda":
         raise UsageError("fp16 autocast needs a CUDA device (use bf16 on CPU)")
     torch.manual_seed(bench.seed)
@@ -154,11 +154,7 @@ def run(bench: ModelBench) -> dict:
 
     modes = [Mode.parse(m) for m in bench.modes]
     rows = [row for name in bench.models for mode in modes for row in measure(name, mode, bench)]
-    env = environment()
-    device = torch.device(bench.device)
-    env["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else env["cpu"]
-    env["torch_threads"] = torch.get_num_threads()
-    return {"config": asdict(bench), "environment": env, "rows": rows}
+    return {"config": asdict(bench), "environment": environment(bench.device), "rows": rows}
 
 
 def table(results: dict) -> str:

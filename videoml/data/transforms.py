@@ -62,11 +62,15 @@ def pack_pathways(clip: torch.Tensor, alpha: int | None) -> torch.Tensor | list[
     return [clip.index_select(-3, slow), clip]
 
 
-def normalize(video: torch.Tensor | list[torch.Tensor], mean, std) -> torch.Tensor | list[torch.Tensor]:
-    """uint8 (B, ..., C, T, H, W) -> float32 normalised; lists (SlowFast) element by element."""
+def normalize(video: torch.Tensor | list[torch.Tensor], mean, std,
+              memory_format: torch.memory_format | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """uint8 (B, ..., C, T, H, W) -> float32 normalised; lists (SlowFast) element by element. With
+    ``memory_format``, batches of clips (5-D) are laid out in it (a batch of several crops per clip stays as it is
+    until the model flattens it)."""
     if isinstance(video, (list, tuple)):
-        return [normalize(v, mean, std) for v in video]
+        return [normalize(v, mean, std, memory_format) for v in video]
     shape = (3, 1, 1, 1)
     m = torch.as_tensor(mean, device=video.device, dtype=torch.float32).view(shape) * 255
     s = torch.as_tensor(std, device=video.device, dtype=torch.float32).view(shape) * 255
-    return (video.float() - m) / s
+    video = (video.float() - m) / s
+    return video.contiguous(memory_format=memory_format) if memory_format and video.dim() == 5 else video

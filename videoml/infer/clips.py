@@ -62,7 +62,7 @@ class VideoClips(Dataset):
         crops = torch.stack([transforms.spatial_crops(f, self.spec.crop, self.crops) for f in frames])
         layout = transforms.to_model_layout(crops.flatten(0, 1))  # (K * crops, C, T, s, s)
         item["video"] = transforms.pack_pathways(layout, self.spec.slowfast_alpha)
-        item["clips"] = len(layout)
+        item["clips"], item["crops"] = len(layout), self.crops
         item["starts"] = torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64)
         item["ends"] = torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64)
         item["decode_s"] = time.perf_counter() - started

@@ -20,7 +20,7 @@ import torch
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError
 from videoml.models.card import METADATA_KEY, ModelCard, load_trained
-from videoml.models.registry import memory_format_for
+from videoml.models.registry import memory_format_for, parse_device
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
@@ -48,9 +48,10 @@ class Predictor:
     def prepare(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
         """uint8 clips -> normalised float32 on the device, in the memory format."""
         if isinstance(video, (list, tuple)):
-            return [self.prepare(v) for v in video]
-        video = normalize(video.to(self.device, non_blocking=True), self.card.input.mean, self.card.input.std)
-        return video.contiguous(memory_format=self.memory_format)
+            video = [v.to(self.device, non_blocking=True) for v in video]
+        else:
+            video = video.to(self.device, non_blocking=True)
+        return normalize(video, self.card.input.mean, self.card.input.std, self.memory_format)
 
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
@@ -68,7 +69,7 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
     path = str(path)
     if not os.path.isfile(path):
         raise VideomlError(f"{path}: no such model file")
-    device = torch.device(device)
+    device = parse_device(device)
     kind = model_kind(path)
     if kind == "checkpoint":
         model, card = load_trained(path)

@@ -29,6 +29,7 @@ from videoml.errors import UsageError
 from videoml.infer.clips import VideoClips
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, read_records
+from videoml.models.registry import parse_device
 from videoml.profiling import Profile
 
 log = logging.getLogger("videoml.infer")
@@ -207,10 +208,10 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
                              backend=config.backend)
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=config.num_workers,
                             worker_init_fn=worker_init, prefetch_factor=4 if config.num_workers else None,
-                            pin_memory=torch.device(device).type == "cuda")
+                            pin_memory=predictor.device.type == "cuda")
         bar = tqdm(total=len(paths), initial=summary.skipped, unit="video", position=position,
                    disable=not config.progress, desc=device if len(config.devices) > 1 else None)
-        profile = Profile(config.profile, torch.device(device).type) if config.profile else None
+        profile = Profile(config.profile, predictor.device.type) if config.profile else None
         batcher = _Batcher(predictor, config.batch_size, profile)
 
         def finish(items):
@@ -228,7 +229,6 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
                     summary.failed += 1
                     bar.update()
                     continue
-                item["crops"] = crops
                 batcher.add(item)
                 finish(batcher.ready())
             finish(batcher.ready(final=True))
@@ -248,6 +248,8 @@ def infer(config: InferConfig) -> Summary:
         raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {config.aggregate!r}")
     if config.dense is not None and config.dense <= 0:
         raise UsageError(f"--dense needs a step in seconds > 0, got {config.dense}")
+    for device in config.devices:
+        parse_device(device)  # every device exists before any work starts
     paths = expand_inputs(config.inputs)
     if not paths:
         raise UsageError("no input videos")
@@ -265,6 +267,9 @@ def _infer_sharded(config: InferConfig, paths: list[str]) -> Summary:
     parts = [out.with_name(f"{out.name}.part{k}") for k in range(len(config.devices))]
     merged = ResultWriter(out, config.csv, resume=config.resume, overwrite=config.overwrite)
     merged.close()
+    if not config.resume:  # parts an interrupted run left belong to the output just replaced
+        for part in parts:
+            part.unlink(missing_ok=True)
     remaining = [p for p in paths if p not in merged.done]
     started = time.perf_counter()
     jobs = [(dataclasses.replace(config, resume=True, overwrite=False), remaining[k::len(parts)], device, str(part), k)

@@ -121,6 +121,17 @@ def _keep_input_lists(model: nn.Module) -> nn.Module:
     return model
 
 
+def parse_device(text: str | torch.device) -> torch.device:
+    """A device name (cpu, cuda, cuda:1, ...) that exists here; a clear error otherwise."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise VideomlError(f"unknown device {str(text)!r} (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise VideomlError(f"device {str(text)!r}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    return device
+
+
 def has_depthwise_conv3d(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv3d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import lightning as L
 import torch
+
+from videoml.environment import environment
 
 
 class Throughput(L.Callback):
@@ -62,25 +60,6 @@ class _Clock:
     @property
     def rate(self) -> float:
         return self.clips / max(self.wait + self.busy, 1e-9)
-
-
-def environment() -> dict:
-    """Versions and hardware: what a run needs to be reproduced."""
-    env = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
-           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-           "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-           "cpu_threads": torch.get_num_threads(), "command": sys.argv}
-    env["packages"] = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
-                             if d.metadata["Name"])
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
-        if commit.returncode == 0:
-            env["git_commit"], env["git_dirty"] = commit.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return env
 
 
 class RunRecord(L.Callback):

@@ -80,9 +80,7 @@ class VideoClassifier(L.LightningModule):
 
     # --- data on the device ---
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        video = normalize(batch["video"], self.spec.mean, self.spec.std)
-        to_format = (lambda v: v.contiguous(memory_format=self.memory_format) if v.dim() == 5 else v)
-        batch["video"] = [to_format(v) for v in video] if isinstance(video, list) else to_format(video)
+        batch["video"] = normalize(batch["video"], self.spec.mean, self.spec.std, self.memory_format)
         return batch
 
     # --- training ---
