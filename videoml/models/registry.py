@@ -8,7 +8,8 @@ configuration reads them from here; nothing else repeats them.
 Every model returns logits: PyTorchVideo's builders put a Softmax in the head by default (in training too), which
 would feed probabilities to the loss, so it is turned off here.
 
-Tiny variants (``*_tiny``) are real X3D networks, narrow and at a low resolution, fast enough to train on a CPU.
+Tiny variants (``*_tiny``) are real X3D / ResNet networks, narrow and at a low resolution, fast enough to train on a
+CPU.
 """
 
 from __future__ import annotations
@@ -90,13 +91,28 @@ def _x3d_tiny(num_classes: int, **overrides) -> nn.Module:
     return create_x3d(**{**kwargs, **overrides})
 
 
+def _narrow(module: str, function: str, **fixed) -> Callable[..., nn.Module]:
+    """A ResNet-family builder of PyTorchVideo at 1/8 of its width (8 stem channels), for CPU tests and demos."""
+
+    def build(num_classes: int, **overrides) -> nn.Module:
+        import importlib
+
+        kwargs = dict(model_num_class=num_classes, stem_dim_out=8, head_activation=None, dropout_rate=0.2, **fixed)
+        return getattr(importlib.import_module(module), function)(**{**kwargs, **overrides})
+
+    return build
+
+
 def _any_input_size(model: nn.Module) -> nn.Module:
-    """X3D's head averages with a fixed kernel sized for the canonical input, so another clip length or crop fails
-    (or pools only part of the clip). A global average is the same at the canonical input and fits every input."""
+    """X3D's and the ResNets' heads average with a fixed kernel sized for the canonical input, so another clip length
+    or crop fails (or pools only part of the clip). A global average is the same at the canonical input (the kernel
+    covers the whole feature map there) and fits every input. (SlowFast's per-pathway head pools are left as they
+    are.)"""
+    from pytorchvideo.models.head import ResNetBasicHead
     from pytorchvideo.models.x3d import ProjectedPool
 
     for module in model.modules():
-        if isinstance(module, ProjectedPool) and isinstance(module.pool, nn.AvgPool3d):
+        if isinstance(module, (ProjectedPool, ResNetBasicHead)) and isinstance(module.pool, nn.AvgPool3d):
             module.pool = nn.AdaptiveAvgPool3d(1)
     return model
 
@@ -180,6 +196,10 @@ register("efficient_x3d_s", _efficient_x3d("S"), InputSpec(13, 6, 160, (182, 228
          "EfficientX3D-S (mobile CPU), 13x6, 160px")
 # Small enough to train on a laptop CPU in minutes; the frame model is the single-frame baseline.
 register("x3d_tiny", _x3d_tiny, InputSpec(4, 8, 64, (72, 88), 72), "X3D (S width, 256-d head), 4x8, 64px")
+register("slow_tiny", _narrow("pytorchvideo.models.resnet", "create_resnet", stem_conv_kernel_size=(1, 7, 7)), InputSpec(4, 8, 64, (72, 88), 72),
+         "Slow-only ResNet-50 at 1/8 width, 4x8, 64px")
+register("r2plus1d_tiny", _narrow("pytorchvideo.models.r2plus1d", "create_r2plus1d"), InputSpec(8, 4, 64, (72, 88), 72),
+         "R(2+1)D ResNet-50 at 1/8 width, 8x4, 64px")
 register("x3d_tiny_frame", _x3d_tiny, InputSpec(1, 1, 64, (72, 88), 72),
          "x3d_tiny on one frame: the frame-level baseline")
 

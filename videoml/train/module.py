@@ -17,6 +17,21 @@ from videoml.models.registry import MEMORY_FORMAT_CHOICES, build_model, load_wei
 log = logging.getLogger("videoml.train")
 
 
+def scaled_lr(lr: float, base_batch_size: int | None, global_batch_size: int) -> float:
+    """``lr`` given for ``base_batch_size`` clips a step, scaled linearly to the real global batch (as is)."""
+    return lr * global_batch_size / base_batch_size if base_batch_size else lr
+
+
+def lr_factor(step: int, warmup_epochs: float, steps_per_epoch: float, total_steps: int) -> float:
+    """The learning rate at ``step`` as a fraction of the peak: linear warm-up over ``warmup_epochs``, then cosine
+    decay to zero at ``total_steps``. The TensorFlow twin follows the same function (:mod:`videoml.tf.optim`)."""
+    warmup = min(int(warmup_epochs * steps_per_epoch), total_steps - 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
 class VideoClassifier(L.LightningModule):
     """Video classification with a PyTorchVideo architecture from the registry.
 
@@ -192,12 +207,9 @@ class VideoClassifier(L.LightningModule):
 
     # --- optimisation ---
     def effective_lr(self) -> float:
-        base = self.hparams.lr_base_batch_size
-        if not base:
-            return self.hparams.lr
         trainer = self.trainer
         global_batch = trainer.datamodule.hparams.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-        return self.hparams.lr * global_batch / base
+        return scaled_lr(self.hparams.lr, self.hparams.lr_base_batch_size, global_batch)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -209,13 +221,6 @@ class VideoClassifier(L.LightningModule):
                                         weight_decay=hp.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         per_epoch = total / max(self.trainer.max_epochs or 1, 1)
-        warmup = min(int(hp.warmup_epochs * per_epoch), total - 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, hp.warmup_epochs,
+                                                                                        per_epoch, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

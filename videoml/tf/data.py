@@ -1,0 +1,83 @@
+"""tf.data over the PyTorch side's clip data set: the same videos, clip indices, frames and augmentation.
+
+Each element is one sample of :class:`videoml.data.datamodule.ClipDataset` (decoding, clip sampling, scale jitter,
+crop and flip are that code, drawing from the same per-sample generator seeded by (seed, epoch, index)), in the same
+order as the PyTorch side's :class:`~videoml.data.datamodule.ShardSampler` gives for one process, only laid out
+channels-last: (T, H, W, 3) for training, (crops, T, H, W, 3) for evaluation, uint8. tf.data runs the loading in
+``parallel`` threads (decoding releases the GIL in FFmpeg), keeps the order (``deterministic=True``), batches and
+prefetches; normalisation happens on the device, in the model (:class:`videoml.tf.layers.Normalize`), as on the
+PyTorch side.
+
+A MirroredStrategy splits each global batch between its replicas, so the data order does not depend on the number
+of devices.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import tensorflow as tf
+
+from videoml.data.datamodule import ClipDataset, ShardSampler
+
+
+class ClipPipeline:
+    """Batches of one split as tf.data, an epoch at a time. ``bad`` collects the indices (into the video list) of
+    videos that could not be decoded, as the PyTorch side's training loop counts them."""
+
+    def __init__(self, clips: ClipDataset, batch_size: int, parallel: int = 2, seed: int = 0):
+        self.clips, self.batch_size, self.parallel, self.seed = clips, batch_size, max(parallel, 1), seed
+        self.bad: set[int] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def steps(self) -> int:
+        return -(-len(self.clips) // self.batch_size)
+
+    def order(self, epoch: int) -> list[int]:
+        """The sample values (index, epoch and padding flag, see ``encode_index``) of one epoch, in order."""
+        sampler = ShardSampler(self.clips, num_replicas=1, rank=0, shuffle=self.clips.train, seed=self.seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def _load(self, value):
+        sample = self.clips[int(value)]
+        if sample["bad"]:
+            with self._lock:
+                self.bad.add(int(sample["video_index"]))
+        video = np.ascontiguousarray(np.moveaxis(sample["video"].numpy(), -4, -1))  # (..., C, T, H, W) -> (..., C)
+        return (video, np.int32(sample["label"]), np.float32(sample["weight"]), np.int32(sample["video_index"]),
+                np.bool_(sample["bad"]))
+
+    def epoch(self, epoch: int = 0) -> tf.data.Dataset:
+        """Batches of dicts: ``video`` (uint8, channels-last), ``label``, ``weight``, ``video_index``, ``bad``."""
+        spec = self.clips.spec
+        shape = (spec.frames, spec.crop, spec.crop, 3)
+        if not self.clips.train:
+            shape = (self.clips.crops, *shape)
+
+        def load(value):
+            video, label, weight, index, bad = tf.numpy_function(
+                self._load, [value], (tf.uint8, tf.int32, tf.float32, tf.int32, tf.bool), stateful=False)
+            video.set_shape(shape)
+            return {"video": video, "label": tf.reshape(label, ()), "weight": tf.reshape(weight, ()),
+                    "video_index": tf.reshape(index, ()), "bad": tf.reshape(bad, ())}
+
+        data = tf.data.Dataset.from_tensor_slices(np.asarray(self.order(epoch), dtype=np.int64))
+        data = data.map(load, num_parallel_calls=self.parallel, deterministic=True)
+        return data.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def training_batches(pipeline: ClipPipeline, epoch: int, num_classes: int) -> tf.data.Dataset:
+    """``(video, one-hot label, sample weight)`` for ``keras.Model.fit``. The weights are rescaled per batch so that
+    Keras' mean over the batch equals the PyTorch side's ``sum(loss * w) / sum(w)``: padding and unreadable videos
+    (weight 0) add nothing, and do not dilute the others."""
+
+    def split(batch):
+        weight = batch["weight"]
+        size = tf.cast(tf.shape(weight)[0], tf.float32)
+        weight = weight * size / tf.maximum(tf.reduce_sum(weight), 1.0)
+        return batch["video"], tf.one_hot(batch["label"], num_classes), weight
+
+    return pipeline.epoch(epoch).map(split)
