@@ -357,6 +357,61 @@ def _run_export(args) -> int:
     return 1 if failed else 0
 
 
+# --- videoml tf fit -------------------------------------------------------------------------------------------------
+
+
+def _add_tf(commands) -> None:
+    tf = commands.add_parser("tf", help="the TensorFlow twin (needs the [tf] extra)")
+    tf_commands = tf.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    p = tf_commands.add_parser(
+        "fit", help="train the Keras twin of a model from a videoml fit config, with MirroredStrategy",
+        description="Train the Keras mirror of the config's model (started from the PyTorch initial weights) on the "
+                    "same data, schedule and evaluation as `videoml fit`. Overrides: --section.key VALUE, as for "
+                    "videoml fit (e.g. --trainer.max_epochs 3).")
+    p.add_argument("--config", required=True, help="a videoml fit YAML config (configs/)")
+    p.add_argument("--devices", type=_positive_int,
+                   help="replicas: GPUs, or logical CPU devices without GPUs (default: trainer.devices, else all "
+                        "GPUs or 1 CPU)")
+    p.add_argument("--mode", choices=("eager", "graph", "xla"), default="graph",
+                   help="eager (no tf.function), graph (tf.function), xla (jit_compile=True) (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the latest run from its last.keras")
+    p.add_argument("--run-dir", help="run directory (default: <trainer.default_root_dir>/tf/version_N)")
+    p.set_defaults(run=_run_tf_fit, overrides=True)
+
+
+def _overrides(items: list[str]) -> dict:
+    """``--a.b VALUE`` pairs (values read as YAML, as LightningCLI does) -> {"a.b": value}."""
+    import yaml
+
+    result, items = {}, list(items)
+    while items:
+        key = items.pop(0)
+        if not key.startswith("--") or "." not in key:
+            raise UsageError(f"unexpected argument {key!r} (overrides are --section.key VALUE)")
+        if "=" in key:
+            key, value = key.split("=", 1)
+        elif items:
+            value = items.pop(0)
+        else:
+            raise UsageError(f"{key} needs a value")
+        result[key[2:]] = yaml.safe_load(value)
+    return result
+
+
+def _run_tf_fit(args) -> int:
+    from pathlib import Path
+
+    from videoml.tf.fit import FitOptions, fit, load_config
+
+    config = load_config(args.config, _overrides(args.extra))
+    result = fit(config, FitOptions(devices=args.devices, mode=args.mode, resume=args.resume,
+                                    run_dir=Path(args.run_dir) if args.run_dir else None,
+                                    progress=sys.stderr.isatty()))
+    shown = {k: result[k] for k in result if k.startswith(("val/top", "test/top"))}
+    print(f"run: {result['run']}  " + "  ".join(f"{k} {v}" for k, v in shown.items()))
+    return 0
+
+
 # --- videoml fit|validate|test|predict -------------------------------------------------------------------------------
 
 
@@ -403,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_infer(commands)
     _add_export(commands)
+    _add_tf(commands)
 
     data = commands.add_parser("data", help="make and check video data sets")
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -428,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             rest = rest[:at] + ["--trainer.profiler", PROFILER] + rest[at + 1:]
         return _run_lightning(rest, debug=position > 0)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.run(args)
     except (VideomlError, OSError) as e:

@@ -105,8 +105,9 @@ def test_two_training_steps_move_the_weights_the_same_way(name, optimizer):
     if optimizer == "sgd":  # measured: 2e-6 (x3d_tiny), 6e-6 (slow_tiny), 3e-3 (r2plus1d_tiny, the least stable)
         assert differences.max() <= 1e-2 * moved.max()
     else:  # Adam's first steps are ~lr * sign(g): weights whose gradients are at float32 noise level move by lr in
-        # either framework, in either direction. On average the moves agree (measured: 1e-5 to 1e-3).
-        assert differences.mean() <= 5e-3 * moved.mean()
+        # either framework, in either direction (max difference measured: 2e-3 to 4e-2 of the largest move). On
+        # average the moves agree: measured 1e-5 to 2e-5 of the mean move.
+        assert differences.mean() <= 1e-3 * moved.mean()
 
 
 def test_the_weight_map_must_be_one_to_one():

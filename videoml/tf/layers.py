@@ -1,5 +1,10 @@
 """The few Keras layers the mirrors need that Keras lacks.
 
+Depthwise Conv3D: Keras' ``Conv3D(groups=channels)`` runs through an XLA-compiled grouped convolution on the CPU
+(TensorFlow has no grouped Conv3D kernel there), which trains X3D at a few clips/s where PyTorch does 150.
+:class:`DepthwiseConv3D` computes the same sum as ``kT`` depthwise 2-D convolutions (one per temporal tap, over
+all frames at once) added together, TensorFlow's fast depthwise kernel, with the same weights.
+
 Padding: PyTorch pads symmetrically by an explicit amount; Keras' ``padding="same"`` pads the extra pixel at the
 end only when the stride is 2, which shifts every window. The mirrors therefore pad explicitly and convolve or pool
 with ``padding="valid"``. Max pooling pads with -inf, as PyTorch does (``ZeroPadding3D`` pads with 0 only).
@@ -8,6 +13,7 @@ with ``padding="valid"``. Max pooling pads with -inf, as PyTorch does (``ZeroPad
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -50,3 +56,41 @@ class Normalize(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable("videoml")
+class DepthwiseConv3D(keras.layers.Layer):
+    """A depthwise Conv3D (one filter per channel, no bias) on unpadded channels-last input, as ``kT`` depthwise 2-D
+    convolutions. ``kernel`` has Keras' ``Conv3D(groups=channels)`` shape (kT, kH, kW, 1, channels)."""
+
+    def __init__(self, kernel_size, strides=(1, 1, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size, self.strides = tuple(int(k) for k in kernel_size), tuple(int(s) for s in strides)
+
+    def build(self, shape):
+        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, 1, shape[-1]),
+                                      initializer="glorot_uniform")
+
+    def call(self, x):
+        kt, kh, kw = self.kernel_size
+        st, sh, sw = self.strides
+        shape = tf.shape(x)
+        batch, frames, height, width, channels = shape[0], shape[1], shape[2], shape[3], x.shape[-1]
+        out_frames = (frames - kt) // st + 1
+        total = None
+        for tap in range(kt):
+            window = x[:, tap: tap + (out_frames - 1) * st + 1: st]
+            window = tf.reshape(window, (batch * out_frames, height, width, channels))
+            kernel = tf.reshape(self.kernel[tap], (kh, kw, channels, 1))
+            out = tf.nn.depthwise_conv2d(window, kernel, strides=(1, sh, sw, 1), padding="VALID")
+            total = out if total is None else total + out
+        out_shape = tf.shape(total)
+        return tf.reshape(total, (batch, out_frames, out_shape[1], out_shape[2], channels))
+
+    def compute_output_shape(self, shape):
+        dims = [None if d is None else (d - k) // s + 1 for d, k, s in zip(shape[1:4], self.kernel_size,
+                                                                             self.strides)]
+        return (shape[0], *dims, shape[4])
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides}

@@ -30,7 +30,7 @@ from torch import nn
 
 from videoml.errors import VideomlError
 from videoml.models.registry import build_model, load_weights
-from videoml.tf.layers import Pad3D
+from videoml.tf.layers import DepthwiseConv3D, Pad3D
 
 # Tensors of the PyTorch state dict that have no Keras counterpart, on purpose: BatchNorm's step counter only
 # matters for momentum=None (a cumulative average), which no mirrored model uses (checked in _batch_norm).
@@ -83,6 +83,9 @@ def _conv3d(conv: nn.Conv3d, x, name):
     if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
         raise VideomlError(f"{name}: only explicit zero padding is mirrored, got {conv.padding!r}/{conv.padding_mode}")
     x = _pad(x, conv.padding, name)
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+    if depthwise and conv.bias is None and _triple(conv.dilation) == (1, 1, 1):
+        return DepthwiseConv3D(conv.kernel_size, strides=_triple(conv.stride), name=name)(x)
     return keras.layers.Conv3D(conv.out_channels, conv.kernel_size, strides=_triple(conv.stride), padding="valid",
                                dilation_rate=_triple(conv.dilation), groups=conv.groups, use_bias=conv.bias is not None,
                                name=name)(x)
@@ -165,7 +168,6 @@ def _sequential(sequence: nn.Sequential, x, name):
 # --- PyTorchVideo blocks -------------------------------------------------------------------------------------------
 
 def _register_pytorchvideo() -> None:
-    import videoml  # noqa: F401  (compat alias before pytorchvideo)
     from fvcore.nn.squeeze_excitation import SqueezeExcitation
     from pytorchvideo.layers.convolutions import Conv2plus1d
     from pytorchvideo.models.head import ResNetBasicHead
@@ -265,7 +267,9 @@ def _kernel(tensor: np.ndarray) -> np.ndarray:
     return tensor.transpose(2, 3, 4, 1, 0) if tensor.ndim == 5 else tensor.T
 
 
-_VARIABLES = {  # PyTorch module type -> its tensor name -> (the Keras variable's name, layout change)
+# PyTorch module type -> its tensor name -> (the Keras variable's name, layout change); a depthwise Conv3d's
+# DepthwiseConv3D keeps Keras' grouped Conv3D kernel layout, so it ports like any Conv3d.
+_VARIABLES = {
     nn.Conv3d: {"weight": ("kernel", _kernel), "bias": ("bias", None)},
     nn.Linear: {"weight": ("kernel", _kernel), "bias": ("bias", None)},
     nn.BatchNorm3d: {"weight": ("gamma", None), "bias": ("beta", None), "running_mean": ("moving_mean", None),

@@ -17,6 +17,19 @@ from videoml.models.registry import MEMORY_FORMAT_CHOICES, build_model, load_wei
 log = logging.getLogger("videoml.train")
 
 
+def report_bad_videos(bad: list[int], videos, max_fraction: float, epoch: int) -> None:
+    """Warn about the training videos (indices into ``videos``) an epoch skipped; fail the run above
+    ``max_fraction`` of them."""
+    if not bad:
+        return
+    fraction = len(bad) / len(videos)
+    names = ", ".join(str(videos[i][0]) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+    log.warning("epoch %d: %d training video(s) could not be decoded and were skipped: %s", epoch, len(bad), names)
+    if fraction > max_fraction:
+        raise VideomlError(f"{len(bad)} of {len(videos)} training videos ({fraction:.1%}) could not be decoded, "
+                           f"over max_bad_fraction={max_fraction:g}: {names}")
+
+
 def scaled_lr(lr: float, base_batch_size: int | None, global_batch_size: int) -> float:
     """``lr`` given for ``base_batch_size`` clips a step, scaled linearly to the real global batch (as is)."""
     return lr * global_batch_size / base_batch_size if base_batch_size else lr
@@ -128,16 +141,8 @@ class VideoClassifier(L.LightningModule):
         self._bad.clear()
         bad = sorted(set(self._gather_ragged(local).tolist()))
         self.log("train/bad_videos", float(len(bad)), batch_size=1)
-        if not bad:
-            return
-        videos = self.trainer.datamodule.sources["train"].items
-        fraction = len(bad) / len(videos)
-        names = ", ".join(str(videos[i][0]) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
-        log.warning("epoch %d: %d training video(s) could not be decoded and were skipped: %s",
-                    self.current_epoch, len(bad), names)
-        if fraction > self.hparams.max_bad_fraction:
-            raise VideomlError(f"{len(bad)} of {len(videos)} training videos ({fraction:.1%}) could not be decoded, "
-                               f"over max_bad_fraction={self.hparams.max_bad_fraction:g}: {names}")
+        report_bad_videos(bad, self.trainer.datamodule.sources["train"].items, self.hparams.max_bad_fraction,
+                          self.current_epoch)
 
     def _gather_ragged(self, values: torch.Tensor) -> torch.Tensor:
         """Concatenate a 1-D tensor of any length from every rank."""
