@@ -56,6 +56,17 @@ def fit_args(dataset, root, *extra, train=None) -> list[str]:
             "--trainer.logger.init_args.save_dir", str(root), "--model.model_options", '{"dropout_rate": 0.0}', *extra]
 
 
+def train_list_with_a_broken_video(dataset, folder: Path) -> tuple[Path, Path]:
+    """A copy of ``dataset``'s training list (and classes) in ``folder``, with one undecodable file added; returns
+    (the list, the broken file)."""
+    listing, broken = folder / "train.csv", folder / "broken.mp4"
+    broken.write_bytes(b"garbage")
+    lines = dataset.split_file("train").read_text().splitlines()
+    listing.write_text("".join(f"{dataset.root / line}\n" for line in lines) + f"{broken} 0\n")
+    (folder / "classes.txt").write_text(dataset.classes_file.read_text())
+    return listing, broken
+
+
 def metrics(run: Path) -> dict:
     """metric name -> list of (epoch, value) from the CSV log."""
     out = {}

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from helpers import fit_args, metrics, videoml
+from helpers import fit_args, metrics, train_list_with_a_broken_video, videoml
 
 
 @pytest.mark.slow
@@ -75,12 +75,7 @@ def test_fit_profile_traces_training_steps_into_the_run_directory(small_synth, t
 
 @pytest.mark.slow
 def test_unreadable_training_videos_are_skipped_counted_and_capped(small_synth, tmp_path):
-    listing = tmp_path / "train.csv"
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"garbage")
-    lines = small_synth.split_file("train").read_text().splitlines()
-    listing.write_text("".join(f"{small_synth.root / line}\n" for line in lines) + f"{broken} 0\n")
-    (tmp_path / "classes.txt").write_text(small_synth.classes_file.read_text())
+    listing, broken = train_list_with_a_broken_video(small_synth, tmp_path)
 
     ok = videoml("fit", *fit_args(small_synth, tmp_path / "a", "--model.max_bad_fraction", "0.2", train=listing))
     assert ok.returncode == 0, ok.stderr[-3000:]

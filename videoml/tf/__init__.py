@@ -23,3 +23,7 @@ try:
     import tensorflow  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise VideomlError(f"the TensorFlow side needs the [tf] extra: pip install 'videoml[tf]' ({e})") from None
+
+# The custom Keras classes saved in .keras files (layers, optimisers, schedule) are registered on import, so that
+# keras.saving.load_model reads a run's checkpoints once videoml.tf is imported.
+from videoml.tf import layers, optim  # noqa: E402,F401

@@ -102,14 +102,15 @@ def strategy_for(devices: int | None) -> tf.distribute.MirroredStrategy:
             raise VideomlError(f"devices={count}, but {len(gpus)} GPU(s) are visible to TensorFlow")
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
     count = devices or 1
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    logical = tf.config.list_logical_devices("CPU")
-    if len(logical) != count:
+    if count > 1:  # before TensorFlow's runtime starts (listing logical devices would start it)
         try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+            tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                                       [tf.config.LogicalDeviceConfiguration()] * count)
         except RuntimeError:
-            raise VideomlError(f"TensorFlow already started with {len(logical)} CPU device(s); {count} must be set "
-                               "before it runs anything (a fresh process)") from None
+            pass
+    if len(tf.config.list_logical_devices("CPU")) < count:
+        raise VideomlError(f"TensorFlow already started with fewer than {count} CPU devices; they must be set before "
+                           "it runs anything (a fresh process)")
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(count)])
 
 
@@ -179,10 +180,10 @@ def fit(config: dict, options: FitOptions) -> dict:
     classes = data.classes
     if "train" not in data.sources:
         raise VideomlError("the config has no training data (data.train)")
-    keras.utils.set_random_seed(seed)
     devices = trainer_cfg.get("devices")
     strategy = strategy_for(options.devices if options.devices is not None else
                             devices if isinstance(devices, int) else None)
+    keras.utils.set_random_seed(seed)
     replicas = strategy.num_replicas_in_sync
     epochs = int(trainer_cfg.get("max_epochs", 1))
     val_every = int(trainer_cfg.get("check_val_every_n_epoch", 1))
@@ -206,7 +207,10 @@ def fit(config: dict, options: FitOptions) -> dict:
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
     env = environment()
-    env["tensorflow_devices"] = [d.name for d in tf.config.list_logical_devices()]
+    build = tf.sysconfig.get_build_info()
+    env.update(tensorflow=tf.__version__, keras=keras.__version__, tensorflow_cuda=build.get("cuda_version"),
+               tensorflow_cudnn=build.get("cudnn_version"),
+               tensorflow_devices=[d.name for d in tf.config.list_logical_devices()])
     (run / "environment.json").write_text(json.dumps({"stage": "tf fit", **env}, indent=2) + "\n")
 
     peak = scaled_lr(float(model_cfg.get("lr", 0.1)), model_cfg.get("lr_base_batch_size"), batch_size * replicas)

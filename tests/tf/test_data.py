@@ -1,0 +1,39 @@
+"""The tf.data pipeline yields exactly the clips the PyTorch loaders yield: same order, frames, crops, labels."""
+
+import numpy as np
+import pytest
+
+from videoml.data.datamodule import VideoDataModule
+from videoml.tf.data import ClipPipeline, training_batches
+
+
+def _module(small_synth, **options):
+    return VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                           val={"kind": "labeled_paths", "path": str(small_synth.split_file("val"))},
+                           model="x3d_tiny", batch_size=3, num_workers=0, seed=7, **options)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_tensorflow_and_pytorch_see_identical_clips(small_synth, split):
+    data = _module(small_synth, views=2, crops=3)
+    loader = data.train_dataloader() if split == "train" else data.val_dataloader()
+    loader.sampler.set_epoch(2)  # another epoch: other order, other crops
+    pipeline = ClipPipeline(data.dataset(split), batch_size=3, parallel=2, seed=7)
+    pairs = list(zip(loader, pipeline.epoch(2)))
+    assert len(pairs) == pipeline.steps == -(-len(data.dataset(split)) // 3)
+    for torch_batch, tf_batch in pairs:
+        expected = np.moveaxis(torch_batch["video"].numpy(), -4, -1)  # (..., C, T, H, W) -> channels-last
+        np.testing.assert_array_equal(tf_batch["video"].numpy(), expected)
+        for key in ("label", "video_index", "weight"):
+            np.testing.assert_array_equal(tf_batch[key].numpy(), torch_batch[key].numpy())
+    if split == "train":  # a new epoch reorders and re-augments
+        first = next(iter(pipeline.epoch(3)))["video"].numpy()
+        assert not np.array_equal(first, pairs[0][1]["video"].numpy())
+
+
+def test_sample_weights_reproduce_the_pytorch_loss_normalisation(small_synth):
+    pipeline = ClipPipeline(_module(small_synth).dataset("train"), batch_size=4, seed=0)
+    videos, labels, weights = next(iter(training_batches(pipeline, 0, num_classes=8)))
+    assert videos.dtype.name == "uint8" and videos.shape[1:] == (4, 64, 64, 3)
+    assert labels.shape == (4, 8) and np.allclose(labels.numpy().sum(1), 1)
+    np.testing.assert_allclose(weights.numpy(), 1.0)  # all readable: the mean over the batch, as in PyTorch
