@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from videoml import __version__
 from videoml.errors import UsageError, VideomlError
@@ -247,6 +248,45 @@ def _run_bench_infer(args) -> int:
     return _run_bench(bench, "infer")
 
 
+def _add_bench_suite(sub) -> None:
+    p = sub.add_parser("suite", help="a declared matrix: models x frameworks x modes x batch sizes x stages",
+                       description="Run a benchmark suite (configs/bench/*.yaml): one process per framework, ceilings "
+                                   "measured first; writes runs/*.json, suite.json, table.md and plots into --out.")
+    p.add_argument("config", help="suite config, e.g. configs/bench/cpu.yaml")
+    p.add_argument("--out", help="results folder (default: runs/bench/<suite name>)")
+    p.add_argument("--frameworks", type=lambda s: s.split(","), help="only these frameworks (torch, tf)")
+    p.set_defaults(run=_run_bench_suite)
+
+
+def _run_bench_suite(args) -> int:
+    from videoml.bench import suite
+
+    config = suite.SuiteConfig.load(args.config)
+    out = args.out or f"runs/bench/{config.name}"
+    summary = suite.run(config, out, args.frameworks)
+    print((Path(out) / "table.md").read_text())
+    print(f"results in {out}: suite.json, table.md, throughput.png, stages.png, scaling.png, runs/ "
+          f"({len(summary['rows'])} runs)")
+    return 0
+
+
+def _add_bench_compare(sub) -> None:
+    p = sub.add_parser("compare", help="two suite results folders side by side, with ratios",
+                       description="Runs present in both folders: clips/s, the ratio B/A, and whether the change is "
+                                   "beyond the noise (the 95%% intervals of the medians do not overlap).")
+    p.add_argument("a", help="results folder A (the reference)")
+    p.add_argument("b", help="results folder B")
+    p.set_defaults(run=_run_bench_compare)
+
+
+def _run_bench_compare(args) -> int:
+    from videoml.bench.report import compare
+
+    text, _ = compare(args.a, args.b)
+    print(text)
+    return 0
+
+
 # --- videoml infer ---------------------------------------------------------------------------------------------------
 
 
@@ -399,8 +439,6 @@ def _overrides(items: list[str]) -> dict:
 
 
 def _run_tf_fit(args) -> int:
-    from pathlib import Path
-
     from videoml.tf.fit import FitOptions, fit, load_config
 
     config = load_config(args.config, _overrides(args.extra))
@@ -470,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_decode(bench_commands)
     _add_bench_infer(bench_commands)
     _add_bench_model(bench_commands)
+    _add_bench_suite(bench_commands)
+    _add_bench_compare(bench_commands)
     return parser
 
 

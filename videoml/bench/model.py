@@ -4,25 +4,24 @@ A mode combines a memory format (``contiguous`` or ``channels_last_3d``), a prec
 autocast) and ``torch.compile`` (off or on), written like ``cl3d+bf16+compile``. The same model, batch and input
 (random clips at the model's canonical size, already on the device) for every mode.
 
-Method: for each (model, mode, stage), ``warmup`` untimed steps (compilation, autotuning, allocator), then
-``repeats`` rounds of ``steps`` timed steps, the device synchronised around each round; a round's time per step
-counts, and the median over rounds with its interquartile range is reported, with the peak device memory.
-A train step is forward, cross-entropy, backward and an SGD step.
+Method (:mod:`videoml.bench.measure`): for each (model, mode, stage), ``warmup`` untimed steps, then ``repeats``
+rounds of ``steps`` timed steps, the device synchronised around each round; the median over rounds with its
+interquartile range is reported, with the peak device memory. A train step is forward, cross-entropy, backward and
+an SGD step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from videoml.bench.common import write as write_results
+from videoml.bench.measure import Timing, summarize, time_rounds
 from videoml.data.transforms import pack_pathways
 from videoml.environment import environment
 from videoml.errors import UsageError
@@ -88,62 +87,62 @@ def _clips(name: str, batch: int, device: torch.device, memory_format) -> torch.
     return video.contiguous(memory_format=memory_format)
 
 
-def measure(name: str, mode: Mode, bench: ModelBench) -> list[dict]:
-    """Forward and train-step rows for one model in one mode."""
-    device = parse_device(bench.device)
+def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, classes: int, seed: int = 0):
+    """The model (random weights from ``seed``) and its timed steps in ``mode``: ``{"forward": fn, "train_step":
+    fn}`` on one batch of random clips at the model's canonical input, already on the device. A train step is
+    forward, cross-entropy, backward and an SGD step (momentum 0.9)."""
     if mode.precision == "fp16" and device.type != "cuda":
         raise UsageError("fp16 autocast needs a CUDA device (use bf16 on CPU)")
-    torch.manual_seed(bench.seed)
+    torch.manual_seed(seed)
     memory_format = MEMORY_FORMATS[mode.memory_format]
-    model = build_model(name, bench.classes).to(device, memory_format=memory_format)
+    model = build_model(name, classes).to(device, memory_format=memory_format)
     step_model = torch.compile(model) if mode.compile else model
-    video = _clips(name, bench.batch_size, device, memory_format)
-    labels = torch.randint(0, bench.classes, (bench.batch_size,), device=device)
+    video = _clips(name, batch_size, device, memory_format)
+    labels = torch.randint(0, classes, (batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     dtype = PRECISIONS[mode.precision]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
 
     def forward():
+        model.eval()
         with torch.inference_mode(), autocast():
             step_model(video)
 
     def train_step():
+        model.train()
         with autocast():
             loss = F.cross_entropy(step_model(video).float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    return model, {"forward": forward, "train_step": train_step}
+
+
+def measure(name: str, mode: Mode, bench: ModelBench) -> list[dict]:
+    """Forward and train-step rows for one model in one mode."""
+    device = parse_device(bench.device)
+    _, steps = torch_steps(name, mode, bench.batch_size, device, bench.classes, bench.seed)
+    timing = Timing(bench.warmup, bench.steps, bench.repeats, max_spread=None)
     rows = []
-    for stage, fn, train in (("forward", forward, False), ("train_step", train_step, True)):
-        model.train(train)
+    for stage, fn in steps.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(bench.warmup):
-            fn()
-        rounds = []
-        for _ in range(bench.repeats):
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(bench.steps):
-                fn()
-            _sync(device)
-            rounds.append((time.perf_counter() - start) / bench.steps)
-        median = float(np.median(rounds))
-        q1, q3 = np.percentile(rounds, [25, 75])
+        rounds = time_rounds(fn, timing, lambda: _sync(device))
+        stats = summarize(rounds, bench.batch_size)
         rows.append({"model": name, "mode": mode.name, "stage": stage, "batch": bench.batch_size,
-                     "clips_per_s": round(bench.batch_size / median, 2),
-                     "ms_per_step_median": round(1000 * median, 3),
-                     "ms_per_step_iqr": [round(1000 * float(q1), 3), round(1000 * float(q3), 3)],
-                     "spread": round(float(q3 - q1) / median, 3),
+                     "clips_per_s": round(stats["clips_per_s"], 2),
+                     "ms_per_step_median": round(1000 * stats["median_s"], 3),
+                     "ms_per_step_iqr": [round(1000 * q, 3) for q in stats["iqr_s"]],
+                     "spread": round(stats["spread"], 3),
                      "peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
                      if device.type == "cuda" else None,
                      "samples_ms": [round(1000 * r, 3) for r in rounds]})
     if bench.profile:
-        steps = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
-        with Profile(Path(bench.out) / f"profile-{name}-{mode.name}", device.type, steps) as profile:
+        schedule = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
+        with Profile(Path(bench.out) / f"profile-{name}-{mode.name}", device.type, schedule) as profile:
             for _ in range(4):
-                train_step()
+                steps["train_step"]()
                 _sync(device)
                 profile.step()
     return rows

@@ -1,0 +1,102 @@
+"""`videoml bench suite` and `videoml bench compare`: a declared matrix, one process per framework, results as
+JSON per run, a table in the PyTorch-vs-TensorFlow shape, plots, and comparisons that know the noise."""
+
+import json
+
+import pytest
+import yaml
+from helpers import videoml
+
+from videoml.bench.measure import TooNoisy, Timing, check_noise, summarize
+
+SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
+             batch_sizes=[2], stages=["forward", "train_step", "decode", "transform", "pipeline"],
+             backends=["pyav"], workers=[1], videos=8, threads=2,
+             timing={"warmup": 1, "steps": 1, "repeats": 3, "max_spread": None})
+
+
+def _config(tmp_path, **changes):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({**SMOKE, "data": str(tmp_path / "videos"), **changes}))
+    return path
+
+
+@pytest.mark.slow
+def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
+    out = tmp_path / "out"
+    result = videoml("bench", "suite", str(_config(tmp_path)), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    assert set(runs) == {"model-torch-x3d_tiny-cl3d-forward-b2", "model-torch-x3d_tiny-cl3d-train_step-b2",
+                         "model-tf-x3d_tiny-graph-forward-b2", "model-tf-x3d_tiny-graph-train_step-b2",
+                         "decode-x3d_tiny-pyav", "transform-x3d_tiny-b2", "pipeline-torch-x3d_tiny-cl3d-b2-w1",
+                         "pipeline-tf-x3d_tiny-graph-b2-w1"}
+    for name, run in runs.items():
+        assert run["schema"] == "videoml-bench-run/1" and len(run["samples_s"]) == 3
+        stats = run["stats"]
+        assert stats["ci95_s"][0] <= stats["median_s"] <= stats["ci95_s"][1]
+        assert stats["clips_per_s"] == pytest.approx(run["items_per_step"] / stats["median_s"])
+        assert run["machine"]["cores"] and run["seed"] == 0 and run["commit"]
+        # the PyTorch worker never loaded TensorFlow
+        assert run["tensorflow_loaded"] == (run["framework"]["name"] == "tf"), name
+    assert runs["model-tf-x3d_tiny-graph-forward-b2"]["framework"]["version"].startswith("2.")
+    decode = runs["decode-x3d_tiny-pyav"]
+    assert decode["ceiling"]["clips_per_s"] > 0 and decode["ceiling"]["frames_decoded_per_clip"] >= 22
+    assert 0 <= runs["pipeline-torch-x3d_tiny-cl3d-b2-w1"]["data_wait"] < 1
+
+    summary = json.loads((out / "suite.json").read_text())
+    assert summary["ceilings"]["flops_per_clip"]["x3d_tiny"] > 1e7
+    assert summary["ceilings"]["matmul"]["flops_per_s"] > 1e9
+    fractions = [r["compute_ceiling_fraction"] for r in summary["rows"] if r["kind"] == "model"]
+    assert len(fractions) == 4 and all(0 < f < 1 for f in fractions)
+    assert any("x3d_tiny train_step:" in n and "leads" in n for n in summary["notes"])
+    table = (out / "table.md").read_text()
+    assert "| framework / mode | x3d_tiny |" in table and "| torch cl3d | " in table and "| tf graph | " in table
+    for plot in ("throughput.png", "stages.png", "scaling.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+
+    same = videoml("bench", "compare", str(out), str(out))
+    assert same.returncode == 0 and same.stdout.count("| 1.00x | within noise |") == 8
+
+
+def _runs(folder, rates):
+    (folder / "runs").mkdir(parents=True)
+    for name, seconds in rates.items():
+        (folder / "runs" / f"{name}.json").write_text(json.dumps({"name": name, "stats": summarize(seconds, 8)}))
+
+
+def test_compare_flags_changes_beyond_the_noise(tmp_path):
+    _runs(tmp_path / "a", {"x": [0.10, 0.101, 0.099, 0.1], "y": [0.2, 0.21, 0.19, 0.2], "gone": [0.1] * 3})
+    _runs(tmp_path / "b", {"x": [0.05, 0.051, 0.049, 0.05], "y": [0.2, 0.205, 0.195, 0.21]})
+    result = videoml("bench", "compare", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert "| x | 80.00 | 160.00 | 2.00x | faster |" in result.stdout
+    assert "| y | 40.00 |" in result.stdout and "within noise" in result.stdout
+    assert "in one folder only: gone" in result.stdout
+
+
+def test_a_noisy_measurement_is_refused_with_the_reason():
+    stats = summarize([0.1, 0.1, 0.2, 0.3, 0.1], 4)
+    with pytest.raises(TooNoisy, match=r"model-x: too noisy to report \(spread 100% of the median over 5 rounds"):
+        check_noise(stats, "model-x", Timing(max_spread=0.25))
+    check_noise(stats, "model-x", Timing(max_spread=None))
+
+
+@pytest.mark.slow
+def test_a_noisy_suite_stops_with_one_line(tmp_path):
+    config = _config(tmp_path, stages=["forward"], frameworks={"torch": ["fp32"]},
+                     timing={"warmup": 0, "steps": 1, "repeats": 5, "max_spread": 0.0})
+    result = videoml("bench", "suite", str(config), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "the torch worker stopped: model-torch-x3d_tiny-fp32-forward-b2: too noisy to report" in result.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"frameworks": {"jax": ["jit"]}}, "unknown framework 'jax'"),
+    ({"stages": ["forward", "backward"]}, "unknown stages ['backward']"),
+    ({"frameworks": {"tf": ["turbo"]}}, "unknown tf mode 'turbo'"),
+    ({"colour": "red"}, "unknown suite keys ['colour']"),
+])
+def test_bad_suite_configs_are_one_line_errors(tmp_path, change, message):
+    result = videoml("bench", "suite", str(_config(tmp_path, **change)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

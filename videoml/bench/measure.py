@@ -1,0 +1,73 @@
+"""How every benchmark times a step and reports it: warm-up, timed rounds, median, spread, confidence interval.
+
+``warmup`` untimed calls first (compilation, autotuning, allocator growth); then ``repeats`` rounds of ``steps``
+calls, the device synchronised before and after each round; a round's time per call is one sample. Reported: the
+median, the interquartile range, a 95 % bootstrap interval of the median (resampling the rounds), and the spread
+(IQR / median). A measurement whose spread exceeds ``max_spread`` is refused (:class:`TooNoisy`): a median that
+moves by more than that between rounds says more about the machine than about the code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from videoml.errors import VideomlError
+
+
+class TooNoisy(VideomlError):
+    """A measurement varied too much between rounds to be reported."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    warmup: int = 3
+    steps: int = 5
+    repeats: int = 7
+    max_spread: float | None = 0.25  # IQR / median above which a measurement is refused; None: never
+
+
+def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], None] = lambda: None) -> list[float]:
+    """Seconds per call of ``step``, one value per timed round."""
+    for _ in range(timing.warmup):
+        step()
+    sync()
+    rounds = []
+    for _ in range(timing.repeats):
+        sync()
+        start = time.perf_counter()
+        for _ in range(timing.steps):
+            step()
+        sync()
+        rounds.append((time.perf_counter() - start) / timing.steps)
+    return rounds
+
+
+def bootstrap_median_ci(samples, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float,
+                                                                                                        float]:
+    values = np.asarray(samples, dtype=float)
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(resamples, len(values)), replace=True), axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(medians, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def summarize(seconds_per_step: list[float], items_per_step: int) -> dict:
+    """Statistics of per-step times, also as items (clips) per second and milliseconds per item."""
+    median = float(np.median(seconds_per_step))
+    q1, q3 = (float(v) for v in np.percentile(seconds_per_step, [25, 75]))
+    low, high = bootstrap_median_ci(seconds_per_step)
+    return {"median_s": median, "iqr_s": [q1, q3], "ci95_s": [low, high], "spread": (q3 - q1) / median,
+            "clips_per_s": items_per_step / median, "clips_per_s_ci95": [items_per_step / high, items_per_step / low],
+            "ms_per_clip": 1000 * median / items_per_step, "rounds": len(seconds_per_step)}
+
+
+def check_noise(stats: dict, what: str, timing: Timing) -> None:
+    if timing.max_spread is not None and stats["spread"] > timing.max_spread:
+        raise TooNoisy(f"{what}: too noisy to report (spread {stats['spread']:.0%} of the median over "
+                       f"{stats['rounds']} rounds, limit {timing.max_spread:.0%}); run it on a quiet machine or "
+                       "with more steps per round")

@@ -1,0 +1,148 @@
+"""``videoml bench suite CONFIG``: a declared matrix of measurements, one process per framework, one results folder.
+
+A suite config (``configs/bench/*.yaml``, documented in each) declares models, frameworks with their modes, batch
+sizes, stages, the data stages' backends and loader workers, the timing and the thread count. The suite
+
+1. measures the ceilings once, in this process, before any worker runs: the device's matmul rate and each
+   model's FLOPs per clip (:mod:`videoml.bench.ceilings`);
+2. makes the benchmark videos once (10-s 320x240 H.264, GOP 60, B-frames: web video);
+3. runs one worker process per framework (:mod:`videoml.bench.worker`), one after the other, so that neither
+   framework's threads or memory disturb the other's measurements;
+4. writes ``suite.json`` (config, ceilings, every run's summary, the diagnosis), ``table.md`` and the plots
+   (:mod:`videoml.bench.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from videoml.bench.measure import Timing
+from videoml.errors import UsageError, VideomlError
+
+STAGES = ("forward", "train_step", "decode", "transform", "h2d", "pipeline")
+FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
+
+
+@dataclass
+class SuiteConfig:
+    name: str = "suite"
+    device: str = "cpu"
+    models: list[str] = field(default_factory=lambda: ["x3d_tiny"])
+    frameworks: dict[str, list[str]] = field(default_factory=lambda: {"torch": ["fp32"], "tf": ["graph"]})
+    batch_sizes: list[int] = field(default_factory=lambda: [8])
+    stages: list[str] = field(default_factory=lambda: ["forward", "train_step"])
+    backends: list[str] = field(default_factory=lambda: ["pyav"])  # decode stage
+    workers: list[int] = field(default_factory=lambda: [2])  # pipeline stage
+    videos: int = 8
+    classes: int = 400
+    threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 16))
+    seed: int = 0
+    timing: dict = field(default_factory=lambda: asdict(Timing()))
+    data: str = "data/bench"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, overrides: dict | None = None) -> "SuiteConfig":
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as e:
+            raise VideomlError(f"{path}: cannot read the suite config ({e.strerror})") from None
+        raw.update(overrides or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"{path}: unknown suite keys {sorted(unknown)} (known: {', '.join(cls.__dataclass_fields__)})")
+        config = cls(**raw)
+        config.check(path)
+        return config
+
+    def check(self, where) -> None:
+        from videoml.bench.model import Mode
+        from videoml.models.registry import model_entry
+
+        for name in self.models:
+            model_entry(name)
+        for framework, modes in self.frameworks.items():
+            if framework not in FRAMEWORKS:
+                raise UsageError(f"{where}: unknown framework {framework!r} (known: torch, tf)")
+            for mode in modes:
+                if framework == "torch":
+                    Mode.parse(mode)
+                elif mode not in ("eager", "graph", "xla"):
+                    raise UsageError(f"{where}: unknown tf mode {mode!r} (known: eager, graph, xla)")
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise UsageError(f"{where}: unknown stages {bad} (known: {', '.join(STAGES)})")
+        Timing(**self.timing)
+
+    def cells(self, framework: str) -> list[dict]:
+        """What a framework's worker measures."""
+        modes = self.frameworks.get(framework, [])
+        cells = []
+        for model in self.models:
+            for batch in self.batch_sizes:
+                for mode in modes:
+                    for stage in ("forward", "train_step"):
+                        if stage in self.stages:
+                            cells.append({"kind": "model", "framework": framework, "model": model, "mode": mode,
+                                          "stage": stage, "batch_size": batch})
+            batch = self.batch_sizes[0]
+            if framework == "torch":
+                if "decode" in self.stages:
+                    cells += [{"kind": "decode", "model": model, "backend": b} for b in self.backends]
+                if "transform" in self.stages:
+                    cells.append({"kind": "transform", "model": model, "batch_size": batch})
+                if "h2d" in self.stages and self.device.startswith("cuda"):
+                    cells.append({"kind": "h2d", "model": model, "batch_size": batch})
+            if "pipeline" in self.stages and modes:
+                cells += [{"kind": "pipeline", "framework": framework, "model": model, "mode": modes[0],
+                           "batch_size": batch, "workers": w} for w in self.workers]
+        return cells
+
+
+def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> dict:
+    """Run the suite into ``out``; returns the summary (also ``out/suite.json``)."""
+    import torch
+
+    from videoml.bench import report
+    from videoml.bench.ceilings import flops_per_clip, matmul_peak
+    from videoml.bench.common import make_videos
+    from videoml.bench.decode import DecodeBench
+    from videoml.data.synth import SynthConfig
+    from videoml.models.registry import parse_device
+
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    device = parse_device(config.device)
+    torch.set_num_threads(config.threads)
+    ceilings = {"matmul": matmul_peak(device),
+                "flops_per_clip": {m: flops_per_clip(m, config.classes) for m in config.models}}
+    videos = []
+    if any(s in config.stages for s in ("decode", "pipeline")):
+        classes = SynthConfig().classes
+        per_class = -(-config.videos // len(classes))
+        synth = DecodeBench().videos(10, classes, per_class)
+        videos = [str(p) for p in make_videos(Path(config.data) / f"suite-{per_class * len(classes)}x10s",
+                                              synth)[: config.videos]]
+    for framework in frameworks or list(config.frameworks):
+        cells = config.cells(framework)
+        if not cells:
+            continue
+        plan = {"suite": config.name, "framework": framework, "framework_package": FRAMEWORKS[framework],
+                "device": config.device, "threads": config.threads, "seed": config.seed, "classes": config.classes,
+                "timing": config.timing, "videos": videos, "cells": cells, "out": str(out)}
+        plan_path = out / f"plan-{framework}.json"
+        plan_path.write_text(json.dumps(plan, indent=2) + "\n")
+        result = subprocess.run([sys.executable, "-m", "videoml.bench.worker", str(plan_path)])
+        if result.returncode != 0:
+            error = out / f"error-{framework}.txt"
+            reason = error.read_text().strip() if error.is_file() else f"exit status {result.returncode}"
+            raise VideomlError(f"the {framework} worker stopped: {reason} (results so far in {out}/runs)")
+    summary = report.summarize_suite(out, asdict(config), ceilings)
+    report.write(summary, out)
+    return summary

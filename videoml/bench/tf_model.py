@@ -1,0 +1,53 @@
+"""The TensorFlow side of the model stages: the Keras twin's forward and train step in an execution mode.
+
+Modes: ``eager`` (plain Python calls, no ``tf.function``), ``graph`` (``tf.function``), ``xla`` (``tf.function``
+with ``jit_compile=True``): the counterparts of PyTorch eager and ``torch.compile``. The model is the registry
+model's Keras mirror with the weights PyTorch initialises from the same seed, the input the same shape of random
+clips (channels-last), the train step the same loss and optimiser rule (cross-entropy, PyTorch's SGD with momentum
+0.9). Importing this module loads TensorFlow: run it in its own process (``videoml bench suite`` does).
+"""
+
+from __future__ import annotations
+
+import videoml.tf  # noqa: F401  (before keras / tensorflow)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from videoml.errors import UsageError  # noqa: E402
+from videoml.models.registry import model_input  # noqa: E402
+from videoml.tf.mirror import build_keras_model  # noqa: E402
+from videoml.tf.optim import TorchSGD  # noqa: E402
+
+MODES = ("eager", "graph", "xla")
+
+
+def tf_steps(name: str, mode: str, batch_size: int, classes: int, seed: int = 0, threads: int | None = None):
+    """The Keras model and ``{"forward": fn, "train_step": fn}``; each fn returns once its result is computed."""
+    if mode not in MODES:
+        raise UsageError(f"unknown TensorFlow mode {mode!r} (known: {', '.join(MODES)})")
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    spec = model_input(name)
+    if spec.slowfast_alpha:
+        raise UsageError(f"{name}: two-pathway models have no Keras twin")
+    model = build_keras_model(name, classes, seed=seed)
+    generator = tf.random.Generator.from_seed(seed)
+    video = generator.normal((batch_size, spec.frames, spec.crop, spec.crop, 3))
+    labels = generator.uniform((batch_size,), 0, classes, dtype=tf.int32)
+    optimizer = TorchSGD(1e-3, momentum=0.9)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def forward():
+        return model(video, training=False)
+
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(video, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    if mode != "eager":
+        forward, train_step = (tf.function(f, jit_compile=mode == "xla") for f in (forward, train_step))
+    # Reading a value back waits for the device, as torch.cuda.synchronize does on the PyTorch side.
+    return model, {"forward": lambda: forward().numpy(), "train_step": lambda: train_step().numpy()}

@@ -1,0 +1,272 @@
+"""One framework's share of a benchmark suite, in a process of its own: ``python -m videoml.bench.worker PLAN``.
+
+The plan (written by :mod:`videoml.bench.suite`) names the framework, the cells to measure, the timing, the thread
+count and where to write. Each cell becomes one JSON file under ``<out>/runs/`` (:func:`run_record`); the process
+imports only its own framework (the TensorFlow worker imports torch only to build the model it mirrors). A cell
+too noisy to report ends the worker with exit status 3 and the message in ``<out>/error-<framework>.txt``.
+
+Cells (``kind``):
+  - ``model``: ``stage`` forward or train_step of ``model`` in ``mode`` at ``batch_size`` (random clips, on the
+    device);
+  - ``decode``: one training sample of the data set (open, decode the clip's frames, scale, crop) per call with
+    ``backend``, single-threaded, against FFmpeg decoding the same frames;
+  - ``transform``: uint8 -> normalised float of a batch on the device; ``h2d``: a pinned uint8 batch to the GPU;
+  - ``pipeline``: data -> model training with ``workers`` loader workers (DataLoader / tf.data), with the
+    fraction of the time the step waited for data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from videoml.bench.measure import Timing, TooNoisy, check_noise, summarize, time_rounds
+from videoml.environment import environment
+
+SCHEMA = "videoml-bench-run/1"
+
+
+def run_record(plan: dict, cell: dict, rounds: list[float], items_per_step: int, **extra) -> dict:
+    """One measurement as written to ``runs/<name>.json`` (schema in docs/benchmarks.md)."""
+    env = plan["environment"]
+    return {"schema": SCHEMA, "name": cell_name(cell), "suite": plan["suite"], "cell": cell,
+            "framework": {"name": plan["framework"], "version": env.get(plan["framework_package"])},
+            "machine": {k: env.get(k) for k in ("cpu", "cores", "gpus", "platform", "python", "torch", "cuda",
+                                                 "tensorflow", "ffmpeg", "device")},
+            "commit": env.get("git_commit"), "dirty": env.get("git_dirty"), "seed": plan["seed"],
+            "threads": plan["threads"], "timing": plan["timing"], "items_per_step": items_per_step,
+            "samples_s": rounds, "stats": summarize(rounds, items_per_step),
+            "tensorflow_loaded": "tensorflow" in sys.modules, **extra}
+
+
+def cell_name(cell: dict) -> str:
+    keys = ("kind", "framework", "model", "mode", "backend", "stage", "batch_size", "workers")
+    return "-".join(f"{'b' if k == 'batch_size' else 'w' if k == 'workers' else ''}{cell[k]}"
+                    for k in keys if cell.get(k) is not None)
+
+
+# --- PyTorch -------------------------------------------------------------------------------------------------------
+
+def _torch_cells(plan: dict, cells: list[dict], timing: Timing, emit) -> None:
+    import torch
+
+    from videoml.bench.model import Mode, torch_steps
+    from videoml.models.registry import parse_device
+
+    torch.set_num_threads(plan["threads"])
+    device = parse_device(plan["device"])
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    for cell in cells:
+        if cell["kind"] == "model":
+            _, steps = torch_steps(cell["model"], Mode.parse(cell["mode"]), cell["batch_size"], device,
+                                   plan["classes"], plan["seed"])
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            rounds = time_rounds(steps[cell["stage"]], timing, sync)
+            memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory)
+        elif cell["kind"] == "decode":
+            _decode_cell(plan, cell, timing, emit)
+        elif cell["kind"] == "transform":
+            from videoml.data.transforms import normalize
+            from videoml.models.registry import model_input
+
+            spec = model_input(cell["model"])
+            batch = torch.randint(0, 256, (cell["batch_size"], 3, spec.frames, spec.crop, spec.crop),
+                                  dtype=torch.uint8, device=device)
+            emit(cell, time_rounds(lambda: normalize(batch, spec.mean, spec.std), timing, sync), cell["batch_size"])
+        elif cell["kind"] == "h2d":
+            from videoml.models.registry import model_input
+
+            spec = model_input(cell["model"])
+            batch = torch.randint(0, 256, (cell["batch_size"], 3, spec.frames, spec.crop, spec.crop),
+                                  dtype=torch.uint8).pin_memory()
+            emit(cell, time_rounds(lambda: batch.to(device, non_blocking=True), timing, sync), cell["batch_size"])
+        elif cell["kind"] == "pipeline":
+            _torch_pipeline(plan, cell, timing, emit, device, sync)
+
+
+def _clip_dataset(plan: dict, model: str, backend: str = "pyav"):
+    from videoml.data.datamodule import ClipDataset
+    from videoml.data.datasets import VideoList
+    from videoml.models.registry import model_input
+
+    videos = [Path(p) for p in plan["videos"]]
+    items = tuple((p, i % 8) for i, p in enumerate(videos))
+    return ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
+                       model_input(model), train=True, backend=backend, seed=plan["seed"])
+
+
+def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
+    """Per call, the next training sample (cycling over the videos); the ceiling is FFmpeg's time per frame on
+    these files times the frames each sample's clip needs decoded (from the key frame before it to its last)."""
+    import torch
+
+    from videoml.bench.decode import ffmpeg_frame_seconds
+    from videoml.data.decoding import load_index
+    from videoml.data.sampling import random_clip
+
+    torch.set_num_threads(1)
+    dataset = _clip_dataset(plan, cell["model"], cell["backend"])
+    counter = iter(range(10**9))
+    rounds = time_rounds(lambda: dataset[next(counter) % len(dataset)], timing)
+    ceiling = None
+    if shutil.which("ffmpeg"):
+        frames = []
+        for index in range(len(dataset)):
+            path = dataset.videos.items[index][0]
+            frame_index = load_index(path)
+            clip = random_clip(dataset.clip, frame_index.timestamps, np.random.default_rng([plan["seed"], 0, index]))
+            frames.append(clip[-1] - frame_index.key_before[clip[0]] + 1)
+        per_frame = float(np.median([ffmpeg_frame_seconds(Path(p), 3) for p in plan["videos"][:3]]))
+        ceiling = {"kind": "decode", "clips_per_s": 1 / (per_frame * float(np.mean(frames))),
+                   "ffmpeg_ms_per_frame": 1000 * per_frame, "frames_decoded_per_clip": float(np.mean(frames))}
+    torch.set_num_threads(plan["threads"])
+    emit(cell, rounds, 1, ceiling=ceiling)
+
+
+def _timed_pipeline(batches, step, timing: Timing, batch_size: int) -> tuple[list[float], float]:
+    """Seconds per batch for each round of ``timing.steps`` batches, and the fraction of time spent waiting for
+    the next batch."""
+    iterator = iter(batches)
+    for _ in range(timing.warmup):
+        step(next(iterator))
+    rounds, waited, total = [], 0.0, 0.0
+    for _ in range(timing.repeats):
+        start = time.perf_counter()
+        for _ in range(timing.steps):
+            before = time.perf_counter()
+            batch = next(iterator)
+            waited += time.perf_counter() - before
+            step(batch)
+        elapsed = time.perf_counter() - start
+        total += elapsed
+        rounds.append(elapsed / timing.steps)
+    return rounds, waited / total
+
+
+def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from videoml.bench.model import Mode
+    from videoml.data.datamodule import worker_init
+    from videoml.data.transforms import normalize
+    from videoml.models.registry import MEMORY_FORMATS, build_model
+
+    dataset = _clip_dataset(plan, cell["model"])
+    needed = (timing.warmup + timing.steps * timing.repeats) * cell["batch_size"]
+    sampler = RandomSampler(dataset, replacement=True, num_samples=needed,
+                            generator=torch.Generator().manual_seed(plan["seed"]))
+    loader = DataLoader(dataset, batch_size=cell["batch_size"], sampler=sampler, num_workers=cell["workers"],
+                        worker_init_fn=worker_init, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if cell["workers"] else None)
+    mode = Mode.parse(cell["mode"])
+    memory_format = MEMORY_FORMATS[mode.memory_format]
+    torch.manual_seed(plan["seed"])
+    model = build_model(cell["model"], plan["classes"]).to(device, memory_format=memory_format).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    spec = dataset.spec
+
+    def step(batch):
+        video = normalize(batch["video"].to(device, non_blocking=True), spec.mean, spec.std, memory_format)
+        loss = F.cross_entropy(model(video), batch["label"].to(device) % plan["classes"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()
+
+    rounds, wait = _timed_pipeline(loader, step, timing, cell["batch_size"])
+    emit(cell, rounds, cell["batch_size"], data_wait=wait)
+
+
+# --- TensorFlow ----------------------------------------------------------------------------------------------------
+
+def _tf_cells(plan: dict, cells: list[dict], timing: Timing, emit) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # torch only builds the models the Keras twins mirror
+    from videoml.bench.tf_model import tf_steps
+
+    for cell in cells:
+        if cell["kind"] == "model":
+            _, steps = tf_steps(cell["model"], cell["mode"], cell["batch_size"], plan["classes"], plan["seed"],
+                                threads=plan["threads"])
+            emit(cell, time_rounds(steps[cell["stage"]], timing), cell["batch_size"])
+        elif cell["kind"] == "pipeline":
+            _tf_pipeline(plan, cell, timing, emit)
+
+
+def _tf_pipeline(plan, cell, timing, emit) -> None:
+    import keras
+    import tensorflow as tf
+
+    from videoml.tf.data import ClipPipeline
+    from videoml.tf.fit import with_normalization
+    from videoml.tf.mirror import build_keras_model
+    from videoml.tf.optim import TorchSGD
+
+    dataset = _clip_dataset(plan, cell["model"])
+    pipeline = ClipPipeline(dataset, cell["batch_size"], parallel=max(cell["workers"], 1), seed=plan["seed"])
+    net = build_keras_model(cell["model"], plan["classes"], seed=plan["seed"])
+    model = with_normalization(net, dataset.spec.mean, dataset.spec.std)
+    optimizer = TorchSGD(1e-3, momentum=0.9)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(jit_compile=cell["mode"] == "xla")
+    def train_step(video, label):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(label % plan["classes"], model(video, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    needed = timing.warmup + timing.steps * timing.repeats
+    epochs = -(-needed // pipeline.steps)
+    batches = (b for e in range(epochs) for b in pipeline.epoch(e))
+    rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"]).numpy(), timing,
+                                   cell["batch_size"])
+    emit(cell, rounds, cell["batch_size"], data_wait=wait)
+
+
+def main(plan_path: str) -> int:
+    plan = json.loads(Path(plan_path).read_text())
+    out = Path(plan["out"])
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    framework = plan["framework"]
+    timing = Timing(**plan["timing"])
+    if framework == "tf":
+        import videoml.tf  # noqa: F401  (before TensorFlow loads: it sets up the import order)
+    plan["environment"] = environment(plan["device"] if framework == "torch" else None)
+    if framework == "tf":
+        import keras
+        import tensorflow as tf
+
+        plan["environment"].update(tensorflow=tf.__version__, keras=keras.__version__)
+    (out / f"environment-{framework}.json").write_text(json.dumps(plan["environment"], indent=2) + "\n")
+
+    def emit(cell, rounds, items, **extra):
+        record = run_record(plan, cell, rounds, items, **extra)
+        check_noise(record["stats"], record["name"], timing)
+        (out / "runs" / f"{record['name']}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"{record['name']}: {record['stats']['clips_per_s']:.2f} clips/s "
+              f"(spread {record['stats']['spread']:.0%})", flush=True)
+
+    try:
+        (_tf_cells if framework == "tf" else _torch_cells)(plan, plan["cells"], timing, emit)
+    except TooNoisy as e:
+        (out / f"error-{framework}.txt").write_text(str(e) + "\n")
+        print(f"videoml bench: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main(sys.argv[1]))
