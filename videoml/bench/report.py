@@ -88,8 +88,15 @@ def diagnose(summary: dict) -> list[str]:
                 per_worker = decode["clips_per_s"]
                 needed = math.ceil(step["clips_per_s"] / per_worker) if step else None
                 advice = []
-                if needed and needed <= cores:
-                    advice.append(f"use {needed} loader workers (one decodes {per_worker:.1f} clips/s)")
+                if needed and needed <= pipeline["workers"]:
+                    advice.append(f"decoding alone would keep up ({pipeline['workers']} worker(s) decode "
+                                  f"{pipeline['workers'] * per_worker:.1f} clips/s against "
+                                  f"{step['clips_per_s']:.1f} needed), so the loader's own overhead is the limit "
+                                  "(loading in threads, as tf.data's Python functions do, shares the GIL and the "
+                                  "cores with the training loop)")
+                elif needed and needed <= cores:
+                    advice.append(f"use {needed} loader workers (one decodes {per_worker:.1f} clips/s, the step "
+                                  f"takes {step['clips_per_s']:.1f})")
                 elif needed:
                     advice.append(f"{needed} workers would be needed but there are {cores} cores: decode at a "
                                   "lower resolution or use a faster backend")
@@ -103,7 +110,13 @@ def diagnose(summary: dict) -> list[str]:
                                   f"span of {span}: re-encode with a shorter GOP")
                 text += "; data-bound" + (": " + "; ".join(advice) if advice else "")
             elif wait <= 0.2:
-                text += "; model-bound: a faster execution mode or device helps, more workers do not"
+                text += "; not waiting for data"
+                if step and pipeline["clips_per_s"] < 0.7 * step["clips_per_s"]:
+                    text += (f", but the train step runs at {pipeline['clips_per_s'] / step['clips_per_s']:.0%} "
+                             f"of its speed alone: the loader workers compete with it for the {cores} cores "
+                             "(more cores, or cheaper decoding, would help)")
+                else:
+                    text += ": the model is the limit (a faster execution mode or device helps, more workers do not)"
             notes.append(text)
     return notes
 

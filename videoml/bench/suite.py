@@ -99,9 +99,9 @@ class SuiteConfig:
                     cells.append({"kind": "transform", "model": model, "batch_size": batch})
                 if "h2d" in self.stages and self.device.startswith("cuda"):
                     cells.append({"kind": "h2d", "model": model, "batch_size": batch})
-            if "pipeline" in self.stages and modes:
-                cells += [{"kind": "pipeline", "framework": framework, "model": model, "mode": modes[0],
-                           "batch_size": batch, "workers": w} for w in self.workers]
+            if "pipeline" in self.stages and modes:  # in the mode whose train step was fastest ("best")
+                cells += [{"kind": "pipeline", "framework": framework, "model": model, "mode": "best",
+                           "modes": modes, "batch_size": batch, "workers": w} for w in self.workers]
         return cells
 
 

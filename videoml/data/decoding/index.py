@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -163,6 +164,12 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
                           stream_index=stream.index, reordered=reordered, header=header)
 
 
+# np.load parses .npy headers with ast.literal_eval, and CPython 3.11 before 3.11.8 can fail two threads doing that
+# at once ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905). Loaders that read clips
+# in threads (tf.data) take turns here; reading an index entry takes well under a millisecond.
+_NPY_HEADERS = threading.Lock()
+
+
 def default_cache_dir() -> Path:
     if os.environ.get("VIDEOML_CACHE_DIR"):
         return Path(os.environ["VIDEOML_CACHE_DIR"])
@@ -179,7 +186,7 @@ def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bo
     stamp = {"version": _VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     entry = Path(cache_dir or default_cache_dir()) / "index" / (hashlib.sha1(real.encode()).hexdigest() + ".npz")
     try:
-        with np.load(entry) as arrays:
+        with _NPY_HEADERS, np.load(entry) as arrays:
             if json.loads(str(arrays["stamp"])) == stamp:
                 return FrameIndex.from_arrays(arrays)
     except (OSError, ValueError, KeyError):
