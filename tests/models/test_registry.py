@@ -104,3 +104,15 @@ def test_devices_are_checked_by_name_and_presence():
         parse_device("gpu")
     with pytest.raises(VideomlError, match="device 'cuda:64': no such CUDA device here"):
         parse_device("cuda:64")
+
+
+def test_layer_geometry_is_plain_ints_so_torch_compile_keeps_one_graph():
+    """PyTorchVideo gives ResNet shortcut convolutions numpy strides; torch.compile's guards on those failed."""
+    model = build_model("slow_tiny", 4)
+    for module in model.modules():
+        for attribute in ("kernel_size", "stride", "padding", "dilation"):
+            value = getattr(module, attribute, None)
+            if isinstance(value, tuple):
+                assert all(type(v) is int for v in value), (module, attribute, value)
+    explanation = torch._dynamo.explain(model.eval())(torch.randn(1, 3, 4, 64, 64))
+    assert explanation.graph_count == 1 and explanation.graph_break_count == 0

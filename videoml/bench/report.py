@@ -47,6 +47,8 @@ def summarize_suite(folder: Path, config: dict, ceilings: dict) -> dict:
             row["data_wait"] = run["data_wait"]
         if run.get("peak_memory_mb") is not None:
             row["peak_memory_mb"] = run["peak_memory_mb"]
+        if run.get("operators"):
+            row["operators"] = run["operators"]
         rows.append(row)
     summary = {"config": config, "ceilings": ceilings, "rows": rows}
     summary["notes"] = diagnose(summary)
@@ -56,6 +58,22 @@ def summarize_suite(folder: Path, config: dict, ceilings: dict) -> dict:
 def _best(rows, **match) -> dict | None:
     found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
     return max(found, key=lambda r: r["clips_per_s"]) if found else None
+
+
+_HEAVY = ("conv", "mm", "matmul", "linear", "addmm", "bmm")
+
+
+def _where_torch_spends(operators: list) -> str:
+    """Why a PyTorch step is slow, from its profile: the share of time outside convolutions and matrix products
+    (separate elementwise passes over the activations, which TensorFlow's graph optimiser fuses into them)."""
+    shown = ", ".join(f"{name} {share:.0%}" for name, share in operators)
+    heavy = sum(share for name, share in operators if any(h in name.lower() for h in _HEAVY))
+    text = f"PyTorch's step: {shown}"
+    if heavy < 0.8:
+        text += (f"; {1 - heavy:.0%} of it outside convolutions and matrix products, in separate passes "
+                 "(BatchNorm, activations, residual adds) that TensorFlow's graph optimiser fuses into the "
+                 "convolutions: compare the compile mode")
+    return text
 
 
 def diagnose(summary: dict) -> list[str]:
@@ -71,9 +89,12 @@ def diagnose(summary: dict) -> list[str]:
             if torch_best and tf_best:
                 ratio = torch_best["clips_per_s"] / tf_best["clips_per_s"]
                 verdict = "PyTorch leads" if ratio >= 1 else "TensorFlow leads"
-                notes.append(f"{model} {stage}: {verdict}, best modes torch {torch_best['mode']} "
-                             f"{torch_best['clips_per_s']:.1f} vs tf {tf_best['mode']} {tf_best['clips_per_s']:.1f} "
-                             f"clips/s ({ratio:.2f}x)")
+                note = (f"{model} {stage}: {verdict}, best modes torch {torch_best['mode']} "
+                        f"{torch_best['clips_per_s']:.1f} vs tf {tf_best['mode']} {tf_best['clips_per_s']:.1f} "
+                        f"clips/s ({ratio:.2f}x)")
+                if ratio < 1 and torch_best.get("operators"):
+                    note += "; " + _where_torch_spends(torch_best["operators"])
+                notes.append(note)
             if torch_best and "compute_ceiling_fraction" in torch_best:
                 notes.append(f"{model} {stage}: torch {torch_best['mode']} reaches "
                              f"{torch_best['compute_ceiling_fraction']:.0%} of the matmul peak")

@@ -73,7 +73,8 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
                 torch.cuda.reset_peak_memory_stats(device)
             rounds = time_rounds(steps[cell["stage"]], timing, sync)
             memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory)
+            emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory,
+                 operators=_operator_shares(steps[cell["stage"]], device, sync))
         elif cell["kind"] == "decode":
             _decode_cell(plan, cell, data_timing, emit)
         elif cell["kind"] == "transform":
@@ -93,6 +94,21 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
             emit(cell, time_rounds(lambda: batch.to(device, non_blocking=True), timing, sync), cell["batch_size"])
         elif cell["kind"] == "pipeline":
             _torch_pipeline(plan, cell, data_timing, emit, device, sync)
+
+
+def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
+    """Where one step's time goes: the ``top`` operators by self time (CUDA time on a GPU), as [name, share]."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        sync()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    total = sum(getattr(e, key) for e in events) or 1
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    return [[e.key, round(getattr(e, key) / total, 4)] for e in events[:top]]
 
 
 def _clip_dataset(plan: dict, model: str, backend: str = "pyav"):

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -129,6 +130,18 @@ def _native_swish(model: nn.Module) -> nn.Module:
     return model
 
 
+def _python_ints(model: nn.Module) -> nn.Module:
+    """PyTorchVideo's ResNet builders give shortcut convolutions numpy int64 strides; ``torch.compile`` traces those
+    as tensors, and its guards on them fail ("Guard failed on the same frame it was created"), so compiled ResNets
+    fall back to eager code. Plain ints are the same convolution."""
+    for module in model.modules():
+        for attribute in ("kernel_size", "stride", "padding", "dilation"):
+            value = getattr(module, attribute, None)
+            if isinstance(value, tuple) and any(isinstance(v, np.integer) for v in value):
+                setattr(module, attribute, tuple(int(v) for v in value))
+    return model
+
+
 def _keep_input_lists(model: nn.Module) -> nn.Module:
     """PyTorchVideo's multi-pathway blocks (SlowFast) write their outputs into the input list, so a caller's
     ``[slow, fast]`` would hold feature maps after one call; the model gets a copy of the list instead."""
@@ -219,7 +232,7 @@ def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
     if num_classes < 1:
         raise VideomlError(f"num_classes must be >= 1, got {num_classes}")
     model = model_entry(name).builder(num_classes, **overrides)
-    return _keep_input_lists(_native_swish(_any_input_size(model)))
+    return _keep_input_lists(_python_ints(_native_swish(_any_input_size(model))))
 
 
 def classifier_name(model: nn.Module) -> str:
