@@ -2,12 +2,13 @@
 JSON per run, a table in the PyTorch-vs-TensorFlow shape, plots, and comparisons that know the noise."""
 
 import json
+import time
 
 import pytest
 import yaml
 from helpers import videoml
 
-from videoml.bench.measure import TooNoisy, Timing, check_noise, summarize
+from videoml.bench.measure import TooNoisy, Timing, check_noise, summarize, time_rounds
 
 SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
              batch_sizes=[2], stages=["forward", "train_step", "decode", "transform", "pipeline"],
@@ -100,3 +101,16 @@ def test_a_noisy_suite_stops_with_one_line(tmp_path):
 def test_bad_suite_configs_are_one_line_errors(tmp_path, change, message):
     result = videoml("bench", "suite", str(_config(tmp_path, **change)), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_short_steps_get_rounds_of_at_least_min_round_s():
+    calls = []
+
+    def step():
+        calls.append(1)
+        time.sleep(0.002)
+
+    rounds = time_rounds(step, Timing(warmup=1, steps=2, repeats=3, min_round_s=0.05))
+    assert len(rounds) == 3 and all(0.002 <= r < 0.01 for r in rounds)
+    per_round = (len(calls) - 2) / 3  # the warm-up call and the one that sizes the rounds
+    assert per_round >= 10  # 2 ms calls, 50 ms rounds (at most 25 when sleeping is exact)

@@ -1,7 +1,7 @@
 """How every benchmark times a step and reports it: warm-up, timed rounds, median, spread, confidence interval.
 
 ``warmup`` untimed calls first (compilation, autotuning, allocator growth); then ``repeats`` rounds of ``steps``
-calls, the device synchronised before and after each round; a round's time per call is one sample. Reported: the
+calls (more when ``min_round_s`` asks for rounds at least that long), the device synchronised before and after each round; a round's time per call is one sample. Reported: the
 median, the interquartile range, a 95 % bootstrap interval of the median (resampling the rounds), and the spread
 (IQR / median). A measurement whose spread exceeds ``max_spread`` is refused (:class:`TooNoisy`): a median that
 moves by more than that between rounds says more about the machine than about the code.
@@ -9,6 +9,7 @@ moves by more than that between rounds says more about the machine than about th
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -28,6 +29,7 @@ class Timing:
     steps: int = 5
     repeats: int = 7
     max_spread: float | None = 0.25  # IQR / median above which a measurement is refused; None: never
+    min_round_s: float = 0.0  # more steps per round when ``steps`` calls take less than this (as timeit's autorange)
 
 
 def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], None] = lambda: None) -> list[float]:
@@ -35,14 +37,20 @@ def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], N
     for _ in range(timing.warmup):
         step()
     sync()
+    steps = timing.steps
+    if timing.min_round_s > 0:  # short calls: rounds long enough that clock and scheduler jitter average out
+        start = time.perf_counter()
+        step()
+        sync()
+        steps = max(steps, math.ceil(timing.min_round_s / max(time.perf_counter() - start, 1e-9)))
     rounds = []
     for _ in range(timing.repeats):
         sync()
         start = time.perf_counter()
-        for _ in range(timing.steps):
+        for _ in range(steps):
             step()
         sync()
-        rounds.append((time.perf_counter() - start) / timing.steps)
+        rounds.append((time.perf_counter() - start) / steps)
     return rounds
 
 

@@ -17,6 +17,7 @@ Cells (``kind``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -292,7 +293,7 @@ def main(plan_path: str) -> int:
         return cell
 
     cells = (resolve(c) for c in plan["cells"])
-    data_timing = Timing(timing.warmup, timing.steps * DATA_STEPS_FACTOR, timing.repeats, timing.max_spread)
+    data_timing = dataclasses.replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
     try:
         (_tf_cells if framework == "tf" else _torch_cells)(plan, cells, timing, data_timing, emit)
     except TooNoisy as e:
