@@ -125,9 +125,9 @@ def _run_dir(root: Path) -> Path:
     return root / f"version_{max(versions, default=-1) + 1}"
 
 
-def evaluate(model: keras.Model, pipeline: ClipPipeline, num_classes: int, forward) -> dict[str, float]:
-    """Video-level top-1 / top-5 of ``pipeline``'s split: softmax scores averaged over each video's views and
-    crops; padding and unreadable videos left out."""
+def evaluate(forward, pipeline: ClipPipeline, num_classes: int) -> dict[str, float]:
+    """Video-level top-1 / top-5 of ``pipeline``'s split with ``forward`` (clips -> logits): softmax scores averaged
+    over each video's views and crops; padding and unreadable videos left out."""
     sums, counts, labels = {}, {}, {}
     for batch in pipeline.epoch(0):
         video = batch["video"]
@@ -244,8 +244,8 @@ def fit(config: dict, options: FitOptions) -> dict:
     for epoch in range(state.get("epoch", -1) + 1, epochs):
         train.bad.clear()
         started = time.perf_counter()
-        history = model.fit(training_batches(train, epoch, len(classes)), epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-                            verbose=1 if options.progress else 0)
+        history = model.fit(training_batches(train, epoch, len(classes)), epochs=epoch + 1, initial_epoch=epoch,
+                            shuffle=False, verbose=1 if options.progress else 0)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "step": int(model.optimizer.iterations.numpy()),
                "train/loss": float(history.history["loss"][-1]), "train/top1": float(history.history["top1"][-1]),
@@ -254,7 +254,7 @@ def fit(config: dict, options: FitOptions) -> dict:
                "throughput/clips_per_s": len(train.clips) / seconds}
         report_bad_videos(sorted(train.bad), train.clips.videos.items, max_bad, epoch)
         if "val" in evaluation and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs):
-            scores = evaluate(model, evaluation["val"], len(classes), forward)
+            scores = evaluate(forward, evaluation["val"], len(classes))
             row.update({f"val/{k}": v for k, v in scores.items()})
             if scores.get("top1", -1.0) > best:
                 best = scores["top1"]
@@ -269,7 +269,7 @@ def fit(config: dict, options: FitOptions) -> dict:
         with strategy.scope():
             tested = keras.saving.load_model(chosen)
         forward = tf.function(lambda x: tested(x, training=False), reduce_retracing=True)
-        scores = evaluate(tested, evaluation["test"], len(classes), forward)
+        scores = evaluate(forward, evaluation["test"], len(classes))
         row = {"epoch": state.get("epoch", epochs - 1), **{f"test/{k}": v for k, v in scores.items()}}
         metrics.add(row)
     return {"run": str(run), **{k: v for r in metrics.rows for k, v in r.items()}}
