@@ -89,8 +89,9 @@ def _clips(name: str, batch: int, device: torch.device, memory_format) -> torch.
 
 def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, classes: int, seed: int = 0):
     """The model (random weights from ``seed``) and its timed steps in ``mode``: ``{"forward": fn, "train_step":
-    fn}`` on one batch of random clips at the model's canonical input, already on the device. A train step is
-    forward, cross-entropy, backward and an SGD step (momentum 0.9)."""
+    fn}``, by default on one batch of random clips at the model's canonical input, already on the device (or on
+    ``fn(video, labels)``: normalised clips in the mode's memory format). A train step is forward, cross-entropy,
+    backward and an SGD step (momentum 0.9)."""
     if mode.precision == "fp16" and device.type != "cuda":
         raise UsageError("fp16 autocast needs a CUDA device (use bf16 on CPU)")
     torch.manual_seed(seed)
@@ -103,15 +104,15 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     dtype = PRECISIONS[mode.precision]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
 
-    def forward():
+    def forward(clips=video):
         model.eval()
         with torch.inference_mode(), autocast():
-            step_model(video)
+            step_model(clips)
 
-    def train_step():
+    def train_step(clips=video, targets=labels):
         model.train()
         with autocast():
-            loss = F.cross_entropy(step_model(video).float(), labels)
+            loss = F.cross_entropy(step_model(clips).float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -22,6 +22,25 @@ from videoml.tf.optim import TorchSGD  # noqa: E402
 MODES = ("eager", "graph", "xla")
 
 
+def compiled(function, mode: str):
+    """``function`` as ``mode`` runs it: as is (eager), as a ``tf.function`` (graph), or with XLA (xla)."""
+    return function if mode == "eager" else tf.function(function, jit_compile=mode == "xla")
+
+
+def make_train_step(model: keras.Model, mode: str):
+    """``step(video, labels) -> loss``: forward, cross-entropy, backward and PyTorch's SGD rule (momentum 0.9)."""
+    optimizer = TorchSGD(1e-3, momentum=0.9)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def train_step(video, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(video, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    return compiled(train_step, mode)
+
+
 def tf_steps(name: str, mode: str, batch_size: int, classes: int, seed: int = 0, threads: int | None = None):
     """The Keras model and ``{"forward": fn, "train_step": fn}``; each fn returns once its result is computed."""
     if mode not in MODES:
@@ -35,19 +54,7 @@ def tf_steps(name: str, mode: str, batch_size: int, classes: int, seed: int = 0,
     generator = tf.random.Generator.from_seed(seed)
     video = generator.normal((batch_size, spec.frames, spec.crop, spec.crop, 3))
     labels = generator.uniform((batch_size,), 0, classes, dtype=tf.int32)
-    optimizer = TorchSGD(1e-3, momentum=0.9)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def forward():
-        return model(video, training=False)
-
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(video, training=True))
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
-
-    if mode != "eager":
-        forward, train_step = (tf.function(f, jit_compile=mode == "xla") for f in (forward, train_step))
+    forward = compiled(lambda: model(video, training=False), mode)
+    train_step = make_train_step(model, mode)
     # Reading a value back waits for the device, as torch.cuda.synchronize does on the PyTorch side.
-    return model, {"forward": lambda: forward().numpy(), "train_step": lambda: train_step().numpy()}
+    return model, {"forward": lambda: forward().numpy(), "train_step": lambda: train_step(video, labels).numpy()}

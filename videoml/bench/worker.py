@@ -151,7 +151,7 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
     emit(cell, rounds, 1, ceiling=ceiling)
 
 
-def _timed_pipeline(batches, step, timing: Timing, batch_size: int) -> tuple[list[float], float]:
+def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
     """Seconds per batch for each round of ``timing.steps`` batches, and the fraction of time spent waiting for
     the next batch."""
     iterator = iter(batches)
@@ -173,13 +173,12 @@ def _timed_pipeline(batches, step, timing: Timing, batch_size: int) -> tuple[lis
 
 def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import DataLoader, RandomSampler
 
-    from videoml.bench.model import Mode
+    from videoml.bench.model import Mode, torch_steps
     from videoml.data.datamodule import worker_init
     from videoml.data.transforms import normalize
-    from videoml.models.registry import MEMORY_FORMATS, build_model
+    from videoml.models.registry import MEMORY_FORMATS
 
     dataset = _clip_dataset(plan, cell["model"])
     needed = (timing.warmup + timing.steps * timing.repeats) * cell["batch_size"]
@@ -190,20 +189,15 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
                         prefetch_factor=4 if cell["workers"] else None)
     mode = Mode.parse(cell["mode"])
     memory_format = MEMORY_FORMATS[mode.memory_format]
-    torch.manual_seed(plan["seed"])
-    model = build_model(cell["model"], plan["classes"]).to(device, memory_format=memory_format).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    _, steps = torch_steps(cell["model"], mode, cell["batch_size"], device, plan["classes"], plan["seed"])
     spec = dataset.spec
 
     def step(batch):
         video = normalize(batch["video"].to(device, non_blocking=True), spec.mean, spec.std, memory_format)
-        loss = F.cross_entropy(model(video), batch["label"].to(device) % plan["classes"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        steps["train_step"](video, batch["label"].to(device) % plan["classes"])
         sync()
 
-    rounds, wait = _timed_pipeline(loader, step, timing, cell["batch_size"])
+    rounds, wait = _timed_pipeline(loader, step, timing)
     emit(cell, rounds, cell["batch_size"], data_wait=wait)
 
 
@@ -225,33 +219,20 @@ def _tf_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> N
 
 
 def _tf_pipeline(plan, cell, timing, emit) -> None:
-    import keras
-    import tensorflow as tf
-
+    from videoml.bench.tf_model import make_train_step
     from videoml.tf.data import ClipPipeline
     from videoml.tf.fit import with_normalization
     from videoml.tf.mirror import build_keras_model
-    from videoml.tf.optim import TorchSGD
 
     dataset = _clip_dataset(plan, cell["model"])
     pipeline = ClipPipeline(dataset, cell["batch_size"], parallel=max(cell["workers"], 1), seed=plan["seed"])
     net = build_keras_model(cell["model"], plan["classes"], seed=plan["seed"])
-    model = with_normalization(net, dataset.spec.mean, dataset.spec.std)
-    optimizer = TorchSGD(1e-3, momentum=0.9)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function(jit_compile=cell["mode"] == "xla")
-    def train_step(video, label):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(label % plan["classes"], model(video, training=True))
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
-
+    train_step = make_train_step(with_normalization(net, dataset.spec.mean, dataset.spec.std), cell["mode"])
     needed = timing.warmup + timing.steps * timing.repeats
     epochs = -(-needed // pipeline.steps)
     batches = (b for e in range(epochs) for b in pipeline.epoch(e))
-    rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"]).numpy(), timing,
-                                   cell["batch_size"])
+    rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"] % plan["classes"]).numpy(),
+                                   timing)
     emit(cell, rounds, cell["batch_size"], data_wait=wait)
 
 
