@@ -129,20 +129,22 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
     import torch
 
     from videoml.bench.decode import ffmpeg_frame_seconds
+    from videoml.data.datamodule import encode_index
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
     torch.set_num_threads(1)
     dataset = _clip_dataset(plan, cell["model"], cell["backend"])
     counter = iter(range(10**9))
-    rounds = time_rounds(lambda: dataset[next(counter) % len(dataset)], timing)
+    rounds = time_rounds(lambda: dataset[encode_index(0, next(counter) % len(dataset), False, len(dataset))],
+                         timing)
     ceiling = None
     if shutil.which("ffmpeg"):
         frames = []
         for index in range(len(dataset)):
             path = dataset.videos.items[index][0]
             frame_index = load_index(path)
-            clip = random_clip(dataset.clip, frame_index.timestamps, np.random.default_rng([plan["seed"], 0, index]))
+            clip = random_clip(dataset.clip, frame_index.timestamps, dataset.sample_rng(0, index))
             frames.append(clip[-1] - frame_index.key_before[clip[0]] + 1)
         per_frame = float(np.median([ffmpeg_frame_seconds(Path(p), 3) for p in plan["videos"][:3]]))
         ceiling = {"kind": "decode", "clips_per_s": 1 / (per_frame * float(np.mean(frames))),
@@ -172,19 +174,18 @@ def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
 
 
 def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
-    import torch
-    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.data import DataLoader
 
     from videoml.bench.model import Mode, torch_steps
-    from videoml.data.datamodule import worker_init
+    from videoml.data.datamodule import epoch_order, worker_init
     from videoml.data.transforms import normalize
     from videoml.models.registry import MEMORY_FORMATS
 
     dataset = _clip_dataset(plan, cell["model"])
     needed = (timing.warmup + timing.steps * timing.repeats) * cell["batch_size"]
-    sampler = RandomSampler(dataset, replacement=True, num_samples=needed,
-                            generator=torch.Generator().manual_seed(plan["seed"]))
-    loader = DataLoader(dataset, batch_size=cell["batch_size"], sampler=sampler, num_workers=cell["workers"],
+    order = [v for epoch in range(-(-needed // len(dataset)))
+             for v in epoch_order(dataset, epoch, shuffle=True, seed=plan["seed"])]  # as training reads them
+    loader = DataLoader(dataset, batch_size=cell["batch_size"], sampler=order[:needed], num_workers=cell["workers"],
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda",
                         prefetch_factor=4 if cell["workers"] else None)
     mode = Mode.parse(cell["mode"])

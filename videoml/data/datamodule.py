@@ -37,7 +37,8 @@ def encode_index(epoch: int, index: int, padding: bool, size: int) -> int:
 
 
 def decode_index(value: int, size: int) -> tuple[int, int, bool]:
-    """(epoch, index, padding) of a value made by :func:`encode_index`. A plain index decodes as epoch 0."""
+    """(epoch, index, padding) of a value made by :func:`encode_index` (a plain index ``k`` would be read as
+    sample ``k // 2``: index data sets with the values a :class:`ShardSampler` or :func:`epoch_order` gives)."""
     value = int(value)
     position, padding = divmod(value, 2)
     epoch, index = divmod(position, size)
@@ -61,6 +62,13 @@ class ShardSampler(DistributedSampler):
         return iter([encode_index(self.epoch, i, pad, n) for i, pad in mine])
 
 
+def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> list[int]:
+    """The sample values of one epoch for a single process, in the order its ShardSampler gives them."""
+    sampler = ShardSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
 class ClipDataset(Dataset):
     """Training: one random clip per video (scale jitter, random crop, optional flip and time reversal). Evaluation:
     one sample per (video, temporal view), each with all its spatial crops.
@@ -82,11 +90,15 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views
 
+    def sample_rng(self, epoch: int, index: int) -> np.random.Generator:
+        """The generator a sample's clip position, scale, crop and flips are drawn from, in that order."""
+        return np.random.default_rng([self.seed, epoch, index])
+
     def __getitem__(self, value: int) -> dict:
         epoch, index, padding = decode_index(value, len(self))
         video_index, view = divmod(index, self.views)
         path, label = self.videos.items[video_index]
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = self.sample_rng(epoch, index)
         sample = {"label": label, "video_index": video_index, "view": view, "weight": 0.0 if padding else 1.0,
                   "bad": False}
         spec = self.spec

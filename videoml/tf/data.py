@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from videoml.data.datamodule import ClipDataset, ShardSampler
+from videoml.data.datamodule import ClipDataset, epoch_order
 
 
 class ClipPipeline:
@@ -37,9 +37,7 @@ class ClipPipeline:
 
     def order(self, epoch: int) -> list[int]:
         """The sample values (index, epoch and padding flag, see ``encode_index``) of one epoch, in order."""
-        sampler = ShardSampler(self.clips, num_replicas=1, rank=0, shuffle=self.clips.train, seed=self.seed)
-        sampler.set_epoch(epoch)
-        return list(sampler)
+        return epoch_order(self.clips, epoch, shuffle=self.clips.train, seed=self.seed)
 
     def _load(self, value):
         sample = self.clips[int(value)]
