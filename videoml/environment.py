@@ -14,7 +14,10 @@ from pathlib import Path
 import torch
 
 # libraries whose versions decide decoding and model speed, recorded by name (all packages are listed too)
-_KEY_PACKAGES = ("torchvision", "pytorchvideo", "lightning", "av", "decord", "torchcodec", "onnxruntime", "tensorflow")
+_KEY_PACKAGES = ("torchvision", "pytorchvideo", "lightning", "av", "decord", "torchcodec", "onnxruntime")
+# recorded from the module when the process has loaded it: TensorFlow's distribution has several names
+# (tensorflow, tensorflow-cpu, tensorflow[and-cuda]), and a PyTorch-only process should not load it to ask
+_LOADED_MODULES = ("tensorflow", "keras")
 
 
 def environment(device: str | torch.device | None = None) -> dict:
@@ -29,6 +32,9 @@ def environment(device: str | torch.device | None = None) -> dict:
             env[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
+    for name in _LOADED_MODULES:
+        if name in sys.modules:
+            env[name] = getattr(sys.modules[name], "__version__", None)
     if "av" in env:
         import av
 

@@ -246,11 +246,6 @@ def main(plan_path: str) -> int:
     if framework == "tf":
         import videoml.tf  # noqa: F401  (before TensorFlow loads: it sets up the import order)
     plan["environment"] = environment(plan["device"] if framework == "torch" else None)
-    if framework == "tf":
-        import keras
-        import tensorflow as tf
-
-        plan["environment"].update(tensorflow=tf.__version__, keras=keras.__version__)
     (out / f"environment-{framework}.json").write_text(json.dumps(plan["environment"], indent=2) + "\n")
 
     fastest: dict[tuple, tuple[float, str]] = {}  # (model, batch) -> the fastest train step so far, and its mode

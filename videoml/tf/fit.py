@@ -208,8 +208,7 @@ def fit(config: dict, options: FitOptions) -> dict:
     (run / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
     env = environment()
     build = tf.sysconfig.get_build_info()
-    env.update(tensorflow=tf.__version__, keras=keras.__version__, tensorflow_cuda=build.get("cuda_version"),
-               tensorflow_cudnn=build.get("cudnn_version"),
+    env.update(tensorflow_cuda=build.get("cuda_version"), tensorflow_cudnn=build.get("cudnn_version"),
                tensorflow_devices=[d.name for d in tf.config.list_logical_devices()])
     (run / "environment.json").write_text(json.dumps({"stage": "tf fit", **env}, indent=2) + "\n")
 
