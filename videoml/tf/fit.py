@@ -41,7 +41,6 @@ import numpy as np
 import tensorflow as tf
 import torch
 import yaml
-from torchmetrics.functional.classification import multiclass_accuracy
 
 from videoml.data.datamodule import VideoDataModule
 from videoml.environment import environment
@@ -51,7 +50,7 @@ from videoml.tf.data import ClipPipeline, training_batches
 from videoml.tf.layers import Normalize
 from videoml.tf.mirror import build_keras_model
 from videoml.tf.optim import make_optimizer, warmup_cosine
-from videoml.train.module import report_bad_videos, scaled_lr
+from videoml.train.module import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
 
 log = logging.getLogger("videoml.tf")
 
@@ -120,35 +119,33 @@ def with_normalization(net: keras.Model, mean, std) -> keras.Model:
     return keras.Model(clips, net(Normalize(mean, std, name="normalize")(clips)), name=f"{net.name}_uint8")
 
 
-def _run_dir(root: Path) -> Path:
-    versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
-    return root / f"version_{max(versions, default=-1) + 1}"
+def _run_dir(root: Path, resume: bool) -> Path:
+    """``root/version_N``: the latest run to resume, else the next new one (as Lightning's loggers number them)."""
+    versions = [int(p.name[len("version_"):]) for p in root.glob("version_*") if p.name[len("version_"):].isdigit()]
+    if resume and not versions:
+        raise VideomlError(f"{root}: no run to resume")
+    return root / f"version_{max(versions, default=-1) + (0 if resume else 1)}"
 
 
-def evaluate(forward, pipeline: ClipPipeline, num_classes: int) -> dict[str, float]:
+def evaluate(forward, pipeline: ClipPipeline) -> dict[str, float]:
     """Video-level top-1 / top-5 of ``pipeline``'s split with ``forward`` (clips -> logits): softmax scores averaged
-    over each video's views and crops; padding and unreadable videos left out."""
-    sums, counts, labels = {}, {}, {}
+    over each video's crops here, over its views by the PyTorch side's own :func:`average_per_video`."""
+    parts = {"probs": [], "video_index": [], "label": [], "weight": []}
     for batch in pipeline.epoch(0):
         video = batch["video"]
         size, crops = int(video.shape[0]), int(video.shape[1])
         probs = tf.nn.softmax(forward(tf.reshape(video, (size * crops, *video.shape[2:]))), axis=-1)
-        probs = tf.reduce_mean(tf.reshape(probs, (size, crops, -1)), axis=1).numpy()
-        for i, index in enumerate(batch["video_index"].numpy().tolist()):
-            if batch["weight"][i] > 0:
-                sums[index] = sums.get(index, 0) + probs[i]
-                counts[index] = counts.get(index, 0) + 1
-                labels[index] = int(batch["label"][i])
-    if not sums:
+        parts["probs"].append(tf.reduce_mean(tf.reshape(probs, (size, crops, -1)), axis=1).numpy())
+        for key in ("video_index", "label", "weight"):
+            parts[key].append(batch[key].numpy())
+    if not parts["probs"]:
         return {"videos": 0.0}
-    order = sorted(sums)
-    probs = torch.from_numpy(np.stack([sums[i] / counts[i] for i in order]))
-    target = torch.tensor([labels[i] for i in order])
-    result = {"videos": float(len(order))}
-    for k in (1, 5):
-        result[f"top{k}"] = float(multiclass_accuracy(probs, target, num_classes=num_classes,
-                                                      top_k=min(k, num_classes), average="micro"))
-    return result
+    video_index, probs, label, weight = (torch.from_numpy(np.concatenate(parts[k])) for k in
+                                         ("video_index", "probs", "label", "weight"))
+    videos, probs, labels = average_per_video(video_index.long(), probs, label.long(), weight)
+    if not len(videos):
+        return {"videos": 0.0}
+    return {"videos": float(len(videos)), **{k: float(v) for k, v in top_k_accuracy(probs, labels).items()}}
 
 
 class _MetricsLog:
@@ -194,7 +191,7 @@ def fit(config: dict, options: FitOptions) -> dict:
                                       workers, seed) for split in ("val", "test") if split in data.sources}
 
     root = Path(trainer_cfg.get("default_root_dir") or "runs") / "tf"
-    run = options.run_dir or (_latest(root) if options.resume else _run_dir(root))
+    run = options.run_dir or _run_dir(root, options.resume)
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if options.resume and state_path.is_file() else {}
@@ -253,7 +250,7 @@ def fit(config: dict, options: FitOptions) -> dict:
                "throughput/clips_per_s": len(train.clips) / seconds}
         report_bad_videos(sorted(train.bad), train.clips.videos.items, max_bad, epoch)
         if "val" in evaluation and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs):
-            scores = evaluate(forward, evaluation["val"], len(classes))
+            scores = evaluate(forward, evaluation["val"])
             row.update({f"val/{k}": v for k, v in scores.items()})
             if scores.get("top1", -1.0) > best:
                 best = scores["top1"]
@@ -268,15 +265,7 @@ def fit(config: dict, options: FitOptions) -> dict:
         with strategy.scope():
             tested = keras.saving.load_model(chosen)
         forward = tf.function(lambda x: tested(x, training=False), reduce_retracing=True)
-        scores = evaluate(forward, evaluation["test"], len(classes))
+        scores = evaluate(forward, evaluation["test"])
         row = {"epoch": state.get("epoch", epochs - 1), **{f"test/{k}": v for k, v in scores.items()}}
         metrics.add(row)
     return {"run": str(run), **{k: v for r in metrics.rows for k, v in r.items()}}
-
-
-def _latest(root: Path) -> Path:
-    runs = sorted(root.glob("version_*"), key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit()
-                  else -1)
-    if not runs:
-        raise VideomlError(f"{root}: no run to resume")
-    return runs[-1]

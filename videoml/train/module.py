@@ -45,6 +45,27 @@ def lr_factor(step: int, warmup_epochs: float, steps_per_epoch: float, total_ste
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def average_per_video(video_index: torch.Tensor, probs: torch.Tensor, label: torch.Tensor,
+                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(video indices, mean probabilities, labels) over the evaluation samples (views) of each video; samples of
+    weight 0 (padding, unreadable videos) left out. The TensorFlow twin evaluates with the same function."""
+    keep = weight > 0
+    index, probs, label = video_index[keep], probs[keep], label[keep]
+    videos, inverse = torch.unique(index, return_inverse=True)
+    sums = torch.zeros(len(videos), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
+    counts = torch.zeros(len(videos), device=probs.device).index_add_(0, inverse, torch.ones_like(inverse,
+                                                                                                 dtype=torch.float))
+    labels = torch.zeros(len(videos), dtype=label.dtype, device=label.device).scatter_(0, inverse, label)
+    return videos, sums / counts[:, None], labels
+
+
+def top_k_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"top1": ..., "top5": ...}`` of video-level scores (torchmetrics; top-k capped at the class count)."""
+    classes = probs.shape[1]
+    return {f"top{k}": multiclass_accuracy(probs, labels, num_classes=classes, top_k=min(k, classes),
+                                           average="micro") for k in (1, 5)}
+
+
 class VideoClassifier(L.LightningModule):
     """Video classification with a PyTorchVideo architecture from the registry.
 
@@ -183,26 +204,16 @@ class VideoClassifier(L.LightningModule):
         self._outputs.clear()
         if self.trainer.world_size > 1:  # shards are padded to equal length: plain all_gather fits
             out = {k: self.all_gather(v).flatten(0, 1) for k, v in out.items()}
-        keep = out["weight"] > 0
-        index, probs, label = out["video_index"][keep], out["probs"][keep], out["label"][keep]
-        videos, inverse = torch.unique(index, return_inverse=True)
-        sums = torch.zeros(len(videos), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
-        counts = torch.zeros(len(videos), device=probs.device).index_add_(0, inverse, torch.ones_like(inverse,
-                                                                                                     dtype=torch.float))
-        labels = torch.zeros(len(videos), dtype=label.dtype, device=label.device).scatter_(0, inverse, label)
-        return videos, sums / counts[:, None], labels
+        return average_per_video(out["video_index"], out["probs"], out["label"], out["weight"])
 
     def _log_eval(self, stage: str):
         if not self._outputs:
             return
         videos, probs, labels = self.video_scores()
-        classes = probs.shape[1]
         self.log(f"{stage}/videos", float(len(videos)), batch_size=1)
         if len(videos):
-            for k in (1, 5):
-                accuracy = multiclass_accuracy(probs, labels, num_classes=classes, top_k=min(k, classes),
-                                               average="micro")
-                self.log(f"{stage}/top{k}", accuracy, batch_size=len(videos), prog_bar=k == 1)
+            for name, accuracy in top_k_accuracy(probs, labels).items():
+                self.log(f"{stage}/{name}", accuracy, batch_size=len(videos), prog_bar=name == "top1")
 
     def on_validation_epoch_end(self):
         self._log_eval("val")
