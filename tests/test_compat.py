@@ -39,3 +39,23 @@ def test_a_fresh_interpreter_needs_only_import_videoml_first():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_fvcores_own_torchscript_deprecation_is_not_printed_but_the_users_is():
+    code = """
+import warnings
+warnings.simplefilter("always")
+import videoml
+from pytorchvideo.models.x3d import create_x3d  # imports fvcore.nn, whose focal_loss calls torch.jit.script
+import fvcore.nn.focal_loss, torch
+assert type(fvcore.nn.focal_loss.sigmoid_focal_loss_jit).__name__ == "ScriptFunction"
+print("imported")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    torch.jit.script(fvcore.nn.focal_loss.sigmoid_focal_loss)
+print(sum("torch.jit.script" in str(w.message) for w in caught))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "deprecated" not in result.stderr, result.stderr
+    assert result.stdout.split() == ["imported", "1"]

@@ -32,6 +32,19 @@ def test_fit_writes_a_run_directory_and_validates(small_synth, tmp_path):
 
 
 @pytest.mark.slow
+def test_fit_without_validation_data_trains_and_validate_says_what_is_missing(small_synth, tmp_path):
+    no_eval = ("--data.val", "null", "--data.test", "null", "--trainer.callbacks", "[]")
+    result = videoml("fit", *fit_args(small_synth, tmp_path / "a", *no_eval))
+    assert result.returncode == 0, result.stderr[-3000:]
+    m = metrics(tmp_path / "a" / "logs" / "version_0")
+    assert m["train/clips"] == [(0, 8.0)] and "val/top1" not in m
+
+    validated = videoml("validate", *fit_args(small_synth, tmp_path / "b", *no_eval))
+    assert validated.returncode == 1 and "Traceback" not in validated.stderr
+    assert validated.stderr.strip().splitlines()[-1] == "videoml: error: no val data configured (data.val)"
+
+
+@pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(small_synth, tmp_path):
     # keep every epoch's checkpoint, as a run interrupted after its first epoch would have left it
     config = yaml.safe_load(open("configs/synth_x3d_tiny.yaml"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -207,6 +208,8 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader("train")
 
     def val_dataloader(self):
+        if "val" not in self.sources and self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            return []  # fit without validation data: Lightning skips validation (``videoml validate`` still needs it)
         return self._loader("val")
 
     def test_dataloader(self):

@@ -8,6 +8,7 @@ when the data has a test split.
 from __future__ import annotations
 
 import sys
+import warnings
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -34,6 +35,8 @@ class VideoCLI(LightningCLI):
 def main(args: list[str]) -> int:
     # LightningCLI reads the command line itself, and warns when it is also given ``args``: it gets them as argv
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
+    # The module normalises batches on the device (on_after_batch_transfer) by design; Lightning says so on every run
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`")
     try:
         VideoCLI(VideoClassifier, VideoDataModule, seed_everything_default=0,
                  trainer_defaults={"use_distributed_sampler": False, "default_root_dir": "runs"},
