@@ -18,6 +18,8 @@ def test_ddp_counts_every_video_once_and_matches_one_process(small_synth, tmp_pa
     m = metrics(tmp_path / "fit" / "logs" / "version_0")
     assert m["train/clips"] == [(0, 7.0)]
     assert m["val/videos"] == [(0, 8.0)] and m["test/videos"][0][1] == 8.0  # 24 (video, view) pairs over 2 ranks
+    assert m["throughput/clips_per_s"][0][1] > 0 and 0 <= m["throughput/data_wait"][0][1] <= 1
+    assert "sync_dist" not in fit.stderr  # every epoch-level metric is reduced over ranks (or is the same on each)
 
     checkpoint = tmp_path / "fit" / "logs" / "version_0" / "checkpoints" / "last.ckpt"
     results = {}

@@ -15,7 +15,7 @@ from videoml.environment import environment
 class Throughput(L.Callback):
     """Training clips/s and the fraction of time the loop waited for data (``throughput/data_wait``).
 
-    The progress bar shows the last ``window`` steps; the logger gets each epoch's totals. Lightning's
+    The progress bar shows the last ``window`` steps of this rank; the logger gets each epoch's totals over all ranks. Lightning's
     ThroughputMonitor counts samples per second but not the wait for the loader, which is what tells a user that more
     workers (or a cheaper decode) would help.
     """
@@ -47,9 +47,10 @@ class Throughput(L.Callback):
             self.recent = _Clock()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        pl_module.log("throughput/clips_per_s", self.epoch.rate, batch_size=1)
+        # all ranks together: the sum of their clips/s, the mean of their wait fractions
+        pl_module.log("throughput/clips_per_s", self.epoch.rate, batch_size=1, sync_dist=True, reduce_fx="sum")
         pl_module.log("throughput/data_wait", self.epoch.wait / max(self.epoch.wait + self.epoch.busy, 1e-9),
-                      batch_size=1)
+                      batch_size=1, sync_dist=True)
 
 
 class _Clock:

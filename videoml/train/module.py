@@ -143,7 +143,8 @@ class VideoClassifier(L.LightningModule):
         size = int(counted.sum())
         if size:
             correct = (logits[counted].argmax(-1) == batch["label"][counted]).float().mean()
-            self.log("train/top1", correct, batch_size=size, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("train/top1", correct, batch_size=size, on_step=False, on_epoch=True, prog_bar=True,
+                     sync_dist=True)
         self.log("train/loss", loss, batch_size=max(size, 1), prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
         self._bad.append(batch["video_index"][batch["bad"]])
@@ -157,11 +158,12 @@ class VideoClassifier(L.LightningModule):
         clips = torch.tensor([self._clips], device=self.device)
         if self.trainer.world_size > 1:
             clips = self.all_gather(clips).sum()
-        self.log("train/clips", float(clips.sum()), batch_size=1)  # every training video once per epoch
+        # gathered already, the same on every rank (sync_dist only tells Lightning so)
+        self.log("train/clips", float(clips.sum()), batch_size=1, sync_dist=True)  # every training video once
         local = torch.cat(self._bad) if self._bad else torch.zeros(0, dtype=torch.long, device=self.device)
         self._bad.clear()
         bad = sorted(set(self._gather_ragged(local).tolist()))
-        self.log("train/bad_videos", float(len(bad)), batch_size=1)
+        self.log("train/bad_videos", float(len(bad)), batch_size=1, sync_dist=True)
         report_bad_videos(bad, self.trainer.datamodule.sources["train"].items, self.hparams.max_bad_fraction,
                           self.current_epoch)
 
@@ -210,10 +212,12 @@ class VideoClassifier(L.LightningModule):
         if not self._outputs:
             return
         videos, probs, labels = self.video_scores()
-        self.log(f"{stage}/videos", float(len(videos)), batch_size=1)
+        # computed from the gathered scores, the same on every rank (sync_dist only tells Lightning so)
+        self.log(f"{stage}/videos", float(len(videos)), batch_size=1, sync_dist=True)
         if len(videos):
             for name, accuracy in top_k_accuracy(probs, labels).items():
-                self.log(f"{stage}/{name}", accuracy, batch_size=len(videos), prog_bar=name == "top1")
+                self.log(f"{stage}/{name}", accuracy, batch_size=len(videos), prog_bar=name == "top1",
+                         sync_dist=True)
 
     def on_validation_epoch_end(self):
         self._log_eval("val")
