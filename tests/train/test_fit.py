@@ -45,6 +45,20 @@ def test_fit_without_validation_data_trains_and_validate_says_what_is_missing(sm
 
 
 @pytest.mark.slow
+def test_csv_and_tensorboard_loggers_together_as_the_recipes_configure_them(small_synth, tmp_path):
+    recipe = yaml.safe_load(open("configs/x3d_s_kinetics400.yaml"))["trainer"]["logger"]
+    for logger in recipe:
+        logger["init_args"]["save_dir"] = str(tmp_path)
+    result = videoml("fit", *fit_args(small_synth, tmp_path, "--data.test", "null",
+                                      "--trainer.logger", json.dumps(recipe)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "version_0"  # the run directory is the first logger's
+    assert {"config.yaml", "classes.txt", "environment.json", "metrics.csv"} <= {p.name for p in run.iterdir()}
+    assert "val/top1" in metrics(run)
+    assert list((tmp_path / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(small_synth, tmp_path):
     # keep every epoch's checkpoint, as a run interrupted after its first epoch would have left it
     config = yaml.safe_load(open("configs/synth_x3d_tiny.yaml"))
