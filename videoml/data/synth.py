@@ -57,6 +57,7 @@ SPLITS = ("train", "val", "test")
 # Object geometry, relative to the short side of the frame.
 _RADIUS = 0.18  # object radius at scale 1
 _SCALE_RANGE = (0.6, 1.4)
+_VERTICES = (5, 7)  # polygon corners, inclusive range
 # How far a moving property travels over the whole video: a fraction of its range (angle: radians). Large enough that
 # the motion is plain at the low resolutions a CPU model sees (several pixels between the frames of a clip).
 _TRAVEL = {"x": (0.6, 0.85), "y": (0.6, 0.85), "scale": (0.6, 0.85), "angle": (0.5 * math.pi, math.pi)}
@@ -206,7 +207,7 @@ def plan_video(config: SynthConfig, index: int) -> dict:
     turn = rng.uniform(*_TRAVEL["angle"])
     tracks["angle"] = (rng.uniform(0, 2 * math.pi), direction * turn if moving == "angle" else 0.0)
 
-    vertices = int(rng.integers(5, 8))
+    vertices = int(rng.integers(_VERTICES[0], _VERTICES[1] + 1))
     # vertices spread around the centre with jitter, never a sliver; one "nose" vertex reaches further than all the
     # others, so the shape has no rotational symmetry and its orientation is always visible
     angles = (np.arange(vertices) + rng.uniform(-0.3, 0.3, vertices)) * (2 * math.pi / vertices)
