@@ -11,7 +11,9 @@ OUT=${1:-runs/gpu_train}
 PY=${PYTHON:-python3}
 WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 mkdir -p "$OUT"
-csv_logger() { echo "{\"class_path\": \"lightning.pytorch.loggers.CSVLogger\", \"init_args\": {\"save_dir\": \"$1\", \"name\": \"logs\"}}"; }
+csv_logger() {  # a --trainer.logger value: metrics.csv under $1/logs/version_N
+    printf '{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "%s", "name": "logs"}}' "$1"
+}
 
 $PY -m videoml data synth --out "$OUT/data/synth" --videos-per-class 100 --num-workers "$(nproc)"
 $PY -m videoml data synth --out "$OUT/data/kinetics_like" --videos-per-class 24 --frames 80 --size 320x256 \
@@ -42,5 +44,6 @@ for path in sorted(glob.glob(f"{sys.argv[1]}/*/logs/version_*/metrics.csv")):
     print(path)
     print("  clips/s per epoch:", " ".join(f"{v:.1f}" for v in values("throughput/clips_per_s")))
     print("  data wait per epoch:", " ".join(f"{v:.3f}" for v in values("throughput/data_wait")))
-    print("  val/top1:", " ".join(f"{v:.2f}" for v in values("val/top1")), " test/top1:", values("test/top1"))
+    for key in ("val/top1", "test/top1"):
+        print(f"  {key}:", " ".join(f"{v:.3f}" for v in values(key)))
 EOF

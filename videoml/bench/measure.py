@@ -1,10 +1,11 @@
 """How every benchmark times a step and reports it: warm-up, timed rounds, median, spread, confidence interval.
 
 ``warmup`` untimed calls first (compilation, autotuning, allocator growth); then ``repeats`` rounds of ``steps``
-calls (more when ``min_round_s`` asks for rounds at least that long), the device synchronised before and after each round; a round's time per call is one sample. Reported: the
-median, the interquartile range, a 95 % bootstrap interval of the median (resampling the rounds), and the spread
-(IQR / median). A measurement whose spread exceeds ``max_spread`` is refused (:class:`TooNoisy`): a median that
-moves by more than that between rounds says more about the machine than about the code.
+calls (more when ``min_round_s`` asks for rounds at least that long), the device synchronised before and after each
+round; a round's time per call is one sample. Reported: the median, the interquartile range, a 95 % bootstrap
+interval of the median (resampling the rounds), and the spread (IQR / median). A measurement whose spread exceeds
+``max_spread`` is refused (:class:`TooNoisy`): a median that moves by more than that between rounds says more about
+the machine than about the code.
 """
 
 from __future__ import annotations

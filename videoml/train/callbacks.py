@@ -15,9 +15,9 @@ from videoml.environment import environment
 class Throughput(L.Callback):
     """Training clips/s and the fraction of time the loop waited for data (``throughput/data_wait``).
 
-    The progress bar shows the last ``window`` steps of this rank; the logger gets each epoch's totals over all ranks. Lightning's
-    ThroughputMonitor counts samples per second but not the wait for the loader, which is what tells a user that more
-    workers (or a cheaper decode) would help.
+    The progress bar shows the last ``window`` steps of this rank; the logger gets each epoch's totals over all
+    ranks. Lightning's ThroughputMonitor counts samples per second but not the wait for the loader, which is what
+    tells a user that more workers (or a cheaper decode) would help.
     """
 
     def __init__(self, window: int = 10):
