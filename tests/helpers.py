@@ -8,8 +8,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-# Small enough to make in about a second, large enough to show every class in every split.
-SMALL = dict(videos_per_class=3, frames=24, width=96, height=96, gop=8, seed=3)
+from videoml.data.synth import MOTIONS
+
+# Small enough to make in about a second, large enough to show every class (rotations too) in every split.
+SMALL = dict(classes=tuple(MOTIONS), videos_per_class=3, frames=24, width=96, height=96, gop=8, seed=3)
+
+# The learning tests' data set: two motions, each in both directions (a frame model cannot tell any of them apart).
+LEARNABLE = dict(classes=("move_left", "move_right", "grow", "shrink"), videos_per_class=60, splits=(0.6, 0.4, 0.0),
+                 seed=5)
 
 
 def decode_all(path: Path) -> tuple[np.ndarray, list[float]]:

@@ -49,7 +49,8 @@ def _add_synth(sub) -> None:
                                    "with split files in PyTorchVideo's labeled-paths format.")
     p.add_argument("--out", default="data/synth", help="output directory (default: %(default)s)")
     p.add_argument("--classes", type=lambda s: tuple(s.split(",")), default=d.classes,
-                   help=f"comma-separated class names (default: all of {','.join(MOTIONS)})")
+                   help=f"comma-separated class names, of {','.join(MOTIONS)} "
+                        f"(default: {','.join(d.classes)})")
     p.add_argument("--videos-per-class", type=_positive_int, default=d.videos_per_class, help="(default: %(default)s)")
     p.add_argument("--frames", type=_positive_int, default=d.frames, help="frames per video (default: %(default)s)")
     p.add_argument("--fps", default=d.fps, help="frame rate, number or fraction like 30000/1001 (default: %(default)s)")

@@ -11,6 +11,7 @@ def test_help_lists_the_commands():
     assert result.returncode == 0 and "synth" in result.stdout
     result = videoml("data", "synth", "--help")
     assert result.returncode == 0 and "--videos-per-class" in result.stdout
+    assert "rotate_cw" in result.stdout  # offered, though not in the default set
 
 
 def test_synth_writes_a_data_set_and_reports_it(tmp_path):

@@ -71,8 +71,17 @@ def test_labels_match_the_motion_seen_in_decoded_frames(small_synth):
                 assert not moved, (record["path"], prop, dx, dy, growth)
 
 
+def test_the_object_is_lighter_than_its_background_in_every_frame(small_synth):
+    for record in small_synth.manifest():
+        frames, _ = decode_all(small_synth.root / record["path"])
+        level = frames.mean(-1)
+        for frame, lum in zip(frames, level):
+            mask = _object_mask(frame, record)
+            assert lum[mask].mean() - lum[~mask].mean() > 60, record["path"]
+
+
 def test_a_single_frame_does_not_tell_the_class_but_two_frames_do():
-    config = SynthConfig(videos_per_class=100, seed=11)
+    config = SynthConfig(classes=tuple(MOTIONS), videos_per_class=100, seed=11)
     records = [plan_video(config, i) for i in range(800)]
     rng = np.random.default_rng(0)
     labels = np.array([r["label"] for r in records])

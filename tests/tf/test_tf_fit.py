@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import metrics, train_list_with_a_broken_video, videoml
+from helpers import LEARNABLE, metrics, train_list_with_a_broken_video, videoml
 
 import keras  # noqa: I001  (after videoml.tf, see conftest)
 from videoml.data.synth import SynthConfig, generate
@@ -79,9 +79,8 @@ def test_two_replicas_compute_what_one_device_does(small_synth, tmp_path):
 
 @pytest.mark.slow
 def test_the_keras_twin_learns_motion_like_the_pytorch_model(tmp_path):
-    """The same bar as tests/train/test_learns.py's PyTorch run on the same data (0.35 on 4 classes)."""
-    data = generate(SynthConfig(classes=("move_right", "move_down", "rotate_cw", "grow"), videos_per_class=60,
-                                splits=(0.6, 0.4, 0.0), seed=5), tmp_path / "data", num_workers=2)
+    """The PyTorch run of tests/train/test_learns.py, in Keras, on the same data."""
+    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
     root = tmp_path / "runs"
     result = videoml("tf", "fit", "--config", "configs/synth_x3d_tiny.yaml",
                      "--data.train.path", str(data.split_file("train")), "--data.val.path",
@@ -92,4 +91,5 @@ def test_the_keras_twin_learns_motion_like_the_pytorch_model(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     m = metrics(root / "tf" / "version_0")
     assert m["val/videos"][-1][1] == 96.0
-    assert sum(v for _, v in m["val/top1"][-3:]) / 3 >= 0.35, m["val/top1"]
+    # the PyTorch test's bar for the clip model (measured here: 0.84 over the last three validations)
+    assert sum(v for _, v in m["val/top1"][-3:]) / 3 >= 0.7, m["val/top1"]

@@ -1,21 +1,17 @@
 """The proof that training works and that the model uses time: on motion classes whose single frames look alike,
-x3d_tiny learns from scratch in a minute of CPU, and the same network on one frame stays near chance.
+x3d_tiny learns from scratch in two minutes of CPU, and the same network on one frame stays near chance.
 
-The classes differ in what moves (left-right, up-down, turning, size), which a clip model learns first; telling
-the directions of one motion apart takes far longer (the demo, `make demo`, shows that)."""
+The classes are two motions in both directions (left/right, grow/shrink): only the direction of the change between
+frames tells them apart."""
 
 import pytest
-from helpers import fit_args, metrics, videoml
+from helpers import LEARNABLE, fit_args, metrics, videoml
 
 from videoml.data.synth import SynthConfig, generate
 
-MOTIONS = ("move_right", "move_down", "rotate_cw", "grow")
-
-
 @pytest.mark.slow
 def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
-    data = generate(SynthConfig(classes=MOTIONS, videos_per_class=60, splits=(0.6, 0.4, 0.0), seed=5),
-                    tmp_path / "data", num_workers=2)
+    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
     final = {}
     for model in ("x3d_tiny", "x3d_tiny_frame"):
         root = tmp_path / model
@@ -26,8 +22,8 @@ def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
         m = metrics(root / "logs" / "version_0")
         assert m["val/videos"][-1][1] == 96.0
         final[model] = sum(v for _, v in m["val/top1"][-3:]) / 3  # the last three validations
-    # 4 classes (chance 0.25), 96 validation videos: a model at chance reaches 0.35 about once in a hundred runs
-    # (the clip model is at about 0.4 after these 20 epochs, and still climbing; the frame model overfits)
-    assert final["x3d_tiny"] >= 0.35, final
-    assert final["x3d_tiny_frame"] <= 0.33, final
-    assert final["x3d_tiny"] >= final["x3d_tiny_frame"] + 0.1, final
+    # 4 classes (chance 0.25), 96 validation videos: a model at chance reaches 0.35 about once in a hundred runs.
+    # Measured: the clip model at 0.875 after these 20 epochs, the frame model at 0.30.
+    assert final["x3d_tiny"] >= 0.7, final
+    assert final["x3d_tiny_frame"] <= 0.35, final
+    assert final["x3d_tiny"] >= final["x3d_tiny_frame"] + 0.3, final

@@ -149,7 +149,6 @@ class VideoDataModule(L.LightningDataModule):
             their label when flipped.
         reverse_label_map: class name -> class name of the same clip played backwards (e.g. ``grow: shrink``): such
             clips are reversed at random, the label swapped; clips of other classes are never reversed.
-            and Something-Something).
         sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
     """
 
