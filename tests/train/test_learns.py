@@ -9,6 +9,7 @@ from helpers import LEARNABLE, fit_args, metrics, videoml
 
 from videoml.data.synth import SynthConfig, generate
 
+
 @pytest.mark.slow
 def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
     data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
@@ -25,5 +26,5 @@ def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
     # 4 classes (chance 0.25), 96 validation videos: a model at chance reaches 0.35 about once in a hundred runs.
     # Measured: the clip model at 0.875 after these 20 epochs, the frame model at 0.30.
     assert final["x3d_tiny"] >= 0.7, final
-    assert final["x3d_tiny_frame"] <= 0.35, final
+    assert final["x3d_tiny_frame"] <= 0.33, final
     assert final["x3d_tiny"] >= final["x3d_tiny_frame"] + 0.3, final

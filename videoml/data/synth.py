@@ -65,8 +65,10 @@ SPLITS = ("train", "val", "test")
 _RADIUS = 0.18  # object radius at scale 1
 _SCALE_RANGE = (0.6, 1.4)
 _VERTICES = (5, 7)  # polygon corners, inclusive range
-# Colours: background channels in [lo, hi) (its texture adds +-30); the object's mean level this much above it.
+# Colours: background channels in [lo, hi), its texture up to _TEXTURE levels either side; the object's mean level
+# at least _CONTRAST above the background's.
 _BACKGROUND_LEVELS = (30, 121)
+_TEXTURE = 30
 _CONTRAST = 80
 # How far a moving property travels over the whole video: a fraction of its range (angle: radians). Large enough that
 # the motion is plain at the low resolutions a CPU model sees (several pixels between the frames of a clip).
@@ -256,7 +258,7 @@ def object_state(record: dict, frame: int) -> dict[str, float]:
 def _background(record: dict, width: int, height: int) -> np.ndarray:
     """A smooth random texture: low-resolution noise around the background colour, upsampled bicubically."""
     rng = np.random.default_rng(record["texture_seed"])
-    coarse = np.asarray(record["background_rgb"]) + rng.uniform(-30, 30, size=(6, 6, 3))
+    coarse = np.asarray(record["background_rgb"]) + rng.uniform(-_TEXTURE, _TEXTURE, size=(6, 6, 3))
     small = Image.fromarray(np.clip(coarse, 0, 255).astype(np.uint8))
     return np.asarray(small.resize((width, height), Image.BICUBIC))
 
