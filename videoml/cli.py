@@ -127,6 +127,68 @@ def _run_check(args) -> int:
     return 1 if bad else 0
 
 
+# --- videoml data corpus / conformance ------------------------------------------------------------------------------
+
+
+def _add_corpus(sub) -> None:
+    p = sub.add_parser("corpus", help="fetch (and cache) the conformance corpus of real and generated videos",
+                       description="Real sample videos from Debian packages (data/corpus/debian.json: package, "
+                                   "version, checksum, licence, what each file exercises) and generated files for "
+                                   "the classes no package ships. Prints one path per line.")
+    p.add_argument("--dir", help="where the corpus is kept (default: $VIDEOML_CORPUS_DIR or ~/.cache/videoml/corpus)")
+    p.set_defaults(run=_run_corpus)
+
+
+def _run_corpus(args) -> int:
+    from videoml.data.corpus import corpus
+
+    for path in corpus(Path(args.dir) if args.dir else None):
+        print(path)
+    return 0
+
+
+def _add_conformance(sub) -> None:
+    p = sub.add_parser("conformance", help="compare every backend's frames with FFmpeg's decoder, file by file",
+                       description="For every file x backend: num_frames against FFmpeg's picture count, every "
+                                   "frame in sequential calls, random frames, random clips and multi-view clips, "
+                                   "each compared with the picture FFmpeg's command line decodes at that index. "
+                                   "Prints a Markdown table (exact / refused with the reason / wrong with the first "
+                                   "bad index); exit status 1 if any is wrong.")
+    p.add_argument("paths", nargs="*", help="video files, folders or glob patterns (default: the corpus)")
+    p.add_argument("--backends", default="pyav,decord,torchcodec", help="(default: %(default)s)")
+    p.add_argument("--no-autorotate", dest="autorotate", action="store_false",
+                   help="compare pictures as stored, ignoring display matrices")
+    p.add_argument("--jsonl", help="also write one record per file x backend here")
+    p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 4),
+                   help="files checked in parallel (default: %(default)s)")
+    p.set_defaults(run=_run_conformance)
+
+
+def _run_conformance(args) -> int:
+    import json
+
+    from videoml.data.conformance import conformance, format_table
+    from videoml.data.corpus import corpus, corpus_dir
+    from videoml.data.decoding import BACKENDS, backend_available
+    from videoml.data.files import find_videos
+
+    backends = tuple(b for b in args.backends.split(",") if b)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise UsageError(f"--backends: unknown {', '.join(unknown)} (known: {', '.join(BACKENDS)})")
+    backends = tuple(b for b in backends if backend_available(b))
+    paths = find_videos(args.paths) if args.paths else corpus()
+    verdicts = conformance(paths, backends, args.num_workers, args.autorotate)
+    if args.jsonl:
+        with open(args.jsonl, "w") as f:
+            f.writelines(json.dumps(v.as_dict()) + "\n" for v in verdicts)
+    print(format_table(verdicts, None if args.paths else corpus_dir()))
+    counts = {status: sum(v.status == status for v in verdicts) for status in ("exact", "refused", "wrong")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" ({len(paths)} files x {len(backends)} "
+          "backends)", file=sys.stderr)
+    return 1 if counts["wrong"] else 0
+
+
 # --- videoml bench decode|model|infer -------------------------------------------------------------------------------
 
 
@@ -503,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(data_commands)
     _add_check(data_commands)
+    _add_corpus(data_commands)
+    _add_conformance(data_commands)
 
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -3,8 +3,8 @@
     with open_video("clip.mp4", backend="pyav") as video:
         frames = video.get_frames([0, 8, 16, 24], size=128)   # uint8 (T, H, W, 3), RGB, short side 128
 
-Frame ``i`` means the same picture in every backend: the ``i``-th frame in presentation order of the file's
-:class:`FrameIndex` (built from the packets, cached).
+Frame ``i`` means the same picture in every backend: the ``i``-th picture FFmpeg's decoder outputs for the file
+(its :class:`FrameIndex`: built from the packets, verified by decoding, cached).
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ def backend_available(name: str) -> bool:
 
 
 def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
-               cache_dir: str | os.PathLike | None | bool = None) -> VideoReader:
+               cache_dir: str | os.PathLike | None | bool = None, autorotate: bool = True) -> VideoReader:
     """Open ``path`` for reading frames by index.
 
     backend:    "pyav", "decord", "torchcodec" or "auto" (PyAV, then decord if PyAV cannot open the file).
     threads:    decoder threads; 1 by default, right inside DataLoader workers (one worker per core).
     bad_frames: "error" (default) or "nearest", see :data:`videoml.data.decoding.reader.BAD_FRAME_POLICIES`.
     cache_dir:  where frame indexes are cached; None = the default, False = no cache.
+    autorotate: turn pictures upright by the file's display matrix, as FFmpeg's command line does (default);
+                False returns them as stored.
 
     Raises VideoDecodeError (naming the file and the cause) for a missing, empty, non-video, audio-only or
     unreadable file.
@@ -50,7 +52,7 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
         errors = []
         for name in AUTO_ORDER:
             try:
-                return open_video(path, name, threads, bad_frames, cache_dir)
+                return open_video(path, name, threads, bad_frames, cache_dir, autorotate)
             except VideoDecodeError as e:
                 errors.append(f"{name}: {e.reason}")
         raise VideoDecodeError(path, "; ".join(errors))
@@ -61,7 +63,8 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
         reader_class = getattr(importlib.import_module(module), cls)
     except (ImportError, OSError, RuntimeError) as e:
         raise ImportError(f"backend {backend!r} is not available here: {e}") from e
-    return reader_class(path, load_index(path, cache_dir), threads=threads, bad_frames=bad_frames)
+    return reader_class(path, load_index(path, cache_dir), threads=threads, bad_frames=bad_frames,
+                        autorotate=autorotate)
 
 
 __all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",

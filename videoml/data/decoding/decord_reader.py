@@ -16,6 +16,16 @@ from videoml.data.decoding.reader import VideoReader
 from videoml.errors import VideoDecodeError
 
 
+def _bits(pix_fmt: str | None) -> int:
+    """Bits per component of a pixel format (8 when unknown)."""
+    import av
+
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else 8
+    except ValueError:
+        return 8
+
+
 def _as_numpy(batch) -> np.ndarray:
     return batch.numpy() if hasattr(batch, "numpy") else batch.asnumpy()
 
@@ -23,8 +33,25 @@ def _as_numpy(batch) -> np.ndarray:
 class DecordReader(VideoReader):
     backend = "decord"
 
-    def __init__(self, path, index, threads=1, bad_frames="error"):
-        super().__init__(path, index, threads, bad_frames)
+    def __init__(self, path, index, threads=1, bad_frames="error", autorotate=True):
+        super().__init__(path, index, threads, bad_frames, autorotate)
+        if index.rotation:
+            # decord turns pictures by the display matrix but scales them (width=, height=) as stored.
+            raise VideoDecodeError(self.path, f"decord cannot read pictures turned by a display matrix "
+                                              f"({index.rotation} degrees); use the pyav backend")
+        if index.numbering != "packets":
+            # decord numbers frames from its own packet scan; where that scan was not verified to give FFmpeg's
+            # pictures (MPEG-PS, Ogg, packed B-frames, ...), decord was seen returning other pictures.
+            raise VideoDecodeError(self.path, "the file's time stamps do not give FFmpeg's frame order "
+                                              f"({'; '.join(index.notes)}), which decord relies on; use the pyav "
+                                              "backend")
+        if index.header.get("open_gop"):
+            # Seen: decord returns the frame two after the one asked for on open-GOP H.264 after a seek, silently.
+            raise VideoDecodeError(self.path, "decord seeks open-GOP files wrongly (other frames than asked for); "
+                                              "use the pyav backend")
+        if _bits(index.header.get("pix_fmt")) > 8:
+            raise VideoDecodeError(self.path, f"decord converts {index.header['pix_fmt']} pictures differently from "
+                                              "FFmpeg (mean difference > 2 levels); use the pyav backend")
         if index.codec == "hevc" and index.reordered:
             # Seen with x265 files (B-frames, open GOPs): decord returns some frames twice and skips others, even
             # decoding every frame in order, and seeks land on other frames. Refuse rather than return wrong pictures.
@@ -47,7 +74,8 @@ class DecordReader(VideoReader):
     def _map_frames(self, reader) -> np.ndarray:
         """decord's frame number for each of our frames (-1 where decord has none)."""
         n = len(reader)
-        ours = self.index.timestamps - self.index.timestamps[0]
+        stamps = self.index.pts * float(self.index.time_base)  # each frame's own time stamp, in FFmpeg's order
+        ours = stamps - stamps.min()
         theirs = reader.get_frame_timestamp(np.arange(n))[:, 0] if n else np.empty(0)
         if n and np.all(theirs >= 0) and np.all(np.diff(theirs) > 0):
             tolerance = 0.5 / max(self.fps, 1e-6)

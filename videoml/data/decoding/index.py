@@ -1,12 +1,15 @@
-"""The frame index of a video file: what frames exist, in presentation order, and where the key frames are.
+"""The frame index of a video file: what frames exist, in FFmpeg's decoder order, and where the key frames are.
 
-Headers lie (frame counts that include frames that never decode, nominal rates on variable-rate files), so the index
-is built from the packets themselves, in one scan of the file that demuxes but does not decode. Frame ``i`` of a
-file is the ``i``-th packet in presentation-time order; every backend maps its own numbering onto this one, so the
-same index means the same picture everywhere.
+Frame ``i`` of a file is the ``i``-th picture FFmpeg's decoder outputs when decoding the file from its start: what
+``ffmpeg -i FILE -fps_mode passthrough`` writes. Headers lie (frame counts that include frames that never decode,
+nominal rates on variable-rate files), and so do container time stamps on some real files, so the index is built
+from the packets, verified by decoding, and rebuilt by a decode pass when they disagree (see
+:mod:`videoml.data.decoding.scan`). Every backend maps its own numbering onto this one, so the same index means the
+same picture everywhere.
 
 Indexes are cached (``$VIDEOML_CACHE_DIR``, else ``$XDG_CACHE_HOME/videoml``, else ``~/.cache/videoml``) under a key
-of the file's real path, and rebuilt when the file's size or modification time changes.
+of the file's real path, and rebuilt when the file's size, modification time, inode or status-change time differ
+(replacing a file, even by one of the same size and modification time, changes its inode or ctime).
 """
 
 from __future__ import annotations
@@ -21,45 +24,74 @@ from pathlib import Path
 
 import numpy as np
 
+from videoml.data.decoding import scan
 from videoml.errors import VideoDecodeError
 
-_VERSION = 1  # bump when the index's content or meaning changes; older cache entries are then rebuilt
+_VERSION = 2  # bump when the index's content or meaning changes; older cache entries are then rebuilt
+
+# How frame numbers were established (FrameIndex.numbering):
+#   "packets":    the packets' time stamps in presentation order, verified against the decoder (most files)
+#   "decoded":    a decode pass; frames are identified by the time stamps the decoder gives them
+#   "sequential": a decode pass; the decoded pictures have no distinct time stamps, so frames are identified by
+#                 their count from the start, and reading frame i decodes the file from its start
+NUMBERINGS = ("packets", "decoded", "sequential")
 
 
 @dataclass(frozen=True, eq=False)
 class FrameIndex:
-    """Frames of a video stream in presentation order."""
+    """Frames of a video stream in the decoder's output order (presentation order)."""
 
-    pts: np.ndarray  # int64, presentation time stamps in ``time_base`` units, strictly increasing
+    pts: np.ndarray  # int64, per frame the time stamp the decoder gives it, in ``time_base`` units (distinct)
     keyframe: np.ndarray  # bool, True where the frame is a key frame (a place to start decoding)
     time_base: Fraction
-    width: int
+    width: int  # as stored; see display_size for the size after the display matrix's rotation
     height: int
     codec: str
     stream_index: int = 0
     reordered: bool = False  # decoding order differs from presentation order (B-frames)
     header: dict = field(default_factory=dict)  # what the container claims: frames, fps, duration (hints only)
+    numbering: str = "packets"  # see NUMBERINGS
+    rotation: int = 0  # display matrix rotation, degrees counter-clockwise (0, 90, 180, 270)
+    notes: tuple = ()  # why the packets could not be trusted, for `videoml data check`
 
     def __post_init__(self):
         # key_before[i]: the key frame to start decoding from to reach frame i
         positions = np.where(self.keyframe, np.arange(len(self.pts)), 0)
-        object.__setattr__(self, "key_before", np.maximum.accumulate(positions))
+        object.__setattr__(self, "key_before", np.maximum.accumulate(positions) if len(positions) else positions)
+        object.__setattr__(self, "_by_pts", np.argsort(self.pts, kind="stable"))
 
     @property
     def num_frames(self) -> int:
         return len(self.pts)
 
     @property
+    def random_access(self) -> bool:
+        """Whether frames can be reached by seeking (else by decoding from the start)."""
+        return self.numbering != "sequential"
+
+    def position(self, pts: int | None) -> int | None:
+        """The frame whose time stamp is ``pts``, or None."""
+        if pts is None or not self.random_access:
+            return None
+        k = int(np.searchsorted(self.pts, pts, sorter=self._by_pts))
+        if k < self.num_frames and self.pts[self._by_pts[k]] == pts:
+            return int(self._by_pts[k])
+        return None
+
+    @property
     def timestamps(self) -> np.ndarray:
-        """Presentation times in seconds (float64), as the container states them (the first may be non-zero)."""
-        return self.pts * float(self.time_base)
+        """Presentation times in seconds (float64, increasing; the first may be non-zero).
+
+        The time stamps in order: where a decoder hands its pictures out with time stamps in another order (packed
+        B-frames), the pictures are still shown in the order it hands them out.
+        """
+        return np.sort(self.pts) * float(self.time_base)
 
     @property
     def fps(self) -> float:
         """Mean frame rate measured from the time stamps (the header's rate is only a hint)."""
-        if self.num_frames < 2:
-            return float(self.header.get("fps") or 0.0)
-        return (self.num_frames - 1) / float((int(self.pts[-1]) - int(self.pts[0])) * self.time_base)
+        span = (int(self.pts.max()) - int(self.pts.min())) * self.time_base if self.num_frames >= 2 else 0
+        return (self.num_frames - 1) / float(span) if span else float(self.header.get("fps") or 0.0)
 
     @property
     def duration(self) -> float:
@@ -70,18 +102,22 @@ class FrameIndex:
     def keyframes(self) -> np.ndarray:
         return np.flatnonzero(self.keyframe)
 
+    def display_size(self, autorotate: bool = True) -> tuple[int, int]:
+        """(width, height) of the pictures as shown: swapped when the display matrix turns them by 90 degrees."""
+        turned = autorotate and self.rotation in (90, 270)
+        return (self.height, self.width) if turned else (self.width, self.height)
+
     def to_arrays(self) -> dict:
         meta = dict(time_base=[self.time_base.numerator, self.time_base.denominator], width=self.width,
                     height=self.height, codec=self.codec, stream_index=self.stream_index, reordered=self.reordered,
-                    header=self.header)
+                    header=self.header, numbering=self.numbering, rotation=self.rotation, notes=list(self.notes))
         return {"pts": self.pts, "keyframe": self.keyframe, "meta": np.array(json.dumps(meta))}
 
     @classmethod
     def from_arrays(cls, arrays) -> "FrameIndex":
         meta = json.loads(str(arrays["meta"]))
-        return cls(pts=arrays["pts"], keyframe=arrays["keyframe"], time_base=Fraction(*meta["time_base"]),
-                   width=meta["width"], height=meta["height"], codec=meta["codec"],
-                   stream_index=meta["stream_index"], reordered=meta["reordered"], header=meta["header"])
+        return cls(pts=arrays["pts"], keyframe=arrays["keyframe"], time_base=Fraction(*meta.pop("time_base")),
+                   notes=tuple(meta.pop("notes")), **meta)
 
 
 def check_file(path: str | os.PathLike) -> os.stat_result:
@@ -121,47 +157,54 @@ def video_stream(container, path):
     return container.streams.video[0]
 
 
-def build_index(path: str | os.PathLike) -> FrameIndex:
-    """Scan the packets of the first video stream (no decoding) and index its frames."""
-    import av
+def _header(stream) -> dict:
+    return {
+        "frames": int(stream.frames or 0),
+        "fps": float(stream.average_rate or stream.guessed_rate or 0),
+        "duration": float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None,
+        "start_time": float(stream.start_time * stream.time_base)
+        if stream.start_time is not None and stream.time_base else None,
+    }
 
+
+def _number_frames(path, codec: str) -> tuple[scan.Numbering, scan.Decoded, scan.Packets]:
+    """The scan's numbering when the decoder confirms it, else a decode pass's (see :mod:`scan`)."""
+    with open_container(path) as container:
+        packets = scan.scan_packets(container, video_stream(container, path))
+    notes = scan.untrusted_reasons(packets, codec)
+    if not notes:
+        numbering = scan.numbering_from_packets(packets)
+        with open_container(path) as container:
+            head = scan.verify(container, video_stream(container, path), numbering)
+        if head is not None:
+            return numbering, head, packets
+        notes = ["container time stamps disagree with the decoder's output"]
+    with open_container(path) as container:
+        return (*scan.decode_pass(container, video_stream(container, path), notes), packets)
+
+
+def build_index(path: str | os.PathLike) -> FrameIndex:
+    """Number the frames of the first video stream as FFmpeg's decoder outputs them (see :mod:`scan`)."""
     with open_container(path) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
         if ctx.codec is None:
             raise VideoDecodeError(path, "video codec not supported by this FFmpeg")
-        header = {
-            "frames": int(stream.frames or 0),
-            "fps": float(stream.average_rate or stream.guessed_rate or 0),
-            "duration": float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None,
-            "start_time": float(stream.start_time * stream.time_base)
-            if stream.start_time is not None and stream.time_base else None,
-        }
-        pts, keys = [], []
-        seen_key = False
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue  # the demuxer's end-of-stream marker
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                # Packets before the first key frame reference pictures that are not in the file: they never decode.
-                seen_key = seen_key or packet.is_keyframe
-                if stamp is None or not seen_key:
-                    continue
-                pts.append(stamp)
-                keys.append(packet.is_keyframe)
-        except av.FFmpegError:
-            pass  # truncated or corrupt past this point: the index holds the packets before it
-        if not pts:
-            raise VideoDecodeError(path, "no decodable video frames (no key frame found)")
-        pts_arr = np.asarray(pts, dtype=np.int64)
-        order = np.argsort(pts_arr, kind="stable")
-        reordered = bool(np.any(np.diff(pts_arr) < 0))
-        pts_arr, key_arr = pts_arr[order], np.asarray(keys, dtype=bool)[order]
-        unique = np.concatenate([[True], np.diff(pts_arr) > 0])  # a repeated time stamp is one picture
-        return FrameIndex(pts=pts_arr[unique], keyframe=key_arr[unique], time_base=Fraction(stream.time_base),
-                          width=ctx.width, height=ctx.height, codec=ctx.codec.name,
-                          stream_index=stream.index, reordered=reordered, header=header)
+        header, codec, time_base = _header(stream), ctx.codec.name, stream.time_base
+        header["pix_fmt"] = ctx.format.name if ctx.format else None
+        width, height, stream_index = ctx.width, ctx.height, stream.index
+    numbering, first, packets = _number_frames(path, codec)
+    if not len(numbering.pts):
+        raise VideoDecodeError(path, "no decodable video frames")
+    if numbering.rule == "sequential":  # no time stamps to speak of: the header's rate gives the frames' times
+        time_base = Fraction(1, round(header["fps"])) if header["fps"] >= 1 else Fraction(1, 25)
+    notes = list(numbering.notes)
+    header["open_gop"] = packets.open_gop
+    if packets.discarded:
+        notes.append(f"edit list: {packets.discarded} packet(s) before the start are not shown")
+    return FrameIndex(pts=numbering.pts, keyframe=numbering.keyframe, time_base=Fraction(time_base), width=width,
+                      height=height, codec=codec, stream_index=stream_index, reordered=packets.reordered,
+                      header=header, numbering=numbering.rule, rotation=first.rotation, notes=tuple(notes))
 
 
 # np.load parses .npy headers with ast.literal_eval, and CPython 3.11 before 3.11.8 can fail two threads doing that
@@ -183,7 +226,8 @@ def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bo
     if cache_dir is False:
         return build_index(path)
     real = os.path.realpath(path)
-    stamp = {"version": _VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    stamp = {"version": _VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+             "inode": st.st_ino, "device": st.st_dev}
     entry = Path(cache_dir or default_cache_dir()) / "index" / (hashlib.sha1(real.encode()).hexdigest() + ".npz")
     try:
         with _NPY_HEADERS, np.load(entry) as arrays:

@@ -41,18 +41,22 @@ def output_size(size: int | tuple[int, int] | None, width: int, height: int) -> 
 class VideoReader:
     """Frames of one video by index. Use :func:`videoml.data.decoding.open_video` to make one.
 
-    Frame ``i`` is the ``i``-th frame in presentation order of the file's :class:`FrameIndex`, whatever the backend.
+    Frame ``i`` is the ``i``-th picture FFmpeg's decoder outputs (the file's :class:`FrameIndex`), whatever the
+    backend. With ``autorotate`` (the default, as FFmpeg's command line) pictures are turned upright by the file's
+    display matrix, and ``width``/``height`` are those of the upright pictures.
     """
 
     backend = "?"
 
-    def __init__(self, path: str | os.PathLike, index: FrameIndex, threads: int = 1, bad_frames: str = "error"):
+    def __init__(self, path: str | os.PathLike, index: FrameIndex, threads: int = 1, bad_frames: str = "error",
+                 autorotate: bool = True):
         if bad_frames not in BAD_FRAME_POLICIES:
             raise ValueError(f"bad_frames must be one of {BAD_FRAME_POLICIES}, got {bad_frames!r}")
         self.path = str(path)
         self.index = index
         self.threads = threads
         self.bad_frames = bad_frames
+        self.autorotate = autorotate
         self.replaced: list[int] = []  # frames of the last call that were replaced (policy "nearest")
 
     # --- what a video is ---
@@ -70,11 +74,16 @@ class VideoReader:
 
     @property
     def width(self) -> int:
-        return self.index.width
+        return self.index.display_size(self.autorotate)[0]
 
     @property
     def height(self) -> int:
-        return self.index.height
+        return self.index.display_size(self.autorotate)[1]
+
+    @property
+    def rotation(self) -> int:
+        """Degrees (counter-clockwise) the display matrix turns the stored pictures; applied when ``autorotate``."""
+        return self.index.rotation
 
     @property
     def timestamps(self) -> np.ndarray:
