@@ -1,7 +1,13 @@
+import os
+
 import pytest
 from helpers import SMALL
 
+from videoml.data.corpus import corpus_dir
 from videoml.data.synth import SynthConfig, generate
+
+# The conformance corpus stays in the user's cache across runs (each test gets a private index cache, see below).
+os.environ.setdefault("VIDEOML_CORPUS_DIR", str(corpus_dir()))
 
 
 @pytest.fixture(scope="session")

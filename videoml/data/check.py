@@ -12,35 +12,51 @@ from videoml.errors import VideoDecodeError
 
 
 def check_video(path: str | os.PathLike) -> dict:
-    """One record: ``ok`` is True when the file opens and every frame of its index decodes; ``warning`` says when
-    the header promises more frames than the file holds."""
+    """One record: ``ok`` is True when the file opens and every frame of its index decodes. ``warning`` says what a
+    user should know before training on it: damaged pictures (replaced when read with ``bad_frames="nearest"``), a
+    header promising more frames than the file holds, time stamps that do not give the decoder's order (the file
+    was numbered by a decode pass; ``numbering`` and ``notes`` say how and why), packed B-frames."""
     record = {"path": str(path), "ok": False, "error": None}
     try:
         record["bytes"] = os.path.getsize(path)
         index = build_index(path)  # no cache: a check looks at the file as it is now
-        record.update(codec=index.codec, width=index.width, height=index.height, header_frames=index.header["frames"],
-                      frames=index.num_frames, fps=round(index.fps, 3), header_fps=round(index.header["fps"], 3),
-                      duration=round(index.duration, 3), start_time=round(float(index.timestamps[0]), 6),
-                      b_frames=index.reordered)
-        keys = index.keyframes
-        gaps = np.diff(np.append(keys, index.num_frames))
-        record.update(keyframes=len(keys), gop_mean=round(float(gaps.mean()), 1), gop_max=int(gaps.max()))
-        bad = []
+        record.update(_describe(index))
+        damaged = []
         with open_video(path, backend="pyav", cache_dir=False, bad_frames="nearest") as video:
             for start in range(0, video.num_frames, 256):  # in chunks: memory stays small on long videos
                 video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
-                bad.extend(video.replaced)
-        record["bad_frames"] = bad
-        record["decoded_frames"] = index.num_frames - len(bad)
-        if bad:
-            record["error"] = f"{len(bad)} of {index.num_frames} frames do not decode (first: {bad[0]})"
-        record["ok"] = not bad
-        if index.header["frames"] > index.num_frames:  # AVI and MP4 headers state a count; MKV/WebM do not
-            record["warning"] = (f"header claims {index.header['frames']} frames, the file holds {index.num_frames} "
-                                 "(truncated?)")
+                damaged.extend(video.replaced)
+        record["damaged_frames"] = damaged
+        record["decoded_frames"] = index.num_frames - len(damaged)
+        record["ok"] = True
+        record["warning"] = "; ".join(_warnings(index, damaged)) or None
     except (VideoDecodeError, OSError) as e:
         record["error"] = getattr(e, "reason", None) or str(e)
     return record
+
+
+def _describe(index) -> dict:
+    keys = index.keyframes
+    gaps = np.diff(np.append(keys, index.num_frames)) if len(keys) else np.array([index.num_frames])
+    width, height = index.display_size()
+    return dict(codec=index.codec, width=width, height=height, header_frames=index.header["frames"],
+                frames=index.num_frames, fps=round(index.fps, 3), header_fps=round(index.header["fps"], 3),
+                duration=round(index.duration, 3), start_time=round(float(index.timestamps[0]), 6),
+                b_frames=index.reordered, open_gop=bool(index.header.get("open_gop")), rotation=index.rotation,
+                numbering=index.numbering, random_access=index.random_access, notes=list(index.notes),
+                packed_b_frames="packed B-frames" in index.notes, keyframes=len(keys),
+                gop_mean=round(float(gaps.mean()), 1), gop_max=int(gaps.max()))
+
+
+def _warnings(index, damaged: list[int]) -> list[str]:
+    out = []
+    if damaged:
+        out.append(f"{len(damaged)} of {index.num_frames} pictures are damaged (first: {damaged[0]})")
+    if index.header["frames"] > index.num_frames:  # AVI and MP4 headers state a count; MKV/WebM do not
+        out.append(f"header claims {index.header['frames']} frames, the file holds {index.num_frames} (truncated?)")
+    if index.numbering != "packets":
+        out.append(f"frames numbered by decoding ({'; '.join(index.notes)})")
+    return out
 
 
 def check_videos(paths, num_workers: int = 1):
@@ -54,7 +70,7 @@ def check_videos(paths, num_workers: int = 1):
 
 def format_row(record: dict) -> str:
     """One line of the table for a record."""
-    if "frames" not in record:
+    if "decoded_frames" not in record:
         return f"BAD   {'-':>13}  {'-':>7}  {'-':>9}  {'-':<6}  {'-':>9}  {record['path']}: {record['error']}"
     status = "BAD" if not record["ok"] else "warn" if record.get("warning") else "ok"
     frames = f"{record['decoded_frames']}/{record['frames']}"

@@ -201,7 +201,7 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
     notes = list(numbering.notes)
     header["open_gop"] = packets.open_gop
     if packets.discarded:
-        notes.append(f"edit list: {packets.discarded} packet(s) before the start are not shown")
+        notes.append(f"edit list: {packets.discarded} packet(s) it hides are not frames")
     return FrameIndex(pts=numbering.pts, keyframe=numbering.keyframe, time_base=Fraction(time_base), width=width,
                       height=height, codec=codec, stream_index=stream_index, reordered=packets.reordered,
                       header=header, numbering=numbering.rule, rotation=first.rotation, notes=tuple(notes))

@@ -1,0 +1,76 @@
+"""Every backend against FFmpeg's decoder on the conformance corpus: real files from Debian packages and generated
+files for the classes no package ships (videoml.data.corpus)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import videoml
+
+from videoml.data.conformance import FFmpegFrames, check_backend
+from videoml.data.corpus import corpus, corpus_dir, describe
+from videoml.data.decoding import open_video
+
+pytestmark = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("apt-get")),
+                                reason="needs FFmpeg's command line and apt-get (Debian)")
+
+
+@pytest.fixture(scope="module")
+def files():
+    return corpus()
+
+
+def test_the_corpus_is_real_files_from_several_packages_plus_generated_ones(files):
+    real = [f for f in files if f.parent.parent.name == "debian"]
+    assert len(real) >= 30 and len({f.parent.name for f in real}) >= 5
+    assert all(describe(f) for f in files)  # every file says what it exercises (and where it comes from)
+    assert sum(f.stat().st_size for f in files) < 200e6
+
+
+@pytest.mark.slow
+def test_every_backend_returns_ffmpegs_pictures_or_refuses_with_a_reason(files, tmp_path):
+    records = tmp_path / "verdicts.jsonl"
+    result = videoml("data", "conformance", "--jsonl", str(records), "--num-workers", "2")
+    verdicts = [json.loads(line) for line in records.read_text().splitlines()]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(verdicts) == len(files) * len({v["backend"] for v in verdicts})
+    assert not [v for v in verdicts if v["status"] == "wrong"]
+    assert all(v["detail"] for v in verdicts if v["status"] == "refused")
+    # PyAV reads every file FFmpeg decodes; it refuses only to hand out pictures the decoder flags as damaged
+    refused = {v["path"].split("/")[-1]: v["detail"] for v in verdicts if v["backend"] == "pyav"
+               and v["status"] != "exact"}
+    assert set(refused) == {"corrupt.mkv"} and "could not be decoded" in refused["corrupt.mkv"]
+    assert "| debian/python3-mecavideo/Force_constante.avi | 26 | exact |" in result.stdout
+
+
+def test_packed_b_frames_edit_lists_and_discontinuities_are_numbered_by_decoding(files):
+    by_name = {f.name: f for f in files}
+    cases = {"Force_constante.avi": ("decoded", "packed B-frames"), "joined.ts": ("sequential", "discontinuity"),
+             "blue.mpg": ("sequential", "without time stamps"),
+             "edit_list.mp4": ("decoded", "edit list")}
+    for name, (numbering, note) in cases.items():
+        with open_video(by_name[name], cache_dir=False) as video:
+            assert video.index.numbering == numbering, name
+            assert note in "; ".join(video.index.notes), (name, video.index.notes)
+    with open_video(by_name["movie-hello.mp4"], cache_dir=False) as video:
+        assert video.num_frames == 249 and video.index.header["frames"] == 250  # the last packet shows nothing
+
+
+def test_display_matrices_are_applied_like_ffmpegs_command_line_or_not_at_all(files):
+    path = next(f for f in files if f.name == "rotate_90.mp4")
+    upright, stored = FFmpegFrames(path), FFmpegFrames(path, autorotate=False)
+    with open_video(path) as video, open_video(path, autorotate=False) as raw:
+        assert (video.rotation, video.width, video.height) == (90, 96, 160)
+        assert (raw.width, raw.height) == (160, 96)
+        np.testing.assert_array_equal(video.get_frames([7]).numpy()[0], upright[7])
+        np.testing.assert_array_equal(raw.get_frames([7]).numpy()[0], stored[7])
+        assert video.get_frames([7], size=48).shape == (1, 80, 48, 3)  # short side 48, upright
+
+
+def test_the_harness_reports_other_pictures_as_wrong(files):
+    by_name = {f.name: f for f in files}
+    other = FFmpegFrames(by_name["rotate_180.mp4"])  # same size and length, pictures upside down
+    verdict = check_backend(str(by_name["rotate_90.mp4"]), "pyav", other, autorotate=False)
+    assert verdict.status == "wrong" and verdict.detail.startswith("frame 0 differs")
+    assert str(corpus_dir()) in str(by_name["rotate_90.mp4"])
