@@ -213,7 +213,8 @@ def _add_bench_decode(sub) -> None:
     d = DecodeBench()
     p = sub.add_parser("decode", help="clip decoding per backend vs FFmpeg's ceiling and PyTorchVideo",
                        description="Single-threaded clip decoding on generated H.264 videos (made once under --data): "
-                                   "random clips, 10-minute videos, multi-view testing, memory over many reads.")
+                                   "random clips, 10-minute videos, real files of the conformance corpus, multi-view "
+                                   "testing, memory over many reads.")
     p.add_argument("--data", default=d.data, help="where the benchmark videos are made (default: %(default)s)")
     p.add_argument("--out", default=d.out, help="results directory (default: %(default)s)")
     p.add_argument("--backends", type=lambda s: tuple(s.split(",")), default=d.backends,
@@ -226,6 +227,8 @@ def _add_bench_decode(sub) -> None:
     p.add_argument("--memory-reads", type=_positive_int, default=d.memory_reads, help="(default: %(default)s)")
     p.add_argument("--no-pytorchvideo", dest="pytorchvideo", action="store_false",
                    help="skip the PyTorchVideo EncodedVideo baseline")
+    p.add_argument("--no-real", dest="real", action="store_false",
+                   help="skip the scenario on the conformance corpus's real files")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_bench_decode)
 
@@ -238,7 +241,7 @@ def _run_bench_decode(args) -> int:
         raise UsageError(f"unknown backends {unknown} (known: pyav, decord, torchcodec)")
     bench = DecodeBench(data=args.data, out=args.out, backends=args.backends, frames=args.frames, stride=args.stride,
                         views=args.views, clips=args.clips, repeats=args.repeats, memory_reads=args.memory_reads,
-                        pytorchvideo=args.pytorchvideo, seed=args.seed)
+                        pytorchvideo=args.pytorchvideo, real=args.real, seed=args.seed)
     return _run_bench(bench, "decode")
 
 

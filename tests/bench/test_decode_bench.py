@@ -16,11 +16,13 @@ def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
     out = write(results, bench.out)
 
     rows = results["rows"]
-    expected = {(s, b) for s in ("random_clip", "random_clip_long", "open_random_clip", "test_views", "memory")
+    real = shutil.which("ffmpeg") and shutil.which("apt-get")  # the corpus's real files (tests/data/test_conformance)
+    clip_scenarios = ("random_clip", "random_clip_long") + (("random_clip_real",) if real else ())
+    expected = {(s, b) for s in clip_scenarios + ("open_random_clip", "test_views", "memory")
                 for b in ("pyav", "decord")}
     expected |= {("open_random_clip", "pytorchvideo"), ("test_views", "pytorchvideo")}
     if shutil.which("ffmpeg"):
-        expected |= {("random_clip", "ffmpeg (ceiling)"), ("random_clip_long", "ffmpeg (ceiling)")}
+        expected |= {(s, "ffmpeg (ceiling)") for s in clip_scenarios}
     assert {(r["scenario"], r["backend"]) for r in rows} == expected
     for r in rows:
         if r["scenario"] == "memory":

@@ -7,6 +7,8 @@ Scenarios, all single-threaded (decoder threads 1, torch threads 1), on H.264 fi
   frames from the key frame before the clip to its last frame, each at the time per frame that the ``ffmpeg
   -threads 1`` command line takes to decode the whole file into the null muxer (its own ``-benchmark`` time).
 - ``random_clip_long``: the same from a 10-minute video of the same encoding; cost should not grow with the video.
+- ``random_clip_real``: the same from the conformance corpus's real files (``videoml data corpus``) that every
+  backend benchmarked reads with random access: many codecs, containers and sizes, each against its own ceiling.
 - ``open_random_clip``: open the file, read one random clip, close (what a data set does per sample), against
   PyTorchVideo 0.1.5 ``EncodedVideo.from_path(...).get_clip(start, end)`` plus taking every τ-th frame.
 - ``test_views``: ``views`` uniform clips of one video (multi-view testing), ours in one call, PyTorchVideo one
@@ -32,6 +34,7 @@ from videoml.data.decoding import backend_available, load_index, open_video
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
 from videoml.data.synth import SynthConfig
 from videoml.environment import environment
+from videoml.errors import VideoDecodeError
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class DecodeBench:
     pytorchvideo: bool = True
     short_seconds: int = 10  # the many short videos (24 of them)
     long_seconds: int = 600  # the long video
+    real: bool = True  # the random_clip_real scenario (fetches the conformance corpus once)
     seed: int = 0
 
     def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:
@@ -105,6 +109,28 @@ def _ptv_read(path: Path, clip: np.ndarray, stamps: np.ndarray, fps: float):
     return frames[:, :: max(1, (clip[-1] - clip[0]) // max(len(clip) - 1, 1))]
 
 
+def _real_files(backends: list[str]) -> list[Path]:
+    """Corpus files that every backend reads with random access (none when the corpus cannot be fetched here)."""
+    from videoml.data.corpus import corpus
+    from videoml.errors import VideomlError
+
+    try:
+        files = corpus()
+    except VideomlError:
+        return []
+    usable = []
+    for path in files:
+        try:
+            for backend in backends:
+                with open_video(path, backend) as video:
+                    readable = video.index.numbering != "sequential"
+        except VideoDecodeError:
+            continue
+        if readable:
+            usable.append(path)
+    return usable
+
+
 def run(bench: DecodeBench) -> dict:
     import videoml  # noqa: F401  (compat before pytorchvideo)
 
@@ -119,22 +145,29 @@ def run(bench: DecodeBench) -> dict:
     rows = []
 
     # the same clips for everyone: (path, frame indices)
-    index = {p: load_index(p) for p in short + [long_video]}
+    real = _real_files(backends) if bench.real else []
+    index = {p: load_index(p) for p in short + [long_video] + real}
     clips = [(p, random_clip(spec, index[p].num_frames, rng)) for p in rng.choice(short, bench.clips)]
-    long_clips = [(long_video, random_clip(spec, index[long_video].num_frames, rng)) for _ in range(bench.clips)]
+    scenarios = {"random_clip": clips,
+                 "random_clip_long": [(long_video, random_clip(spec, index[long_video].num_frames, rng))
+                                      for _ in range(bench.clips)]}
+    if real:
+        scenarios["random_clip_real"] = [(Path(p), random_clip(spec, index[p].num_frames, rng))
+                                         for p in rng.choice(real, bench.clips)]
+    every_clip = [item for items in scenarios.values() for item in items]
 
     # the decode ceiling: FFmpeg's time per frame on the file, times the frames from the key frame before the clip
     # to its last frame (what any decoder must decode to return the clip)
     ceiling = {}
     if shutil.which("ffmpeg"):
-        per_frame = {p: ffmpeg_frame_seconds(p, bench.repeats) for p in {p for p, _ in clips + long_clips}}
-        for name, items in (("random_clip", clips), ("random_clip_long", long_clips)):
+        per_frame = {p: ffmpeg_frame_seconds(p, bench.repeats) for p in {p for p, _ in every_clip}}
+        for name, items in scenarios.items():
             ceiling[name] = np.array([per_frame[p] * (c[-1] - index[p].key_before[c[0]] + 1) for p, c in items])
             rows.append(_row(name, "ffmpeg (ceiling)", ceiling[name]))
 
     for backend in backends:
-        readers = {p: open_video(p, backend) for p in {p for p, _ in clips + long_clips}}
-        for name, items in (("random_clip", clips), ("random_clip_long", long_clips)):
+        readers = {p: open_video(p, backend) for p in {p for p, _ in every_clip}}
+        for name, items in scenarios.items():
             times = _median_times(lambda item: readers[item[0]].get_frames(item[1]), items, bench.repeats)
             extra = {}
             if name in ceiling:
