@@ -38,10 +38,20 @@ CORPUS = {
 }
 
 
+# Traits of real files the generator can give (their pictures are compared with FFmpeg's command line's, since PyAV's
+# own to_ndarray converts 10-bit pictures otherwise and ignores display matrices).
+TRAITS = {
+    "h264_open_gop": dict(codec="h264", open_gop=True, gop=12, bframes=3),
+    "h264_10bit_rotated": dict(codec="h264", bit_depth=10, rotation=90),
+    "hevc_10bit": dict(codec="hevc", bit_depth=10, gop=12),
+    "vp9_upside_down": dict(codec="vp9", rotation=180, gop=20),
+}
+
+
 def corpus_config(kind: str):
     from videoml.data.synth import SynthConfig
 
-    options = {"frames": 60, **CORPUS[kind]}
+    options = {"frames": 60, **CORPUS.get(kind, TRAITS.get(kind))}
     return SynthConfig(classes=("move_right", "rotate_cw"), videos_per_class=1, width=64, height=48, seed=1,
                        **options)
 

@@ -62,6 +62,11 @@ def _add_synth(sub) -> None:
     p.add_argument("--vfr", action="store_true", help="variable frame rate: frame intervals jitter 0.5x-1.5x")
     p.add_argument("--start-time", type=float, default=d.start_time,
                    help="presentation time of the first frame, seconds (default: %(default)s)")
+    p.add_argument("--bit-depth", type=int, choices=(8, 10), default=d.bit_depth,
+                   help="8 or 10 bits per component (default: %(default)s)")
+    p.add_argument("--open-gop", action="store_true", help="open GOPs: non-IDR key frames with leading B-frames (h264)")
+    p.add_argument("--rotation", type=int, choices=(0, 90, 180, 270), default=d.rotation,
+                   help="display matrix rotation, degrees counter-clockwise (default: %(default)s)")
     p.add_argument("--splits", type=_fractions, default=d.splits, help="train,val,test fractions (default: 0.7,0.15,0.15)")
     p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
     p.add_argument("--num-workers", type=int, default=min(os.cpu_count() or 1, 8),
@@ -75,7 +80,8 @@ def _run_synth(args) -> int:
 
     config = SynthConfig(classes=args.classes, videos_per_class=args.videos_per_class, frames=args.frames, fps=args.fps,
                          width=args.size[0], height=args.size[1], codec=args.codec, gop=args.gop,
-                         bframes=args.bframes, vfr=args.vfr, start_time=args.start_time, splits=args.splits,
+                         bframes=args.bframes, vfr=args.vfr, start_time=args.start_time, bit_depth=args.bit_depth,
+                         open_gop=args.open_gop, rotation=args.rotation, splits=args.splits,
                          seed=args.seed)
     dataset = generate(config, args.out, num_workers=args.num_workers, force=args.force,
                        progress=sys.stderr.isatty())

@@ -108,6 +108,9 @@ class SynthConfig:
     bframes: int = 2
     vfr: bool = False  # frame intervals jitter between 0.5x and 1.5x the nominal one
     start_time: float = 0.0  # seconds: presentation time of the first frame
+    bit_depth: int = 8  # 8 (yuv420p) or 10 (yuv420p10le; h264 and hevc)
+    open_gop: bool = False  # key frames after the first are not IDR and leading B-frames refer across them (h264)
+    rotation: int = 0  # a display matrix turning the pictures this many degrees counter-clockwise (not in AVI)
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
 
@@ -123,6 +126,7 @@ class SynthConfig:
         elif not CODECS[self.codec].variable_rate and (self.vfr or self.start_time):
             problems.append(f"codec {self.codec!r} writes {CODECS[self.codec].format.upper()}, which has no variable "
                             "frame rate nor start offset")
+        problems += self._trait_problems()
         if self.videos_per_class < 1:
             problems.append("videos_per_class must be >= 1")
         if self.frames < 2:
@@ -143,6 +147,20 @@ class SynthConfig:
             problems.append(f"splits must be three fractions (train, val, test) summing to 1, got {self.splits}")
         if problems:
             raise UsageError("invalid synthetic data set: " + "; ".join(problems))
+
+    def _trait_problems(self) -> list[str]:
+        problems = []
+        if self.bit_depth not in (8, 10) or self.bit_depth == 10 and self.codec not in ("h264", "hevc"):
+            problems.append(f"bit_depth must be 8, or 10 with h264 or hevc; got {self.bit_depth}")
+        if self.open_gop and self.codec != "h264":
+            problems.append("open_gop needs codec h264")
+        if self.rotation not in (0, 90, 180, 270) or self.rotation and self.codec == "mpeg4":
+            problems.append(f"rotation must be 0, 90, 180 or 270, and AVI (mpeg4) has none; got {self.rotation}")
+        return problems
+
+    @property
+    def pix_fmt(self) -> str:
+        return "yuv420p10le" if self.bit_depth == 10 else "yuv420p"
 
     @property
     def frame_rate(self) -> Fraction:
@@ -293,9 +311,14 @@ def encode_video(frames: Iterable[np.ndarray], times: list[float], path: Path, c
         time_base = 1 / config.frame_rate
         pts = list(range(len(times)))
     tmp = path.with_name(path.name + ".part")
+    options = dict(codec.options)
+    if config.open_gop:
+        options["x264-params"] = f"open-gop=1:keyint={config.gop}:min-keyint={config.gop}:scenecut=0"
     with av.open(str(tmp), mode="w", format=codec.format) as container:
-        stream = container.add_stream(codec.encoder, rate=config.frame_rate, options=dict(codec.options))
-        stream.width, stream.height, stream.pix_fmt = config.width, config.height, "yuv420p"
+        stream = container.add_stream(codec.encoder, rate=config.frame_rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = config.width, config.height, config.pix_fmt
+        if config.rotation:
+            stream.set_display_rotation(config.rotation)
         ctx = stream.codec_context
         ctx.time_base = time_base
         ctx.gop_size = config.gop
@@ -304,7 +327,7 @@ def encode_video(frames: Iterable[np.ndarray], times: list[float], path: Path, c
         if codec.bit_rate:
             ctx.bit_rate = codec.bit_rate
         for array, p in zip(frames, pts):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=config.pix_fmt)
             frame.pts, frame.time_base = p, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
@@ -368,7 +391,8 @@ def _prepare_root(root: Path, config: SynthConfig, force: bool) -> bool:
     if state_file.exists():
         try:
             state = json.loads(state_file.read_text())
-            same = state["config"] == config.to_dict()
+            # settings added since the set was made count as their defaults
+            same = {**SynthConfig().to_dict(), **state["config"]} == config.to_dict()
         except (ValueError, KeyError, TypeError):
             state, same = {}, False
         if same and not force:

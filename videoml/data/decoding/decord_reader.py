@@ -16,16 +16,6 @@ from videoml.data.decoding.reader import VideoReader
 from videoml.errors import VideoDecodeError
 
 
-def _bits(pix_fmt: str | None) -> int:
-    """Bits per component of a pixel format (8 when unknown)."""
-    import av
-
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else 8
-    except ValueError:
-        return 8
-
-
 def _as_numpy(batch) -> np.ndarray:
     return batch.numpy() if hasattr(batch, "numpy") else batch.asnumpy()
 
@@ -49,7 +39,7 @@ class DecordReader(VideoReader):
             # Seen: decord returns the frame two after the one asked for on open-GOP H.264 after a seek, silently.
             raise VideoDecodeError(self.path, "decord seeks open-GOP files wrongly (other frames than asked for); "
                                               "use the pyav backend")
-        if _bits(index.header.get("pix_fmt")) > 8:
+        if index.bit_depth > 8:
             raise VideoDecodeError(self.path, f"decord converts {index.header['pix_fmt']} pictures differently from "
                                               "FFmpeg (mean difference > 2 levels); use the pyav backend")
         if index.codec == "hevc" and index.reordered:

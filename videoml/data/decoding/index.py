@@ -102,6 +102,16 @@ class FrameIndex:
     def keyframes(self) -> np.ndarray:
         return np.flatnonzero(self.keyframe)
 
+    @property
+    def bit_depth(self) -> int:
+        """Bits per colour component of the stored pictures (8 when the pixel format is unknown)."""
+        import av
+
+        try:
+            return max(c.bits for c in av.VideoFormat(self.header["pix_fmt"]).components)
+        except (KeyError, TypeError, ValueError):
+            return 8
+
     def display_size(self, autorotate: bool = True) -> tuple[int, int]:
         """(width, height) of the pictures as shown: swapped when the display matrix turns them by 90 degrees."""
         turned = autorotate and self.rotation in (90, 270)

@@ -25,6 +25,9 @@ class TorchCodecReader(VideoReader):
         if not index.random_access:
             raise VideoDecodeError(self.path, "FFmpeg's pictures of this file are reached only by decoding it from "
                                               f"the start ({'; '.join(index.notes)}); use the pyav backend")
+        if index.rotation and index.bit_depth > 8:
+            raise VideoDecodeError(self.path, "torchcodec turns high-bit-depth pictures otherwise than FFmpeg's "
+                                              "command line (mean difference 1.5 levels); use the pyav backend")
         try:
             self._decoder = VideoDecoder(self.path, stream_index=index.stream_index, seek_mode="exact",
                                          num_ffmpeg_threads=threads, dimension_order="NHWC")
