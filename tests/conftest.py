@@ -16,16 +16,30 @@ def small_synth(tmp_path_factory):
     return generate(SynthConfig(**SMALL), tmp_path_factory.mktemp("synth"), num_workers=2)
 
 
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    """kind -> path of one file of that kind (see helpers.CORPUS)."""
-    from helpers import CORPUS, corpus_config
+def _one_file_per_kind(kinds, tmp_path_factory) -> dict:
+    from helpers import corpus_config
 
     files = {}
-    for kind in CORPUS:
+    for kind in kinds:
         dataset = generate(corpus_config(kind), tmp_path_factory.mktemp(kind))
         files[kind] = dataset.root / dataset.manifest()[0]["path"]
     return files
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """kind -> path of one file of that kind (see helpers.CORPUS)."""
+    from helpers import CORPUS
+
+    return _one_file_per_kind(CORPUS, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def traits(tmp_path_factory):
+    """kind -> path of one file with that trait of real files (see helpers.TRAITS)."""
+    from helpers import TRAITS
+
+    return _one_file_per_kind(TRAITS, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

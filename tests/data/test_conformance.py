@@ -74,3 +74,34 @@ def test_the_harness_reports_other_pictures_as_wrong(files):
     verdict = check_backend(str(by_name["rotate_90.mp4"]), "pyav", other, autorotate=False)
     assert verdict.status == "wrong" and verdict.detail.startswith("frame 0 differs")
     assert str(corpus_dir()) in str(by_name["rotate_90.mp4"])
+
+
+# Real files of every family the readers special-case, and the damaged one.
+FOLDER = ["Force_constante.avi", "alea.mpg", "blue.mpg", "message-board.ogv", "homer.avi", "3gp.3gp", "flv.flv",
+          "movie-hello.mp4", "edit_list.mp4", "joined.ts", "rotate_90.mp4", "hevc_10bit.mkv", "corrupt.mkv"]
+
+
+@pytest.mark.slow
+def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpoint, tmp_path, caplog):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    by_name = {f.name: f for f in files}
+    for name in FOLDER:
+        (folder / name).symlink_to(by_name[name])
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", str(folder), "-m", str(checkpoint), "-o", str(out), "--num-workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = {r["path"].split("/")[-1]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(got) == set(FOLDER) and all(r["status"] == "ok" for r in got.values())
+    assert {name for name, r in got.items() if r["replaced_frames"]} <= {"corrupt.mkv"}
+
+    from videoml.data.datamodule import VideoDataModule, encode_index
+
+    listing = tmp_path / "train.csv"
+    listing.write_text("".join(f"{folder / name} 0\n" for name in FOLDER if name != "corrupt.mkv"))
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(listing)}, model="x3d_tiny", num_workers=0)
+    clips = data.dataset("train")
+    with caplog.at_level("WARNING"):
+        samples = [clips[encode_index(epoch, i, False, len(clips))] for epoch in range(2) for i in range(len(clips))]
+    assert not any(s["bad"] for s in samples)
+    assert "could not be decoded" not in caplog.text and "skipping" not in caplog.text

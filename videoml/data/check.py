@@ -21,14 +21,17 @@ def check_video(path: str | os.PathLike) -> dict:
         record["bytes"] = os.path.getsize(path)
         index = build_index(path)  # no cache: a check looks at the file as it is now
         record.update(_describe(index))
-        damaged = []
+        damaged, unreached = [], []
         with open_video(path, backend="pyav", cache_dir=False, bad_frames="nearest") as video:
             for start in range(0, video.num_frames, 256):  # in chunks: memory stays small on long videos
                 video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
-                damaged.extend(video.replaced)
+                damaged.extend(video.damaged)
+                unreached.extend(sorted(set(video.replaced) - set(video.damaged)))
         record["damaged_frames"] = damaged
-        record["decoded_frames"] = index.num_frames - len(damaged)
-        record["ok"] = True
+        record["decoded_frames"] = index.num_frames - len(damaged) - len(unreached)
+        if unreached:
+            record["error"] = f"{len(unreached)} of {index.num_frames} frames cannot be decoded (first: {unreached[0]})"
+        record["ok"] = not unreached
         record["warning"] = "; ".join(_warnings(index, damaged)) or None
     except (VideoDecodeError, OSError) as e:
         record["error"] = getattr(e, "reason", None) or str(e)

@@ -52,6 +52,7 @@ class VideoClips(Dataset):
             with open_video(path, self.backend, threads=1, bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
                 frames = video.get_clips(clips, size=self.spec.eval_scale)  # (K, T, H, W, 3)
+                item["replaced_frames"] = video.replaced  # damaged pictures stood in for by their neighbours
                 stamps, frame_time = video.timestamps, 1.0 / video.fps if video.fps > 0 else 0.0
         except VideoDecodeError as e:
             item["error"] = str(e)

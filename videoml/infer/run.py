@@ -177,7 +177,8 @@ def _record(item: dict, predictor: Predictor, config: InferConfig) -> dict:
     scores = aggregate(logits, config.aggregate)
     record = {"path": item["path"], "status": "ok", "top_k": _top(scores, classes, config.top_k),
               "clips": item["clips"], "seconds": round(item["decode_s"] + item["model_s"], 6),
-              "decode_s": round(item["decode_s"], 6), "model_s": round(item["model_s"], 6), "error": None}
+              "decode_s": round(item["decode_s"], 6), "model_s": round(item["model_s"], 6),
+              "replaced_frames": item["replaced_frames"], "error": None}
     if config.per_clip or config.dense is not None:
         crops = item["crops"]
         segments = []

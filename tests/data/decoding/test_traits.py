@@ -4,22 +4,12 @@ FFmpeg's pictures or refuses the file with a reason."""
 import shutil
 
 import pytest
-from helpers import TRAITS, corpus_config
+from helpers import TRAITS
 
 from videoml.data.conformance import FFmpegFrames, check_backend
 from videoml.data.decoding import BACKENDS, backend_available
-from videoml.data.synth import generate
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs FFmpeg's command line (the ground truth)")
-
-
-@pytest.fixture(scope="module")
-def traits(tmp_path_factory):
-    files = {}
-    for kind in TRAITS:
-        dataset = generate(corpus_config(kind), tmp_path_factory.mktemp(kind))
-        files[kind] = dataset.root / dataset.manifest()[0]["path"]
-    return files
 
 
 @pytest.mark.parametrize("kind", list(TRAITS))

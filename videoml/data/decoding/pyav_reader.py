@@ -123,7 +123,9 @@ class PyAVReader(VideoReader):
                 while j < len(wanted) and wanted[j] < i:
                     j += 1  # passed a wanted frame that never came out of the decoder: it stays missing
                 if j < len(wanted) and wanted[j] == i:
-                    if not frame.is_corrupt:  # a damaged picture counts as not decoded (see bad_frames)
+                    if frame.is_corrupt:  # a damaged picture counts as not decoded (see bad_frames)
+                        self.damaged.append(i)
+                    else:
                         out[i] = self._convert(frame, size)
                     j += 1
                 if j == len(wanted) or key_before[wanted[j]] > max(i + 1, self._sought):

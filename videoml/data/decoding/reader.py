@@ -58,6 +58,7 @@ class VideoReader:
         self.bad_frames = bad_frames
         self.autorotate = autorotate
         self.replaced: list[int] = []  # frames of the last call that were replaced (policy "nearest")
+        self.damaged: list[int] = []  # frames of the last call the decoder flagged as damaged (not returned)
 
     # --- what a video is ---
     @property
@@ -105,6 +106,7 @@ class VideoReader:
             raise IndexError(f"{self.path}: frame {int(bad[0])} out of range (the video has {self.num_frames} frames)")
         unique = np.unique(wanted)
         out_size = output_size(size, self.width, self.height)
+        self.damaged = []
         decoded = self._decode(unique, out_size)
         missing = [int(i) for i in unique if int(i) not in decoded]
         self.replaced = self._handle_missing(missing, decoded)
