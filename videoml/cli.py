@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -19,6 +20,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -69,7 +90,7 @@ def _add_synth(sub) -> None:
                    help="display matrix rotation, degrees counter-clockwise (default: %(default)s)")
     p.add_argument("--splits", type=_fractions, default=d.splits, help="train,val,test fractions (default: 0.7,0.15,0.15)")
     p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
-    p.add_argument("--num-workers", type=int, default=min(os.cpu_count() or 1, 8),
+    p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 8),
                    help="encoding processes (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="replace a data set made with other settings")
     p.set_defaults(run=_run_synth)
@@ -304,7 +325,7 @@ def _add_bench_infer(sub) -> None:
     p.add_argument("--baseline-videos", type=_positive_int, default=d.baseline_videos,
                    help="videos the tutorial loop is timed on (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(default: %(default)s)")
-    p.add_argument("--num-workers", type=int, default=d.num_workers, help="(default: %(default)s)")
+    p.add_argument("--num-workers", type=_non_negative_int, default=d.num_workers, help="(default: %(default)s)")
     p.add_argument("--device", default=d.device, help="(default: %(default)s)")
     p.add_argument("--precision", choices=("32", "bf16", "fp16"), default=d.precision)
     p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="(default: %(default)s)")
@@ -386,11 +407,12 @@ def _add_infer(commands) -> None:
                    help="how clip scores make a video's: mean of softmax (default), max of softmax, softmax of the "
                         "mean logits")
     p.add_argument("--per-clip", action="store_true", help="also record every view's top-k")
-    p.add_argument("--dense", type=float, metavar="SECONDS",
+    p.add_argument("--dense", type=_positive_float, metavar="SECONDS",
                    help="clips every SECONDS over the whole video instead of --views: a timeline of segments")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="clips per model call "
                                                                                   "(default: %(default)s)")
-    p.add_argument("--num-workers", type=int, default=d.num_workers, help="decoding processes (default: %(default)s)")
+    p.add_argument("--num-workers", type=_non_negative_int, default=d.num_workers,
+                   help="decoding processes, 0 to decode in the main process (default: %(default)s)")
     p.add_argument("--backend", choices=("pyav", "decord", "torchcodec"), default=d.backend)
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:1, or a comma-separated list (one process per device, outputs merged)")

@@ -19,3 +19,9 @@ class VideoDecodeError(VideomlError):
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type's name when it has none), for one-line errors."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

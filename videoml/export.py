@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.card import METADATA_KEY, ModelCard, load_trained
 
 # format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
@@ -99,7 +99,7 @@ def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) ->
             try:
                 scripted = torch.jit.script(model)
             except Exception as e:  # TorchScript's frontend raises several types; the message is what matters
-                reason = str(e).strip().splitlines()[0]
+                reason = first_line(e)
                 raise VideomlError(f"{card.model} cannot be scripted ({type(e).__name__}: {reason}); "
                                    "use --format torchscript-trace, pt2 or onnx") from None
             _save_torchscript(scripted, path, card)

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_atomic(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path`` (atomic on POSIX)."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_text(text)
+    tmp.write_text(text, errors=errors)
     os.replace(tmp, path)

@@ -121,9 +121,10 @@ def _real_files(backends: list[str]) -> list[Path]:
     usable = []
     for path in files:
         try:
-            for backend in backends:
+            for backend in backends:  # some backends refuse a file only when they read it
                 with open_video(path, backend) as video:
                     readable = video.index.numbering != "sequential"
+                    video.get_frames([0, video.num_frames // 2, video.num_frames - 1])
         except VideoDecodeError:
             continue
         if readable:

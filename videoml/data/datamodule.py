@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
@@ -154,8 +155,9 @@ class VideoDataModule(L.LightningDataModule):
 
     def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
                  predict: dict | None = None, model: str = "x3d_tiny", input: dict | None = None,
-                 batch_size: int = 8, eval_batch_size: int | None = None, num_workers: int = 2,
-                 backend: str = "pyav", views: int = 1, crops: int = 1, flip: bool = False,
+                 batch_size: PositiveInt = 8, eval_batch_size: PositiveInt | None = None,
+                 num_workers: NonNegativeInt = 2, backend: str = "pyav", views: PositiveInt = 1,
+                 crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
                  sampling_fps: float | None = None, seed: int = 0):
         super().__init__()

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from videoml.data.transforms import normalize
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.card import METADATA_KEY, ModelCard, load_trained
 from videoml.models.registry import memory_format_for, parse_device
 
@@ -82,7 +82,7 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
                 warnings.filterwarnings("ignore", message=".*deprecated.*", category=FutureWarning)
                 forward = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
         except RuntimeError as e:
-            raise VideomlError(f"{path}: not a TorchScript file ({str(e).splitlines()[0]})") from None
+            raise VideomlError(f"{path}: not a TorchScript file ({first_line(e)})") from None
         card = _card(extra[METADATA_KEY], path)
     elif kind == "pt2":
         extra = {METADATA_KEY: ""}
@@ -115,7 +115,7 @@ def _onnx_session(path: str) -> tuple[Callable, ModelCard]:
         meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnx / onnxruntime raise their own types for files they cannot read
-        raise VideomlError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise VideomlError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {first_line(e)})") from None
     card = _card(meta.get(METADATA_KEY, ""), path)
     names = [i.name for i in session.get_inputs()]
 

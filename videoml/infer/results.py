@@ -2,15 +2,26 @@
 
 Each record is written as one complete line and flushed at once, so a killed run leaves valid files but for at most a
 torn last line, which the next ``--resume`` cuts off before going on. The JSONL file is the source of truth: on resume
-the videos it holds are skipped and the CSV is rebuilt from it.
+the videos it holds (by real path) are skipped and the CSV is rebuilt from it.
+
+A run holds an exclusive lock on each of its outputs for its whole life (``fcntl.flock`` on ``<output>.lock``
+beside it, naming the holder): a second run writing the same file is refused instead of interleaving with it or
+renaming a new file over the one the first still appends to. Outputs must be regular files (or not exist yet), and
+the JSONL and CSV outputs distinct files. File names that are not valid UTF-8 are kept as Python keeps them
+(``os.fsdecode``: undecodable bytes as lone surrogates, written as ``\\udcXX`` escapes in JSON and as the
+original bytes in the CSV).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
+import stat
+import sys
 from pathlib import Path
 
 from videoml.errors import UsageError, VideomlError
@@ -27,11 +38,89 @@ def read_records(path: str | os.PathLike) -> list[dict]:
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
-                raise VideomlError(f"{path}: line {len(records) + 1} is not a JSON record; not a videoml results "
-                                   "file?") from None
+                record = None
+            if not (isinstance(record, dict) and isinstance(record.get("path"), str) and "status" in record):
+                raise VideomlError(f"{path}: line {len(records) + 1} is not a videoml result record (a JSON object "
+                                   "with path and status); not a videoml results file?")
+            records.append(record)
     return records
+
+
+def result_key(path: str | os.PathLike) -> str:
+    """What resuming compares: the real path, so that the same video spelled otherwise is recorded once."""
+    return os.path.realpath(path)
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        return lock_path.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextlib.contextmanager
+def output_lock(paths):
+    """Exclusive locks on ``paths`` (``<path>.lock`` beside each) for the life of the context; a path another
+    process holds is a UsageError naming the holder."""
+    held = []
+    try:
+        for path in paths:
+            held.append(_acquire(Path(str(path) + ".lock"), Path(path)))
+        yield
+    finally:
+        for lock_path, fd in reversed(held):
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+            os.close(fd)
+
+
+def _acquire(lock_path: Path, output: Path) -> tuple[Path, int]:
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"{output}: cannot write beside it ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"{output} is being written by {_holder(lock_path)}; wait for it to finish or choose "
+                             "another output") from None
+        try:  # the holder before us may have removed the lock file after we opened it: lock the one that is there
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:2]) or 'python'})\n".encode())
+    return lock_path, fd
+
+
+def check_output_paths(jsonl: Path, csv_path: Path | None) -> None:
+    """One-line errors for outputs that cannot be results files: the same file twice, something that is not a
+    regular file (a link, a FIFO, a device, a folder), or a folder that cannot be made."""
+    if csv_path is not None and os.path.realpath(jsonl) == os.path.realpath(csv_path):
+        raise UsageError(f"the JSONL output and --csv are the same file ({jsonl}); give them different names")
+    for path in (jsonl, csv_path):
+        if path is None:
+            continue
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except NotADirectoryError:
+            raise UsageError(f"{path}: a part of it is a file, not a folder") from None
+        if mode is not None and not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else \
+                "not a regular file (a FIFO, socket or device)"
+            raise UsageError(f"{path}: is {kind}; results are written only to regular files")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"{path}: cannot make its folder ({e.strerror}: a part of it is a file?)") from None
 
 
 def csv_row(record: dict) -> str:
@@ -51,28 +140,39 @@ def _csv_header() -> str:
 
 
 class ResultWriter:
-    """Appends records to ``jsonl`` (and ``csv_path``); with ``resume``, keeps what an earlier run wrote."""
+    """Appends records to ``jsonl`` (and ``csv_path``); with ``resume``, keeps what an earlier run wrote. Holds the
+    outputs' locks until closed, unless ``lock`` is False (the caller holds them)."""
 
     def __init__(self, jsonl: str | os.PathLike, csv_path: str | os.PathLike | None = None, resume: bool = False,
-                 overwrite: bool = False):
+                 overwrite: bool = False, lock: bool = True):
         self.jsonl, self.csv_path = Path(jsonl), Path(csv_path) if csv_path else None
-        kept: list[dict] = []
-        if self.jsonl.exists():
-            if resume:
-                kept = read_records(self.jsonl)
-            elif not overwrite:
-                raise UsageError(f"{self.jsonl} exists: --resume to go on with it, --overwrite to replace it")
-        elif resume and overwrite:
+        if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")
-        self.done = {r["path"] for r in kept}
+        check_output_paths(self.jsonl, self.csv_path)
+        self._lock = contextlib.ExitStack()
+        if lock:
+            self._lock.enter_context(output_lock([p for p in (self.jsonl, self.csv_path) if p]))
+        try:
+            self._open(resume, overwrite)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self, resume: bool, overwrite: bool) -> None:
+        kept: list[dict] = []
+        for path in (self.jsonl, self.csv_path):  # (an empty file holds nothing to lose: a failed start's)
+            if path is not None and path.exists() and path.stat().st_size and not (resume or overwrite):
+                raise UsageError(f"{path} exists: --resume to go on with it, --overwrite to replace it")
+        if self.jsonl.exists() and resume:
+            kept = read_records(self.jsonl)
+        self.done = {result_key(r["path"]) for r in kept}
         self.previous = kept
-        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
         # rewrite what is kept (drops a torn last line), atomically, then append
         write_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept))
         if self.csv_path:
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.csv_path, _csv_header() + "".join(csv_row(r) for r in kept))
-        self._files = [open(self.jsonl, "a")] + ([open(self.csv_path, "a", newline="")] if self.csv_path else [])
+            write_atomic(self.csv_path, _csv_header() + "".join(csv_row(r) for r in kept), errors="surrogateescape")
+        self._files = [open(self.jsonl, "a")] + ([open(self.csv_path, "a", newline="", errors="surrogateescape")]
+                                                 if self.csv_path else [])
 
     def write(self, record: dict) -> None:
         lines = [json.dumps(record) + "\n"] + ([csv_row(record)] if self.csv_path else [])
@@ -83,6 +183,7 @@ class ResultWriter:
     def close(self) -> None:
         for f in self._files:
             f.close()
+        self._lock.close()
 
     def __enter__(self):
         return self

@@ -28,7 +28,7 @@ from videoml.data.files import find_videos
 from videoml.errors import UsageError
 from videoml.infer.clips import VideoClips
 from videoml.infer.predictor import Predictor, load_predictor
-from videoml.infer.results import ResultWriter, read_records
+from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
 from videoml.models.registry import parse_device
 from videoml.profiling import Profile
 
@@ -203,7 +203,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
     summary = Summary()
     started = time.perf_counter()
     with ResultWriter(output, csv, resume=config.resume, overwrite=config.overwrite) as writer:
-        todo = [p for p in paths if p not in writer.done]
+        todo = [p for p in paths if result_key(p) not in writer.done]
         summary.skipped = len(paths) - len(todo)
         dataset = VideoClips(todo, card.input, views=views, crops=crops, dense_step=config.dense,
                              backend=config.backend)
@@ -251,8 +251,8 @@ def infer(config: InferConfig) -> Summary:
         raise UsageError(f"--dense needs a step in seconds > 0, got {config.dense}")
     for device in config.devices:
         parse_device(device)  # every device exists before any work starts
-    paths = expand_inputs(config.inputs)
-    if not paths:
+    paths = list({result_key(p): p for p in reversed(expand_inputs(config.inputs))}.values())[::-1]
+    if not paths:  # (each video once, however it is spelled; the first spelling kept)
         raise UsageError("no input videos")
     if len(config.devices) == 1:
         return _infer_shard(config, paths, config.devices[0], config.output, config.csv)
@@ -262,23 +262,28 @@ def infer(config: InferConfig) -> Summary:
 def _infer_sharded(config: InferConfig, paths: list[str]) -> Summary:
     """Shard k of n takes every n-th video and writes ``<output>.part<k>``; the parts are merged into ``output`` in
     input order at the end (and, after an interrupted run, by the next ``--resume``)."""
+    out = Path(config.output)
+    with output_lock([p for p in (out, config.csv) if p]):  # held for the whole run; the shards lock their parts
+        return _run_shards(config, paths, out)
+
+
+def _run_shards(config: InferConfig, paths: list[str], out: Path) -> Summary:
     from videoml.processes import process_pool
 
-    out = Path(config.output)
     parts = [out.with_name(f"{out.name}.part{k}") for k in range(len(config.devices))]
-    merged = ResultWriter(out, config.csv, resume=config.resume, overwrite=config.overwrite)
+    merged = ResultWriter(out, config.csv, resume=config.resume, overwrite=config.overwrite, lock=False)
     merged.close()
     if not config.resume:  # parts an interrupted run left belong to the output just replaced
         for part in parts:
             part.unlink(missing_ok=True)
-    remaining = [p for p in paths if p not in merged.done]
+    remaining = [p for p in paths if result_key(p) not in merged.done]
     started = time.perf_counter()
     jobs = [(dataclasses.replace(config, resume=True, overwrite=False), remaining[k::len(parts)], device, str(part), k)
             for k, (device, part) in enumerate(zip(config.devices, parts))]
     with process_pool(len(jobs)) as pool:
         results = [Summary(**r) for r in pool.map(_shard_worker, jobs)]
     by_path = {r["path"]: r for part in parts for r in read_records(part)}
-    with ResultWriter(out, config.csv, resume=True) as writer:
+    with ResultWriter(out, config.csv, resume=True, lock=False) as writer:
         for path in remaining:
             if path in by_path:
                 writer.write(by_path[path])

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import videoml  # noqa: F401  (compat alias before pytorchvideo)
-from videoml.errors import VideomlError
+from videoml.errors import VideomlError, first_line
 
 # Layouts a model can run in; "auto" picks one by device and architecture (:func:`memory_format_for`).
 MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
@@ -250,7 +250,7 @@ def read_file(path) -> object:
     except FileNotFoundError:
         raise VideomlError(f"{path}: no such checkpoint file") from None
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise VideomlError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise VideomlError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {first_line(e)})") from None
 
 
 def load_weights(model: nn.Module, path, strict_head: bool = False) -> list[str]:

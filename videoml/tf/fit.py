@@ -44,7 +44,7 @@ import yaml
 
 from videoml.data.datamodule import VideoDataModule
 from videoml.environment import environment
-from videoml.errors import VideomlError
+from videoml.errors import VideomlError, first_line
 from videoml.fileio import write_atomic
 from videoml.tf.data import ClipPipeline, training_batches
 from videoml.tf.layers import Normalize
@@ -77,7 +77,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     except OSError as e:
         raise VideomlError(f"{path}: cannot read the config ({e.strerror})") from None
     except yaml.YAMLError as e:
-        raise VideomlError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise VideomlError(f"{path}: not valid YAML ({first_line(e)})") from None
     for key, value in (overrides or {}).items():
         *parents, leaf = key.split(".")
         node = config

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sys
 import warnings
 
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
 from videoml.data.datamodule import VideoDataModule
+from videoml.errors import UsageError, first_line
 from videoml.train.callbacks import RunRecord, Throughput
 from videoml.train.module import VideoClassifier
 
@@ -38,9 +40,12 @@ def main(args: list[str]) -> int:
     # The module normalises batches on the device (on_after_batch_transfer) by design; Lightning says so on every run
     warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`")
     try:
+        # exit_on_error=False: a bad option raises (one line, see videoml.cli) instead of printing the whole usage
         VideoCLI(VideoClassifier, VideoDataModule, seed_everything_default=0,
                  trainer_defaults={"use_distributed_sampler": False, "default_root_dir": "runs"},
-                 save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml"})
+                 save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml", "exit_on_error": False})
+    except ArgumentError as e:
+        raise UsageError(f"{first_line(e)} (see 'videoml {args[0] if args else 'fit'} --help')") from None
     finally:
         sys.argv = saved
     return 0

@@ -13,7 +13,7 @@ import decord
 import numpy as np
 
 from videoml.data.decoding.reader import VideoReader
-from videoml.errors import VideoDecodeError
+from videoml.errors import VideoDecodeError, first_line
 
 
 def _as_numpy(batch) -> np.ndarray:
@@ -58,7 +58,7 @@ class DecordReader(VideoReader):
                 self._readers[size] = decord.VideoReader(self.path, ctx=decord.cpu(0), width=w, height=h,
                                                          num_threads=self.threads)
             except decord.DECORDError as e:
-                raise VideoDecodeError(self.path, f"decord cannot open it ({str(e).splitlines()[0]})") from None
+                raise VideoDecodeError(self.path, f"decord cannot open it ({first_line(e)})") from None
         return self._readers[size]
 
     def _map_frames(self, reader) -> np.ndarray:

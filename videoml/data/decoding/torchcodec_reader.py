@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchcodec.decoders import VideoDecoder
 
 from videoml.data.decoding.reader import VideoReader
-from videoml.errors import VideoDecodeError
+from videoml.errors import VideoDecodeError, first_line
 
 
 class TorchCodecReader(VideoReader):
@@ -32,7 +32,7 @@ class TorchCodecReader(VideoReader):
             self._decoder = VideoDecoder(self.path, stream_index=index.stream_index, seek_mode="exact",
                                          num_ffmpeg_threads=threads, dimension_order="NHWC")
         except (RuntimeError, ValueError) as e:
-            raise VideoDecodeError(self.path, f"torchcodec cannot open it ({str(e).splitlines()[0]})") from None
+            raise VideoDecodeError(self.path, f"torchcodec cannot open it ({first_line(e)})") from None
 
     def _decode(self, wanted, size):
         seconds = self.index.pts[wanted] * float(self.index.time_base)
@@ -42,7 +42,7 @@ class TorchCodecReader(VideoReader):
             else:
                 batch = self._decoder.get_frames_played_at(seconds=seconds.tolist())
         except (RuntimeError, IndexError, ValueError) as e:
-            raise VideoDecodeError(self.path, f"torchcodec failed ({str(e).splitlines()[0]})") from None
+            raise VideoDecodeError(self.path, f"torchcodec failed ({first_line(e)})") from None
         if not np.allclose(batch.pts_seconds.numpy(), seconds, atol=1e-4):
             raise VideoDecodeError(self.path, "torchcodec returned frames at other time stamps than the index's "
                                               "(it numbers this file's frames differently); use another backend")
