@@ -117,6 +117,8 @@ def _run_synth(args) -> int:
 
 
 def _add_check(sub) -> None:
+    from videoml.data.decoding.budget import DEFAULT_SECONDS
+
     p = sub.add_parser("check", help="check that video files decode, and report what they hold",
                        description="For every file: decodable or not, codec, size, frames that really decode vs "
                                    "the header's count, fps from the time stamps, key frame spacing. "
@@ -126,6 +128,8 @@ def _add_check(sub) -> None:
     p.add_argument("--output", "-o", help="write the report here instead of standard output")
     p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 8),
                    help="files checked in parallel (default: %(default)s)")
+    p.add_argument("--timeout", type=_positive_float, default=DEFAULT_SECONDS, metavar="SECONDS",
+                   help="a file that takes longer to check is reported bad (default: %(default)g)")
     p.set_defaults(run=_run_check)
 
 
@@ -143,7 +147,7 @@ def _run_check(args) -> int:
     try:
         if args.format == "table":
             print(TABLE_HEADER, file=out)
-        records = check_videos(paths, args.num_workers)
+        records = check_videos(paths, args.num_workers, args.timeout)
         for record in tqdm(records, total=len(paths), unit="file", disable=not sys.stderr.isatty()):
             bad += not record["ok"]
             print(json.dumps(record) if args.format == "jsonl" else format_row(record), file=out, flush=True)
@@ -414,6 +418,8 @@ def _add_infer(commands) -> None:
     p.add_argument("--num-workers", type=_non_negative_int, default=d.num_workers,
                    help="decoding processes, 0 to decode in the main process (default: %(default)s)")
     p.add_argument("--backend", choices=("pyav", "decord", "torchcodec"), default=d.backend)
+    p.add_argument("--decode-timeout", type=_positive_float, default=d.decode_timeout, metavar="SECONDS",
+                   help="a video that takes longer to read is recorded as failed (default: %(default)g)")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:1, or a comma-separated list (one process per device, outputs merged)")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision, help="autocast (default: fp32)")
@@ -437,7 +443,7 @@ def _run_infer(args) -> int:
     config = InferConfig(model=args.model, inputs=args.inputs, output=args.output, csv=args.csv, views=args.views,
                          crops=args.crops, top_k=args.top_k, aggregate=args.aggregate, per_clip=args.per_clip,
                          dense=args.dense, batch_size=args.batch_size, num_workers=args.num_workers,
-                         backend=args.backend, devices=tuple(d.strip() for d in args.device.split(",")),
+                         backend=args.backend, decode_timeout=args.decode_timeout, devices=tuple(d.strip() for d in args.device.split(",")),
                          precision=args.precision, memory_format=args.memory_format, resume=args.resume,
                          overwrite=args.overwrite, progress=sys.stderr.isatty(), profile=profile)
     summary = infer(config)

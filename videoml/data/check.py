@@ -2,40 +2,50 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
 
 from videoml.data.decoding import build_index, open_video
+from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.processes import process_pool
 from videoml.errors import VideoDecodeError
 
 
-def check_video(path: str | os.PathLike) -> dict:
+def check_video(path: str | os.PathLike, timeout: float | None = DEFAULT_SECONDS) -> dict:
     """One record: ``ok`` is True when the file opens and every frame of its index decodes. ``warning`` says what a
     user should know before training on it: damaged pictures (replaced when read with ``bad_frames="nearest"``), a
     header promising more frames than the file holds, time stamps that do not give the decoder's order (the file
     was numbered by a decode pass; ``numbering`` and ``notes`` say how and why), packed B-frames."""
     record = {"path": str(path), "ok": False, "error": None}
     try:
-        record["bytes"] = os.path.getsize(path)
-        index = build_index(path)  # no cache: a check looks at the file as it is now
-        record.update(_describe(index))
-        damaged, unreached = [], []
-        with open_video(path, backend="pyav", cache_dir=False, bad_frames="nearest") as video:
-            for start in range(0, video.num_frames, 256):  # in chunks: memory stays small on long videos
-                video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
-                damaged.extend(video.damaged)
-                unreached.extend(sorted(set(video.replaced) - set(video.damaged)))
-        record["damaged_frames"] = damaged
-        record["decoded_frames"] = index.num_frames - len(damaged) - len(unreached)
-        if unreached:
-            record["error"] = f"{len(unreached)} of {index.num_frames} frames cannot be decoded (first: {unreached[0]})"
-        record["ok"] = not unreached
-        record["warning"] = "; ".join(_warnings(index, damaged)) or None
+        with time_budget(timeout, path):
+            _check(path, record)
     except (VideoDecodeError, OSError) as e:
         record["error"] = getattr(e, "reason", None) or str(e)
     return record
+
+
+def _check(path, record: dict) -> None:
+    """Fill ``record`` (see check_video)."""
+    record["bytes"] = os.path.getsize(path)
+    index = build_index(path)  # no cache: a check looks at the file as it is now
+    record.update(_describe(index))
+    damaged, unreached = [], []
+    with open_video(path, backend="pyav", cache_dir=False, bad_frames="nearest") as video:
+        for start in range(0, video.num_frames, 256):  # in chunks: memory stays small on long videos
+            video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
+            damaged.extend(video.damaged)
+            unreached.extend(sorted(set(video.replaced) - set(video.damaged)))
+    record["damaged_frames"] = damaged
+    record["decoded_frames"] = index.num_frames - len(damaged) - len(unreached)
+    if unreached:
+        record["error"] = f"{len(unreached)} of {index.num_frames} frames cannot be decoded (first: {unreached[0]})"
+    record["ok"] = not unreached
+    record["warning"] = "; ".join(_warnings(index, damaged)) or None
+
+
 
 
 def _describe(index) -> dict:
@@ -62,13 +72,14 @@ def _warnings(index, damaged: list[int]) -> list[str]:
     return out
 
 
-def check_videos(paths, num_workers: int = 1):
+def check_videos(paths, num_workers: int = 1, timeout: float | None = DEFAULT_SECONDS):
     """Yield a record per path, in order."""
+    check = functools.partial(check_video, timeout=timeout)
     if num_workers <= 1:
-        yield from map(check_video, paths)
+        yield from map(check, paths)
         return
     with process_pool(num_workers) as pool:
-        yield from pool.map(check_video, paths, chunksize=1)
+        yield from pool.map(check, paths, chunksize=1)
 
 
 def format_row(record: dict) -> str:

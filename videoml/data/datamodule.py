@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 import lightning as L
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source
 from videoml.data.decoding import open_video
-from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
+from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
+from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
 from videoml.models.registry import InputSpec, model_input
 
@@ -81,8 +82,10 @@ class ClipDataset(Dataset):
 
     def __init__(self, videos: VideoList, spec: InputSpec, train: bool, views: int = 1, crops: int = 1,
                  backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0,
-                 flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None):
+                 flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None,
+                 decode_timeout: float | None = DEFAULT_SECONDS):
         self.videos, self.spec, self.train = videos, spec, train
+        self.decode_timeout = decode_timeout
         self.views = 1 if train else views
         self.crops = crops
         self.backend, self.flip, self.seed = backend, flip, seed
@@ -102,10 +105,14 @@ class ClipDataset(Dataset):
         path, label = self.videos.items[video_index]
         rng = self.sample_rng(epoch, index)
         sample = {"label": label, "video_index": video_index, "view": view, "weight": 0.0 if padding else 1.0,
-                  "bad": False}
+                  "bad": False, "short": False}
         spec = self.spec
         try:
-            with open_video(path, self.backend, threads=1, bad_frames="nearest") as video:
+            with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
+                                                                     bad_frames="nearest") as video:
+                if video.num_frames < 2:
+                    raise VideoDecodeError(path, "a single picture, not a video")
+                sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
                 if self.train:
                     indices = random_clip(self.clip, video.timestamps, rng)
                     size = int(rng.integers(spec.train_scale[0], spec.train_scale[1] + 1))
@@ -151,6 +158,8 @@ class VideoDataModule(L.LightningDataModule):
         reverse_label_map: class name -> class name of the same clip played backwards (e.g. ``grow: shrink``): such
             clips are reversed at random, the label swapped; clips of other classes are never reversed.
         sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
+        decode_timeout: seconds one video may take to read; a slower one counts as unreadable (see
+            :mod:`videoml.data.decoding.budget`).
     """
 
     def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
@@ -159,7 +168,7 @@ class VideoDataModule(L.LightningDataModule):
                  num_workers: NonNegativeInt = 2, backend: str = "pyav", views: PositiveInt = 1,
                  crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
-                 sampling_fps: float | None = None, seed: int = 0):
+                 sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS):
         super().__init__()
         self.save_hyperparameters()
         self.spec = model_input(model).replace(**(input or {}))
@@ -184,7 +193,8 @@ class VideoDataModule(L.LightningDataModule):
         return ClipDataset(self.sources[name], self.spec, train=name == "train", views=hp.views, crops=hp.crops,
                            backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed,
                            flip_labels=self.label_map(hp.flip_label_map, "flip_label_map"),
-                           reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"))
+                           reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"),
+                           decode_timeout=hp.decode_timeout)
 
     def label_map(self, names: dict[str, str] | None, option: str) -> dict[int, int]:
         """A class-name map as label numbers; unknown names are an error naming them."""

@@ -1,7 +1,8 @@
 """Data set sources: from the layouts publishers distribute to a list of (video path, label) and class names.
 
 Each reader takes the files as data/README.md describes them. Listed videos that are missing on disk (Kinetics clips
-that failed to download, say) are dropped with one warning that counts them; they never fail a run.
+that failed to download, say) are dropped with one warning that counts them, and kept in ``VideoList.missing``:
+training counts them against ``max_bad_fraction`` and evaluation against ``min_eval_fraction``, like unreadable ones.
 """
 
 from __future__ import annotations
@@ -26,23 +27,29 @@ class VideoList:
     items: tuple[tuple[Path, int], ...]
     classes: tuple[str, ...]
     source: str = ""  # where it came from, for messages
+    missing: tuple[Path, ...] = ()  # listed but not on disk (left out of items)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def listed(self) -> int:
+        """How many videos the source lists, present or not."""
+        return len(self.items) + len(self.missing)
+
 
 def _existing(items: list[tuple[Path, int]], classes, source: str) -> VideoList:
     present = [(p, label) for p, label in items if p.is_file()]
-    missing = len(items) - len(present)
+    missing = tuple(p for p, _ in items if not p.is_file())
     if missing:
-        first = next(p for p, _ in items if not p.is_file())
-        log.warning("%s: %d of %d listed videos are missing and skipped (first: %s)", source, missing, len(items), first)
+        log.warning("%s: %d of %d listed videos are missing and skipped (first: %s)", source, len(missing), len(items),
+                    missing[0])
     if not present:
         raise VideomlError(f"{source}: none of its {len(items)} videos exist" if items else f"{source}: lists no video")
     for _, label in present:
         if not 0 <= label < len(classes):
             raise VideomlError(f"{source}: label {label} out of range for {len(classes)} classes")
-    return VideoList(tuple(present), tuple(classes), source)
+    return VideoList(tuple(present), tuple(classes), source, missing)
 
 
 def _read(path: Path) -> str:

@@ -74,6 +74,14 @@ def last_start(spec: ClipSpec, video: int | np.ndarray) -> int:
     return max(int(np.searchsorted(stamps, latest + 1e-9, side="right")) - 1, 0)
 
 
+def fits(spec: ClipSpec, video: int | np.ndarray) -> bool:
+    """Whether a whole clip fits in the video (else clips are padded, see ``ClipSpec.pad``)."""
+    n, stamps = _timeline(spec, video)
+    if spec.fps is None:
+        return n >= (spec.frames - 1) * spec.stride + 1
+    return stamps[-1] - stamps[0] >= (spec.frames - 1) / spec.fps - 1e-9
+
+
 def clip_at(spec: ClipSpec, video: int | np.ndarray, start: int) -> np.ndarray:
     """The clip whose first frame is ``start``: T frame indices, padded past the video's end."""
     n, stamps = _timeline(spec, video)

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from videoml.data import transforms
 from videoml.data.decoding import open_video
+from videoml.data.decoding.budget import time_budget
 from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
 from videoml.errors import VideoDecodeError
 from videoml.models.registry import InputSpec
@@ -28,9 +29,9 @@ log = logging.getLogger("videoml.infer")
 
 class VideoClips(Dataset):
     def __init__(self, paths: list[str | os.PathLike], spec: InputSpec, views: int = 1, crops: int = 1,
-                 dense_step: float | None = None, backend: str = "pyav"):
+                 dense_step: float | None = None, backend: str = "pyav", decode_timeout: float | None = None):
         self.paths, self.spec, self.views, self.crops = [str(p) for p in paths], spec, views, crops
-        self.dense_step, self.backend = dense_step, backend
+        self.dense_step, self.backend, self.decode_timeout = dense_step, backend, decode_timeout
         self.clip = ClipSpec(spec.frames, spec.stride)
 
     def __len__(self) -> int:
@@ -49,7 +50,8 @@ class VideoClips(Dataset):
         item = {"index": index, "path": path, "error": None}
         started = time.perf_counter()
         try:
-            with open_video(path, self.backend, threads=1, bad_frames="nearest") as video:
+            with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
+                                                                     bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
                 frames = video.get_clips(clips, size=self.spec.eval_scale)  # (K, T, H, W, 3)
                 item["replaced_frames"] = video.replaced  # damaged pictures stood in for by their neighbours

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from videoml.data.datamodule import worker_init
+from videoml.data.decoding.budget import DEFAULT_SECONDS
 from videoml.data.files import find_videos
 from videoml.errors import UsageError
 from videoml.infer.clips import VideoClips
@@ -53,6 +54,7 @@ class InferConfig:
     batch_size: int = 16  # clips per model call
     num_workers: int = 2
     backend: str = "pyav"
+    decode_timeout: float | None = DEFAULT_SECONDS  # seconds per video (see videoml.data.decoding.budget)
     devices: tuple[str, ...] = ("cpu",)
     precision: str = "32"
     memory_format: str = "auto"
@@ -206,7 +208,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
         todo = [p for p in paths if result_key(p) not in writer.done]
         summary.skipped = len(paths) - len(todo)
         dataset = VideoClips(todo, card.input, views=views, crops=crops, dense_step=config.dense,
-                             backend=config.backend)
+                             backend=config.backend, decode_timeout=config.decode_timeout)
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=config.num_workers,
                             worker_init_fn=worker_init, prefetch_factor=4 if config.num_workers else None,
                             pin_memory=predictor.device.type == "cuda")

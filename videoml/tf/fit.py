@@ -248,7 +248,7 @@ def fit(config: dict, options: FitOptions) -> dict:
                "train/lr": float(schedule(max(int(model.optimizer.iterations.numpy()) - 1, 0))),
                "train/clips": float(len(train.clips) - len(train.bad)), "train/bad_videos": float(len(train.bad)),
                "throughput/clips_per_s": len(train.clips) / seconds}
-        report_bad_videos(sorted(train.bad), train.clips.videos.items, max_bad, epoch)
+        report_bad_videos(sorted(train.bad), train.clips.videos, max_bad, epoch)
         if "val" in evaluation and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs):
             scores = evaluate(forward, evaluation["val"])
             row.update({f"val/{k}": v for k, v in scores.items()})

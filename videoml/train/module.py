@@ -18,16 +18,26 @@ log = logging.getLogger("videoml.train")
 
 
 def report_bad_videos(bad: list[int], videos, max_fraction: float, epoch: int) -> None:
-    """Warn about the training videos (indices into ``videos``) an epoch skipped; fail the run above
-    ``max_fraction`` of them."""
-    if not bad:
-        return
-    fraction = len(bad) / len(videos)
-    names = ", ".join(str(videos[i][0]) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
-    log.warning("epoch %d: %d training video(s) could not be decoded and were skipped: %s", epoch, len(bad), names)
+    """Warn about the training videos (indices into ``videos.items``) an epoch skipped; fail the run when they and
+    the listed videos missing on disk are more than ``max_fraction`` of the videos listed."""
+    paths = [videos.items[i][0] for i in bad]
+    if paths:
+        names = ", ".join(map(str, paths[:10])) + (" ..." if len(paths) > 10 else "")
+        log.warning("epoch %d: %d training video(s) could not be decoded and were skipped: %s", epoch, len(bad), names)
+    check_bad_fraction(paths, videos, max_fraction)
+
+
+def check_bad_fraction(bad: list, videos, max_fraction: float) -> None:
+    """Fail when the ``bad`` (unreadable) videos plus the missing ones exceed ``max_fraction`` of those ``videos``
+    lists."""
+    lost = len(bad) + len(videos.missing)
+    fraction = lost / max(videos.listed, 1)
     if fraction > max_fraction:
-        raise VideomlError(f"{len(bad)} of {len(videos)} training videos ({fraction:.1%}) could not be decoded, "
-                           f"over max_bad_fraction={max_fraction:g}: {names}")
+        shown = [*bad[:5], *videos.missing[:5]]
+        names = ", ".join(map(str, shown)) + (" ..." if lost > len(shown) else "")
+        raise VideomlError(f"{lost} of {videos.listed} training videos ({fraction:.1%}) could not be decoded "
+                           f"({len(bad)}) or are missing ({len(videos.missing)}), over "
+                           f"max_bad_fraction={max_fraction:g}: {names}")
 
 
 def scaled_lr(lr: float, base_batch_size: int | None, global_batch_size: int) -> float:
@@ -85,7 +95,10 @@ class VideoClassifier(L.LightningModule):
             :func:`videoml.models.registry.memory_format_for`), ``channels_last_3d`` or
             ``contiguous``.
         compile: ``torch.compile`` the model's forward (the state dict keeps its plain names).
-        max_bad_fraction: fail the run when more than this fraction of training videos cannot be decoded in an epoch.
+        max_bad_fraction: fail the run when more than this fraction of the listed training videos are missing or
+            cannot be decoded in an epoch.
+        min_eval_fraction: fail validation and testing when fewer than this fraction of the listed videos were
+            scored (missing and unreadable ones are not); by default every listed video must be.
     """
 
     def __init__(self, model: str = "x3d_tiny", classes: list[str] | None = None, input: dict | None = None,
@@ -93,12 +106,16 @@ class VideoClassifier(L.LightningModule):
                  lr: float = 0.1,
                  lr_base_batch_size: int | None = None, momentum: float = 0.9, nesterov: bool = True,
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
-                 memory_format: str = "auto", compile: bool = False, max_bad_fraction: float = 0.01):
+                 memory_format: str = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
+                 min_eval_fraction: float = 1.0):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
         if optimizer not in ("sgd", "adamw"):
             raise VideomlError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        if not (0 <= max_bad_fraction <= 1 and 0 <= min_eval_fraction <= 1):
+            raise VideomlError(f"max_bad_fraction and min_eval_fraction must lie in [0, 1], got {max_bad_fraction} "
+                               f"and {min_eval_fraction}")
         if memory_format not in MEMORY_FORMAT_CHOICES:
             raise VideomlError(f"memory_format must be one of {list(MEMORY_FORMAT_CHOICES)}, got {memory_format!r}")
         self.save_hyperparameters()
@@ -112,7 +129,7 @@ class VideoClassifier(L.LightningModule):
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain names
         self._outputs: list[dict] = []
-        self._bad: list[torch.Tensor] = []
+        self._flagged: dict[str, list[torch.Tensor]] = {"bad": [], "short": []}
         self._clips = 0
 
     @property
@@ -120,6 +137,9 @@ class VideoClassifier(L.LightningModule):
         return list(self.hparams.classes)
 
     def setup(self, stage: str) -> None:
+        sources = self.trainer.datamodule.sources if self.trainer.datamodule is not None else {}
+        if stage == "fit" and "train" in sources:  # missing files alone may already exceed the budget: fail now
+            check_bad_fraction([], sources["train"], self.hparams.max_bad_fraction)
         device_type = self.trainer.strategy.root_device.type
         self.memory_format = memory_format_for(self.hparams.memory_format, self.model, device_type)
         self.model.to(memory_format=self.memory_format)
@@ -147,7 +167,8 @@ class VideoClassifier(L.LightningModule):
                      sync_dist=True)
         self.log("train/loss", loss, batch_size=max(size, 1), prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
-        self._bad.append(batch["video_index"][batch["bad"]])
+        for flag, found in self._flagged.items():  # unreadable and shorter-than-a-clip videos, by index
+            found.append(batch["video_index"][batch[flag]])
         self._clips += int(counted.sum())
         return loss
 
@@ -160,12 +181,18 @@ class VideoClassifier(L.LightningModule):
             clips = self.all_gather(clips).sum()
         # gathered already, the same on every rank (sync_dist only tells Lightning so)
         self.log("train/clips", float(clips.sum()), batch_size=1, sync_dist=True)  # every training video once
-        local = torch.cat(self._bad) if self._bad else torch.zeros(0, dtype=torch.long, device=self.device)
-        self._bad.clear()
-        bad = sorted(set(self._gather_ragged(local).tolist()))
-        self.log("train/bad_videos", float(len(bad)), batch_size=1, sync_dist=True)
-        report_bad_videos(bad, self.trainer.datamodule.sources["train"].items, self.hparams.max_bad_fraction,
-                          self.current_epoch)
+        flagged = {}
+        for flag, found in self._flagged.items():
+            local = torch.cat(found) if found else torch.zeros(0, dtype=torch.long, device=self.device)
+            found.clear()
+            flagged[flag] = sorted(set(self._gather_ragged(local).tolist()))
+            self.log(f"train/{flag}_videos", float(len(flagged[flag])), batch_size=1, sync_dist=True)
+        videos = self.trainer.datamodule.sources["train"]
+        if flagged["short"]:
+            log.warning("epoch %d: %d training video(s) are shorter than a clip and were padded: %s",
+                        self.current_epoch, len(flagged["short"]),
+                        ", ".join(str(videos.items[i][0]) for i in flagged["short"][:10]))
+        report_bad_videos(flagged["bad"], videos, self.hparams.max_bad_fraction, self.current_epoch)
 
     def _gather_ragged(self, values: torch.Tensor) -> torch.Tensor:
         """Concatenate a 1-D tensor of any length from every rank."""
@@ -214,10 +241,26 @@ class VideoClassifier(L.LightningModule):
         videos, probs, labels = self.video_scores()
         # computed from the gathered scores, the same on every rank (sync_dist only tells Lightning so)
         self.log(f"{stage}/videos", float(len(videos)), batch_size=1, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self._check_scored(stage, len(videos))
         if len(videos):
             for name, accuracy in top_k_accuracy(probs, labels).items():
                 self.log(f"{stage}/{name}", accuracy, batch_size=len(videos), prog_bar=name == "top1",
                          sync_dist=True)
+
+    def _check_scored(self, stage: str, scored: int) -> None:
+        """Evaluation counts every listed video: fail when fewer than ``min_eval_fraction`` of them were scored."""
+        source = self.trainer.datamodule.sources[stage]
+        self.log(f"{stage}/videos_listed", float(source.listed), batch_size=1, sync_dist=True)
+        limited = self.trainer.limit_val_batches if stage == "val" else self.trainer.limit_test_batches
+        if limited not in (1, 1.0):  # a deliberately partial evaluation (limit_*_batches) is not a loss of videos
+            return
+        if scored < self.hparams.min_eval_fraction * source.listed:
+            first = source.missing[0] if source.missing else None
+            raise VideomlError(f"{stage}: scored {scored} of the {source.listed} videos {source.source} lists "
+                               f"({len(source.missing)} missing{f', first: {first}' if first else ''}; "
+                               f"{len(source) - scored} unreadable, see the warnings), below "
+                               f"model.min_eval_fraction={self.hparams.min_eval_fraction:g}")
 
     def on_validation_epoch_end(self):
         self._log_eval("val")

@@ -198,6 +198,8 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
     with open_container(path) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # png_pipe, jpeg_pipe...
+            raise VideoDecodeError(path, f"an image ({container.format.name.replace('_pipe', '')}), not a video")
         if ctx.codec is None:
             raise VideoDecodeError(path, "video codec not supported by this FFmpeg")
         header, codec, time_base = _header(stream), ctx.codec.name, stream.time_base
@@ -238,7 +240,7 @@ def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bo
     real = os.path.realpath(path)
     stamp = {"version": _VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
              "inode": st.st_ino, "device": st.st_dev}
-    entry = Path(cache_dir or default_cache_dir()) / "index" / (hashlib.sha1(real.encode()).hexdigest() + ".npz")
+    entry = Path(cache_dir or default_cache_dir()) / "index" / (hashlib.sha1(os.fsencode(real)).hexdigest() + ".npz")
     try:
         with _NPY_HEADERS, np.load(entry) as arrays:
             if json.loads(str(arrays["stamp"])) == stamp:

@@ -1,0 +1,114 @@
+"""What `videoml infer` does with its outputs when a user is careless: nothing lost, nothing written twice."""
+
+import json
+import os
+import shutil
+
+import pytest
+from helpers import videoml
+
+from videoml.errors import UsageError, VideomlError
+from videoml.infer.results import ResultWriter, read_records
+
+
+def _videos(dataset, n=2):
+    return sorted(str(dataset.root / line.split()[0]) for line in dataset.split_file("test").read_text().splitlines())[:n]
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_output(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with ResultWriter(out) as first:
+        first.write({"path": "a.mp4", "status": "ok"})
+        with pytest.raises(UsageError, match=f"{out} is being written by pid {os.getpid()}"):
+            ResultWriter(out, resume=True)
+        first.write({"path": "b.mp4", "status": "ok"})
+    with ResultWriter(out, resume=True) as again:  # free once the first is done
+        assert again.done == {os.path.realpath("a.mp4"), os.path.realpath("b.mp4")}
+    assert not (tmp_path / "out.jsonl.lock").exists()
+
+
+@pytest.mark.slow
+def test_infer_refuses_outputs_it_would_damage(small_synth, checkpoint, tmp_path):
+    video = _videos(small_synth, 1)[0]
+    run = lambda *args: videoml("infer", video, "-m", str(checkpoint), "--num-workers", "0", *args)  # noqa: E731
+    out = tmp_path / "out.jsonl"
+    with ResultWriter(out):  # another run holds it
+        held = run("-o", str(out), "--overwrite")
+    assert held.returncode == 2 and f"{out} is being written by pid" in held.stderr
+    table = tmp_path / "table.csv"
+    table.write_text("precious\n")
+    csv_exists = run("-o", str(tmp_path / "new.jsonl"), "--csv", str(table))
+    assert csv_exists.returncode == 2 and f"{table} exists" in csv_exists.stderr
+    assert table.read_text() == "precious\n" and not (tmp_path / "new.jsonl").exists()
+    same = run("-o", str(out), "--csv", str(out), "--overwrite")
+    assert same.returncode == 2 and "the same file" in same.stderr
+    os.mkfifo(tmp_path / "fifo")
+    for target, kind in ((tmp_path / "fifo", "not a regular file"), ("/dev/null", "not a regular file")):
+        refused = run("-o", str(target), "--overwrite")
+        assert refused.returncode == 2 and kind in refused.stderr, refused.stderr
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "elsewhere.jsonl")
+    assert run("-o", str(link)).returncode == 2
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    under_a_file = run("-o", str(afile / "x.jsonl"))
+    assert under_a_file.returncode == 2 and len(under_a_file.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in under_a_file.stderr
+
+
+@pytest.mark.slow
+def test_resume_keys_on_real_paths_and_undecodable_names_are_kept(small_synth, checkpoint, tmp_path):
+    videos = _videos(small_synth, 2)
+    odd = tmp_path / os.fsdecode(b"clip \xff\xfe.mp4")
+    shutil.copyfile(videos[0], odd)
+    out, table = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    first = videoml("infer", videos[0], str(odd), "-m", str(checkpoint), "-o", str(out), "--csv", str(table),
+                    "--num-workers", "0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    relative = os.path.relpath(videos[0], tmp_path)
+    again = videoml("infer", relative, videos[1], str(odd), "-m", str(checkpoint), "-o", str(out), "--csv",
+                    str(table), "--num-workers", "0", "--resume", cwd=tmp_path)
+    assert again.returncode == 0 and "1 done, 0 failed, 2 skipped" in again.stderr, again.stderr[-3000:]
+    got = read_records(out)
+    assert [r["status"] for r in got] == ["ok"] * 3 and got[1]["path"] == str(odd)
+    assert b"clip \xff\xfe.mp4" in table.read_bytes()  # the file name's own bytes
+    assert "\\udcff\\udcfe" in out.read_text()  # JSON escapes of os.fsdecode's surrogates
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '{"foo": 1}', '"text"'])
+def test_resume_refuses_lines_that_are_not_records(tmp_path, line):
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps({"path": "a.mp4", "status": "ok"}) + "\n" + line + "\n")
+    with pytest.raises(VideomlError, match="line 2 is not a videoml result record"):
+        ResultWriter(out, resume=True)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--num-workers", "-1"), "--num-workers: expected a number >= 0"),
+    (("--dense", "nan"), "--dense: expected a finite number > 0"),
+    (("--decode-timeout", "0"), "--decode-timeout: expected a finite number > 0"),
+])
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, args, words):
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", str(tmp_path), "-m", "x.ckpt", "-o", str(out), *args)
+    assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_empty_checkpoint_is_one_line(corpus, tmp_path):
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    result = videoml("infer", str(corpus["h264"]), "-m", str(empty), "-o", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 1 and f"{empty}: not a loadable checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_video_over_the_time_budget_is_recorded_and_the_run_goes_on(small_synth, checkpoint, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", *_videos(small_synth, 2), "-m", str(checkpoint), "-o", str(out), "--num-workers", "1",
+                     "--decode-timeout", "0.0001")
+    assert result.returncode == 3, result.stderr[-3000:]
+    got = read_records(out)
+    assert len(got) == 2 and all(r["status"] == "error" and "time budget" in r["error"] for r in got)
