@@ -11,6 +11,7 @@ from pathlib import Path
 
 from videoml import __version__
 from videoml.errors import UsageError, VideomlError
+from videoml.processes import Terminated, stop_on_sigterm
 
 
 def _positive_int(text: str) -> int:
@@ -630,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    stop_on_sigterm()  # SIGTERM unwinds like Ctrl-C: outputs closed, child processes terminated
     try:
         return args.run(args)
     except (VideomlError, OSError) as e:
@@ -637,3 +639,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("videoml: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print("videoml: terminated", file=sys.stderr)
+        return e.code

@@ -1,15 +1,55 @@
-"""Process pools that are safe to start from a process that already runs threads."""
+"""Child processes: pools that are safe to start from threaded processes, and that never outlive their parent."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
+_PR_SET_PDEATHSIG = 1
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool whose workers come from a fork server.
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so that no worker
+    survives a killed run. A no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int):
+    """A ``ProcessPoolExecutor`` whose workers come from a fork server and die with their parent.
 
     Plain fork copies the parent's locks in whatever state its threads left them (torch, OpenMP and PyAV start
-    threads), and a forked worker can then hang for ever; the fork server starts workers from a clean process.
+    threads), and a forked worker can then hang for ever; the fork server starts workers from a clean process. When
+    the block is left by an exception (an error, Ctrl-C, SIGTERM turned into an exception by
+    :func:`stop_on_sigterm`), the workers are terminated instead of being waited for.
     """
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["videoml.forkserver_preload"])  # the server itself dies with this process
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent)
+    try:
+        yield pool
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the main thread is, so that ``finally`` blocks and pools clean up."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` (exit status 143) in this process's main thread."""
+
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)

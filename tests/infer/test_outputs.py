@@ -3,12 +3,15 @@
 import json
 import os
 import shutil
+import signal
 
 import pytest
 from helpers import videoml
 
 from videoml.errors import UsageError, VideomlError
+from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.results import ResultWriter, read_records
+from videoml.models.registry import model_input
 
 
 def _videos(dataset, n=2):
@@ -112,3 +115,31 @@ def test_a_video_over_the_time_budget_is_recorded_and_the_run_goes_on(small_synt
     assert result.returncode == 3, result.stderr[-3000:]
     got = read_records(out)
     assert len(got) == 2 and all(r["status"] == "error" and "time budget" in r["error"] for r in got)
+
+
+class _CrashingClips(VideoClips):
+    """Decoding one file kills the worker, as a crash inside a decoder would."""
+
+    def __getitem__(self, index):
+        self.now = self.paths[index]
+        return super().__getitem__(index)
+
+    def clip_indices(self, timestamps):
+        if self.now.endswith("crash.mp4"):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().clip_indices(timestamps)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_becomes_an_error_for_its_video_and_the_rest_goes_on(small_synth, tmp_path):
+    videos = _videos(small_synth, 4)
+    crash = tmp_path / "crash.mp4"
+    shutil.copyfile(videos[0], crash)
+    paths = videos[:2] + [str(crash)] + videos[2:]
+    dataset = _CrashingClips(paths, model_input("x3d_tiny"), views=2)
+    items = list(decoded_items(dataset, num_workers=2))
+    assert [item["path"] for item in sorted(items, key=lambda i: i["index"])] == paths  # each exactly once
+    failed = [item for item in items if item["error"]]
+    assert [item["path"] for item in failed] == [str(crash)]
+    assert "the decoding process died reading it" in failed[0]["error"]
+    assert all(item["video"] is not None for item in items if not item["error"])

@@ -171,15 +171,9 @@ def conformance(paths, backends: tuple[str, ...], num_workers: int = 1, autorota
     """Verdicts for every file x backend, files in parallel, in the order given."""
     jobs = [(str(p), backends, autorotate) for p in paths]
     if num_workers <= 1:
-        results = map(_check_one, jobs)
-    else:
-        pool = process_pool(num_workers)
-        results = pool.map(_check_one, jobs, chunksize=1)
-    try:
-        return [v for verdicts in results for v in verdicts]
-    finally:
-        if num_workers > 1:
-            pool.shutdown()
+        return [v for verdicts in map(_check_one, jobs) for v in verdicts]
+    with process_pool(num_workers) as pool:
+        return [v for verdicts in pool.map(_check_one, jobs, chunksize=1) for v in verdicts]
 
 
 def format_table(verdicts: list[Verdict], root: Path | None = None) -> str:

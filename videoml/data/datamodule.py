@@ -31,6 +31,7 @@ from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
 from videoml.models.registry import InputSpec, model_input
+from videoml.processes import die_with_parent
 
 log = logging.getLogger("videoml.data")
 
@@ -140,6 +141,7 @@ class ClipDataset(Dataset):
 
 def worker_init(_):
     torch.set_num_threads(1)  # one core per worker: decoding is single-threaded too
+    die_with_parent()  # a killed run leaves no worker behind
 
 
 class VideoDataModule(L.LightningDataModule):

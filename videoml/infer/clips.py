@@ -10,18 +10,22 @@ A video that cannot be read gives an item with ``error`` set instead of clips: t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import re
 import time
+from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from videoml.data import transforms
+from videoml.data.datamodule import worker_init
 from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import time_budget
 from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
-from videoml.errors import VideoDecodeError
+from videoml.errors import VideoDecodeError, first_line
 from videoml.models.registry import InputSpec
 
 log = logging.getLogger("videoml.infer")
@@ -32,6 +36,7 @@ class VideoClips(Dataset):
                  dense_step: float | None = None, backend: str = "pyav", decode_timeout: float | None = None):
         self.paths, self.spec, self.views, self.crops = [str(p) for p in paths], spec, views, crops
         self.dense_step, self.backend, self.decode_timeout = dense_step, backend, decode_timeout
+        self.current = None  # shared array set by decoded_items
         self.clip = ClipSpec(spec.frames, spec.stride)
 
     def __len__(self) -> int:
@@ -50,6 +55,9 @@ class VideoClips(Dataset):
         item = {"index": index, "path": path, "error": None}
         started = time.perf_counter()
         try:
+            info = get_worker_info()
+            if self.current is not None:
+                self.current[info.id if info else 0] = index  # for decoded_items: who was reading what
             with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
                                                                      bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
@@ -70,3 +78,39 @@ class VideoClips(Dataset):
         item["ends"] = torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64)
         item["decode_s"] = time.perf_counter() - started
         return item
+
+
+def _loader(dataset: VideoClips, indices: list[int], num_workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(Subset(dataset, indices), batch_size=None, shuffle=False, num_workers=num_workers,
+                      worker_init_fn=worker_init, prefetch_factor=4 if num_workers else None, pin_memory=pin_memory)
+
+
+def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = False) -> Iterator[dict]:
+    """``dataset``'s items in order, decoded in ``num_workers`` DataLoader workers.
+
+    A worker that dies (a crash inside a decoder on some file, an out-of-memory kill) would end the DataLoader and
+    the run. Here the video it was decoding becomes an error item naming the cause, and a fresh loader goes on with
+    the videos not yet delivered; every video is delivered exactly once.
+    """
+    dataset.current = multiprocessing.Array("q", [-1] * max(num_workers, 1))  # per worker: the index it decodes
+    todo = list(range(len(dataset)))
+    while todo:
+        loader = _loader(dataset, todo, num_workers, pin_memory)
+        iterator = iter(loader)
+        try:
+            for item in iterator:
+                todo.remove(item["index"])
+                yield item
+            return
+        except RuntimeError as e:  # torch: "DataLoader worker (pid(s) N) exited unexpectedly"
+            listed = re.search(r"pid\(s\) ([\d, ]+)\)", str(e))
+            pids = {int(p) for p in listed.group(1).split(", ")} if listed else set()
+            workers = getattr(iterator, "_workers", [])
+            dead = [dataset.current[w] for w, process in enumerate(workers) if process.pid in pids]
+            culprit = next((i for i in dead if i in todo), None)
+            if "exited unexpectedly" not in str(e) or culprit is None:
+                raise
+            todo.remove(culprit)
+            path = dataset.paths[culprit]
+            yield {"index": culprit, "path": path, "error": f"{path}: the decoding process died reading it "
+                                                             f"({first_line(e)})"}

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from videoml.data.datamodule import worker_init
 from videoml.data.decoding.budget import DEFAULT_SECONDS
 from videoml.data.files import find_videos
 from videoml.errors import UsageError
-from videoml.infer.clips import VideoClips
+from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
 from videoml.models.registry import parse_device
@@ -209,9 +207,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
         summary.skipped = len(paths) - len(todo)
         dataset = VideoClips(todo, card.input, views=views, crops=crops, dense_step=config.dense,
                              backend=config.backend, decode_timeout=config.decode_timeout)
-        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=config.num_workers,
-                            worker_init_fn=worker_init, prefetch_factor=4 if config.num_workers else None,
-                            pin_memory=predictor.device.type == "cuda")
+        items = decoded_items(dataset, config.num_workers, pin_memory=predictor.device.type == "cuda")
         bar = tqdm(total=len(paths), initial=summary.skipped, unit="video", position=position,
                    disable=not config.progress, desc=device if len(config.devices) > 1 else None)
         profile = Profile(config.profile, predictor.device.type) if config.profile else None
@@ -225,7 +221,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
                 bar.update()
 
         with profile or contextlib.nullcontext():
-            for item in loader:
+            for item in items:
                 if item["error"]:
                     log.warning("%s", item["error"])
                     writer.write(_error_record(item["path"], item["error"]))

@@ -1,0 +1,52 @@
+"""Stopping `videoml infer` from outside: no process left behind, every input recorded exactly once on resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import videoml
+
+from videoml.infer.results import read_records
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _records_so_far(out) -> int:
+    parts = [out.with_name(f"{out.name}.part{k}") for k in range(2)]
+    return sum(len(read_records(p)) for p in parts + [out] if p.exists())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_synth, checkpoint, tmp_path, how):
+    videos = sorted(str(p) for p in (small_synth.root / "videos").rglob("*.mp4"))
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "videoml", "infer", *videos, "-m", str(checkpoint), "-o", str(out),
+            "--device", "cpu,cpu", "--num-workers", "1", "--batch-size", "2"]
+    run = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _records_so_far(out) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.poll() is None, "the run ended before it could be stopped"
+    run.send_signal(how)
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while _group_alive(run.pid) and time.monotonic() < deadline:  # shards and their decoding workers
+        time.sleep(0.2)
+    assert not _group_alive(run.pid), subprocess.run(["ps", "-o", "pid,ppid,stat,args", "-g", str(run.pid)],
+                                                     capture_output=True, text=True).stdout
+    if how == signal.SIGTERM:
+        assert run.returncode == 143 and "terminated" in run.stderr.read().decode()
+    resumed = videoml(*args[3:], "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    paths = [r["path"] for r in read_records(out)]
+    assert sorted(paths) == videos and len(paths) == len(set(paths))  # every input exactly once
