@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import videoml
@@ -25,8 +26,28 @@ def _records_so_far(out) -> int:
     return sum(len(read_records(p)) for p in parts + [out] if p.exists())
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _a_shard(driver: int) -> int:
+    """A shard process: a child of the driver's fork server that has children of its own (decoding workers)."""
+    for server in _children(driver):
+        for shard in _children(server):
+            return shard
+    raise AssertionError("no shard process found")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL, "kill a shard"])
 def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_synth, checkpoint, tmp_path, how):
     videos = sorted(str(p) for p in (small_synth.root / "videos").rglob("*.mp4"))
     out = tmp_path / "out.jsonl"
@@ -37,15 +58,22 @@ def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_
     while _records_so_far(out) < 2 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert run.poll() is None, "the run ended before it could be stopped"
-    run.send_signal(how)
+    if how == "kill a shard":
+        os.kill(_a_shard(run.pid), signal.SIGKILL)
+    else:
+        run.send_signal(how)
     run.wait(timeout=30)
     deadline = time.monotonic() + 15
     while _group_alive(run.pid) and time.monotonic() < deadline:  # shards and their decoding workers
         time.sleep(0.2)
     assert not _group_alive(run.pid), subprocess.run(["ps", "-o", "pid,ppid,stat,args", "-g", str(run.pid)],
                                                      capture_output=True, text=True).stdout
+    stderr = run.stderr.read().decode()
     if how == signal.SIGTERM:
-        assert run.returncode == 143 and "terminated" in run.stderr.read().decode()
+        assert run.returncode == 143 and "terminated" in stderr
+    if how == "kill a shard":
+        assert run.returncode == 1 and "a shard process died; run again with --resume" in stderr, stderr[-3000:]
+        assert "Traceback" not in stderr
     resumed = videoml(*args[3:], "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     paths = [r["path"] for r in read_records(out)]

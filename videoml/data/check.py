@@ -10,7 +10,7 @@ import numpy as np
 from videoml.data.decoding import build_index, open_video
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.processes import process_pool
-from videoml.errors import VideoDecodeError
+from videoml.errors import VideoDecodeError, first_line
 
 
 def check_video(path: str | os.PathLike, timeout: float | None = DEFAULT_SECONDS) -> dict:
@@ -24,6 +24,8 @@ def check_video(path: str | os.PathLike, timeout: float | None = DEFAULT_SECONDS
             _check(path, record)
     except (VideoDecodeError, OSError) as e:
         record["error"] = getattr(e, "reason", None) or str(e)
+    except Exception as e:  # a report covers every file: anything else a library raises on it is its error too
+        record["error"] = f"{type(e).__name__}: {first_line(e)}"
     return record
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from videoml.data.decoding.budget import DEFAULT_SECONDS
 from videoml.data.files import find_videos
-from videoml.errors import UsageError
+from videoml.errors import UsageError, VideomlError
 from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
@@ -266,6 +266,8 @@ def _infer_sharded(config: InferConfig, paths: list[str]) -> Summary:
 
 
 def _run_shards(config: InferConfig, paths: list[str], out: Path) -> Summary:
+    from concurrent.futures.process import BrokenProcessPool
+
     from videoml.processes import process_pool
 
     parts = [out.with_name(f"{out.name}.part{k}") for k in range(len(config.devices))]
@@ -278,8 +280,12 @@ def _run_shards(config: InferConfig, paths: list[str], out: Path) -> Summary:
     started = time.perf_counter()
     jobs = [(dataclasses.replace(config, resume=True, overwrite=False), remaining[k::len(parts)], device, str(part), k)
             for k, (device, part) in enumerate(zip(config.devices, parts))]
-    with process_pool(len(jobs)) as pool:
-        results = [Summary(**r) for r in pool.map(_shard_worker, jobs)]
+    try:
+        with process_pool(len(jobs)) as pool:
+            results = [Summary(**r) for r in pool.map(_shard_worker, jobs)]
+    except BrokenProcessPool:  # a shard process was killed: what the shards wrote is kept in their parts
+        raise VideomlError(f"a shard process died; run again with --resume to finish {out} (what was written is "
+                           "kept)") from None
     by_path = {r["path"]: r for part in parts for r in read_records(part)}
     with ResultWriter(out, config.csv, resume=True, lock=False) as writer:
         for path in remaining:

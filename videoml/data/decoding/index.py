@@ -200,7 +200,7 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
         ctx = stream.codec_context
         if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # png_pipe, jpeg_pipe...
             raise VideoDecodeError(path, f"an image ({container.format.name.replace('_pipe', '')}), not a video")
-        if ctx.codec is None:
+        if ctx is None or ctx.codec is None:
             raise VideoDecodeError(path, "video codec not supported by this FFmpeg")
         header, codec, time_base = _header(stream), ctx.codec.name, stream.time_base
         header["pix_fmt"] = ctx.format.name if ctx.format else None

@@ -17,6 +17,7 @@ import numpy as np
 
 from videoml.data.decoding.convert import RGBConverter
 from videoml.data.decoding.index import open_container
+from videoml.data.decoding.scan import demuxed
 from videoml.data.decoding.reader import VideoReader
 from videoml.errors import VideoDecodeError
 
@@ -55,7 +56,7 @@ class PyAVReader(VideoReader):
         ctx = self._stream.codec_context
         ctx.skip_frame, skipping = "DEFAULT", False  # a generator left behind by a seek may have left it skipping
         self._skipped_pts = set()
-        for packet in self._container.demux(self._stream):
+        for packet in demuxed(self._container, self._stream):  # a demuxer error ends the stream there
             # A frame nobody asked for that no other frame refers to (most B-frames) need not be decoded at all.
             skip = self._may_skip and packet.pts is not None and packet.pts not in self._wanted_pts
             if skip:

@@ -69,22 +69,30 @@ class Numbering:
     decode_errors: int = 0
 
 
+def demuxed(container, stream, errors: list | None = None):
+    """The stream's packets. A demuxer error (truncated or corrupt data; PyAV's IndexError when streams appear in
+    the middle of a file) ends them, noted in ``errors``: what came before it is still read."""
+    try:
+        yield from container.demux(stream)
+    except (av.FFmpegError, IndexError) as e:
+        if errors is not None:
+            errors.append(getattr(e, "strerror", None) or str(e) or type(e).__name__)
+
+
 def scan_packets(container, stream) -> Packets:
     """Demux (no decoding) the stream's packets."""
-    out = Packets()
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue  # the demuxer's end-of-stream marker
-            if packet.is_discard:
-                out.discarded += 1
-                continue
-            out.pts.append(packet.pts)
-            out.dts.append(packet.dts)
-            out.key.append(packet.is_keyframe)
-            out.tiny += packet.size <= 8
-    except av.FFmpegError as e:
-        out.error = getattr(e, "strerror", None) or str(e)
+    out, errors = Packets(), []
+    for packet in demuxed(container, stream, errors):
+        if packet.size == 0:
+            continue  # the demuxer's end-of-stream marker
+        if packet.is_discard:
+            out.discarded += 1
+            continue
+        out.pts.append(packet.pts)
+        out.dts.append(packet.dts)
+        out.key.append(packet.is_keyframe)
+        out.tiny += packet.size <= 8
+    out.error = errors[0] if errors else None
     return out
 
 
@@ -126,7 +134,7 @@ class Decoded:
 def decode_stamps(container, stream, limit: int | None = None) -> Decoded:
     """Time stamps and key flags of the pictures decoded from the current position, at most ``limit`` of them."""
     out = Decoded()
-    for packet in container.demux(stream):
+    for packet in demuxed(container, stream):
         try:
             frames = stream.decode(packet)
         except av.FFmpegError:
