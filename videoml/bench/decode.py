@@ -132,6 +132,30 @@ def _real_files(backends: list[str]) -> list[Path]:
     return usable
 
 
+def _clip_rows(scenarios: dict, index: dict, backends: list[str], repeats: int) -> list[dict]:
+    """Rows of the reader-already-open scenarios: the FFmpeg ceiling, then every backend against it."""
+    rows, ceiling = [], {}
+    files = {p for items in scenarios.values() for p, _ in items}
+    # the decode ceiling: FFmpeg's time per frame on the file, times the frames from the key frame before the clip
+    # to its last frame (what any decoder must decode to return the clip)
+    if shutil.which("ffmpeg"):
+        per_frame = {p: ffmpeg_frame_seconds(p, repeats) for p in files}
+        for name, items in scenarios.items():
+            ceiling[name] = np.array([per_frame[p] * (c[-1] - index[p].key_before[c[0]] + 1) for p, c in items])
+            rows.append(_row(name, "ffmpeg (ceiling)", ceiling[name]))
+    for backend in backends:
+        readers = {p: open_video(p, backend) for p in files}
+        for name, items in scenarios.items():
+            times = _median_times(lambda item: readers[item[0]].get_frames(item[1]), items, repeats)
+            extra = {}
+            if name in ceiling:
+                extra["ratio_to_ceiling"] = round(float(np.sum(ceiling[name]) / np.sum(times)), 3)
+            rows.append(_row(name, backend, times, **extra))
+        for reader in readers.values():
+            reader.close()
+    return rows
+
+
 def run(bench: DecodeBench) -> dict:
     import videoml  # noqa: F401  (compat before pytorchvideo)
 
@@ -155,27 +179,8 @@ def run(bench: DecodeBench) -> dict:
     if real:
         scenarios["random_clip_real"] = [(Path(p), random_clip(spec, index[p].num_frames, rng))
                                          for p in rng.choice(real, bench.clips)]
-    every_clip = [item for items in scenarios.values() for item in items]
 
-    # the decode ceiling: FFmpeg's time per frame on the file, times the frames from the key frame before the clip
-    # to its last frame (what any decoder must decode to return the clip)
-    ceiling = {}
-    if shutil.which("ffmpeg"):
-        per_frame = {p: ffmpeg_frame_seconds(p, bench.repeats) for p in {p for p, _ in every_clip}}
-        for name, items in scenarios.items():
-            ceiling[name] = np.array([per_frame[p] * (c[-1] - index[p].key_before[c[0]] + 1) for p, c in items])
-            rows.append(_row(name, "ffmpeg (ceiling)", ceiling[name]))
-
-    for backend in backends:
-        readers = {p: open_video(p, backend) for p in {p for p, _ in every_clip}}
-        for name, items in scenarios.items():
-            times = _median_times(lambda item: readers[item[0]].get_frames(item[1]), items, bench.repeats)
-            extra = {}
-            if name in ceiling:
-                extra["ratio_to_ceiling"] = round(float(np.sum(ceiling[name]) / np.sum(times)), 3)
-            rows.append(_row(name, backend, times, **extra))
-        for reader in readers.values():
-            reader.close()
+    rows += _clip_rows(scenarios, index, backends, bench.repeats)
 
     # open + read + close, and multi-view testing, against PyTorchVideo
     def ours(backend):
