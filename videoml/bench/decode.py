@@ -167,7 +167,6 @@ def run(bench: DecodeBench) -> dict:
                                                                              1))[0]
     spec = ClipSpec(bench.frames, bench.stride)
     backends = [b for b in bench.backends if backend_available(b)]
-    rows = []
 
     # the same clips for everyone: (path, frame indices)
     real = _real_files(backends) if bench.real else []
@@ -180,7 +179,7 @@ def run(bench: DecodeBench) -> dict:
         scenarios["random_clip_real"] = [(Path(p), random_clip(spec, index[p].num_frames, rng))
                                          for p in rng.choice(real, bench.clips)]
 
-    rows += _clip_rows(scenarios, index, backends, bench.repeats)
+    rows = _clip_rows(scenarios, index, backends, bench.repeats)
 
     # open + read + close, and multi-view testing, against PyTorchVideo
     def ours(backend):
