@@ -75,3 +75,25 @@ def test_bad_lightning_options_are_one_line(small_synth, tmp_path):
     result = videoml("fit", *fit_args(small_synth, tmp_path), "--data.batch_size", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "usage:" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "batch_size" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_within_seconds_and_leaves_no_process(small_synth, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = fit_args(small_synth, tmp_path, "--trainer.max_epochs", "50", "--data.num_workers", "2")
+    run = subprocess.Popen([sys.executable, "-m", "videoml", "fit", *args], start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "logs" / "version_0" / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first epoch is done
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 143
+    assert "videoml: terminated" in run.stderr.read().decode()
+    time.sleep(2)
+    with pytest.raises(ProcessLookupError):  # nothing left in the run's process group (loader workers included)
+        os.killpg(run.pid, 0)

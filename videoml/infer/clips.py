@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import re
+import signal
+import threading
 import time
 from typing import Iterator
 
@@ -93,24 +94,31 @@ def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = Fals
     the videos not yet delivered; every video is delivered exactly once.
     """
     dataset.current = multiprocessing.Array("q", [-1] * max(num_workers, 1))  # per worker: the index it decodes
-    todo = list(range(len(dataset)))
+    todo, delivered = list(range(len(dataset))), set()
     while todo:
         loader = _loader(dataset, todo, num_workers, pin_memory)
         iterator = iter(loader)
+        if num_workers and threading.current_thread() is threading.main_thread():
+            # torch reports a dead worker from a SIGCHLD handler, at whatever line the main thread is on; without it
+            # the iterator reports it here, from next() (within its 5-second status check), where it can be handled
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         try:
             for item in iterator:
-                todo.remove(item["index"])
+                delivered.add(item["index"])
                 yield item
             return
-        except RuntimeError as e:  # torch: "DataLoader worker (pid(s) N) exited unexpectedly"
-            listed = re.search(r"pid\(s\) ([\d, ]+)\)", str(e))
-            pids = {int(p) for p in listed.group(1).split(", ")} if listed else set()
+        # torch: "DataLoader worker (pid(s) N) exited unexpectedly"; or the worker died while handing over a tensor
+        except (RuntimeError, ConnectionError, EOFError) as e:
             workers = getattr(iterator, "_workers", [])
-            dead = [dataset.current[w] for w, process in enumerate(workers) if process.pid in pids]
-            culprit = next((i for i in dead if i in todo), None)
-            if "exited unexpectedly" not in str(e) or culprit is None:
+            seen_by = time.monotonic() + 1  # a worker that is dying: let it be seen as dead
+            while all(process.is_alive() for process in workers) and time.monotonic() < seen_by:
+                time.sleep(0.05)
+            dead = [dataset.current[w] for w, process in enumerate(workers) if not process.is_alive()]
+            culprit = next((i for i in dead if i in todo and i not in delivered), None)
+            if culprit is None:
                 raise
-            todo.remove(culprit)
+            delivered.add(culprit)
+            todo = [i for i in todo if i not in delivered]
             path = dataset.paths[culprit]
             yield {"index": culprit, "path": path, "error": f"{path}: the decoding process died reading it "
                                                              f"({first_line(e)})"}

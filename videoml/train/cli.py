@@ -7,11 +7,13 @@ when the data has a test split.
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, first_line
@@ -46,6 +48,9 @@ def main(args: list[str]) -> int:
                  save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "videoml", "exit_on_error": False})
     except ArgumentError as e:
         raise UsageError(f"{first_line(e)} (see 'videoml {args[0] if args else 'fit'} --help')") from None
+    except SIGTERMException:  # Lightning stops at the next batch after SIGTERM; last.ckpt has the last epoch
+        print("videoml: terminated (resume from the run's last.ckpt with --ckpt_path)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     finally:
         sys.argv = saved
     return 0
