@@ -177,20 +177,18 @@ def _header(stream) -> dict:
     }
 
 
-def _number_frames(path, codec: str) -> tuple[scan.Numbering, scan.Decoded, scan.Packets]:
-    """The scan's numbering when the decoder confirms it, else a decode pass's (see :mod:`scan`)."""
-    with open_container(path) as container:
-        packets = scan.scan_packets(container, video_stream(container, path))
+def _number_frames(path, codec: str, packets: scan.Packets) -> tuple[scan.Numbering, scan.Decoded]:
+    """The packet scan's numbering when the decoder confirms it, else a decode pass's (see :mod:`scan`)."""
     notes = scan.untrusted_reasons(packets, codec)
     if not notes:
         numbering = scan.numbering_from_packets(packets)
         with open_container(path) as container:
             head = scan.verify(container, video_stream(container, path), numbering)
         if head is not None:
-            return numbering, head, packets
+            return numbering, head
         notes = ["container time stamps disagree with the decoder's output"]
     with open_container(path) as container:
-        return (*scan.decode_pass(container, video_stream(container, path), notes), packets)
+        return scan.decode_pass(container, video_stream(container, path), notes)
 
 
 def build_index(path: str | os.PathLike) -> FrameIndex:
@@ -205,7 +203,8 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
         header, codec, time_base = _header(stream), ctx.codec.name, stream.time_base
         header["pix_fmt"] = ctx.format.name if ctx.format else None
         width, height, stream_index = ctx.width, ctx.height, stream.index
-    numbering, first, packets = _number_frames(path, codec)
+        packets = scan.scan_packets(container, stream)
+    numbering, first = _number_frames(path, codec, packets)
     if not len(numbering.pts):
         raise VideoDecodeError(path, "no decodable video frames")
     if numbering.rule == "sequential":  # no time stamps to speak of: the header's rate gives the frames' times
