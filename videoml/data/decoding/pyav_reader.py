@@ -82,7 +82,7 @@ class PyAVReader(VideoReader):
         decoded (open-GOP leading pictures, or a seek that landed between key frames) are passed over. Files
         without random access are always reopened.
         """
-        key_before, pts, keyframe = self.index.key_before, self.index.pts, self.index.keyframe
+        key_before, keyframe = self.index.key_before, self.index.keyframe
         key = int(key_before[target]) if self.index.random_access else 0
         while key > 0:
             self._container.seek(self._aim(key), stream=self._stream, backward=True, any_frame=False)
