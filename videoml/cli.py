@@ -62,7 +62,8 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 def _add_synth(sub) -> None:
-    from videoml.data.synth import CODECS, MOTIONS, SynthConfig
+    from videoml.data.encode import CODECS
+    from videoml.data.synth import MOTIONS, SynthConfig
 
     d = SynthConfig()
     p = sub.add_parser("synth", help="generate the learnable synthetic motion video data set",

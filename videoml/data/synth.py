@@ -42,6 +42,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
+from videoml.data.encode import CODECS, Encoding, encode_video
 from videoml.fileio import write_atomic
 from videoml.processes import process_pool
 from videoml.errors import UsageError, VideomlError
@@ -73,24 +74,6 @@ _CONTRAST = 80
 # How far a moving property travels over the whole video: a fraction of its range (angle: radians). Large enough that
 # the motion is plain at the low resolutions a CPU model sees (several pixels between the frames of a clip).
 _TRAVEL = {"x": (0.6, 0.85), "y": (0.6, 0.85), "scale": (0.6, 0.85), "angle": (0.5 * math.pi, math.pi)}
-
-
-@dataclass(frozen=True)
-class Codec:
-    encoder: str
-    suffix: str
-    format: str
-    options: dict
-    bit_rate: int | None = None  # for encoders without a constant-quality option
-    variable_rate: bool = True  # False: the container stores frames by index (AVI), so no VFR and no start offset
-
-
-CODECS: dict[str, Codec] = {
-    "h264": Codec("libx264", ".mp4", "mp4", {"preset": "fast", "crf": "20"}),
-    "hevc": Codec("libx265", ".mp4", "mp4", {"preset": "fast", "crf": "24", "x265-params": "log-level=error"}),
-    "mpeg4": Codec("mpeg4", ".avi", "avi", {}, bit_rate=600_000, variable_rate=False),
-    "vp9": Codec("libvpx-vp9", ".webm", "webm", {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "8"}),
-}
 
 
 @dataclass(frozen=True)
@@ -299,41 +282,6 @@ def render_frames(record: dict, width: int, height: int) -> Iterator[np.ndarray]
         yield np.asarray(img)
 
 
-def encode_video(frames: Iterable[np.ndarray], times: list[float], path: Path, config: SynthConfig) -> None:
-    """Encode RGB ``frames`` shown at ``times`` (seconds) into ``path``, atomically (written aside, then renamed)."""
-    import av  # imported here: planning and reading manifests need no FFmpeg
-
-    codec = CODECS[config.codec]
-    if codec.variable_rate:
-        time_base = Fraction(1, 90000)  # MPEG's clock: exact for 24, 25, 30, 30000/1001, 60, ... fps
-        pts = [round((config.start_time + t) / time_base) for t in times]
-    else:
-        time_base = 1 / config.frame_rate
-        pts = list(range(len(times)))
-    tmp = path.with_name(path.name + ".part")
-    options = dict(codec.options)
-    if config.open_gop:
-        options["x264-params"] = f"open-gop=1:keyint={config.gop}:min-keyint={config.gop}:scenecut=0"
-    with av.open(str(tmp), mode="w", format=codec.format) as container:
-        stream = container.add_stream(codec.encoder, rate=config.frame_rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = config.width, config.height, config.pix_fmt
-        if config.rotation:
-            stream.set_display_rotation(config.rotation)
-        ctx = stream.codec_context
-        ctx.time_base = time_base
-        ctx.gop_size = config.gop
-        ctx.max_b_frames = config.bframes
-        ctx.thread_count = 1  # deterministic output; parallelism comes from encoding many files at once
-        if codec.bit_rate:
-            ctx.bit_rate = codec.bit_rate
-        for array, p in zip(frames, pts):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=config.pix_fmt)
-            frame.pts, frame.time_base = p, time_base
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    os.replace(tmp, path)
-
-
 def _relative_path(config: SynthConfig, record: dict) -> str:
     name = record["class"]
     number = record["index"] // len(config.classes)
@@ -346,7 +294,13 @@ def _make_one(args: tuple[SynthConfig, Path, dict]) -> None:
     if path.exists():  # finished by an earlier, interrupted run of the same config (files appear atomically)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    encode_video(render_frames(record, config.width, config.height), record["times"], path, config)
+    options = {}
+    if config.open_gop:
+        options["x264-params"] = f"open-gop=1:keyint={config.gop}:min-keyint={config.gop}:scenecut=0"
+    encoding = Encoding(config.codec, config.frame_rate, config.gop, config.bframes, config.pix_fmt, config.rotation,
+                        options)
+    times = [config.start_time + t for t in record["times"]]
+    encode_video(render_frames(record, config.width, config.height), times, path, encoding)
 
 
 # --- the data set ------------------------------------------------------------------------------------------------
