@@ -159,6 +159,58 @@ def _run_check(args) -> int:
     return 1 if bad else 0
 
 
+# --- videoml data prepare -------------------------------------------------------------------------------------------
+
+
+def _add_prepare(sub) -> None:
+    from videoml.data.decoding.budget import DEFAULT_SECONDS
+    from videoml.data.prepare import PrepareConfig
+
+    d = PrepareConfig()
+    p = sub.add_parser("prepare", help="re-encode a data set into a format that is cheap to train from",
+                       description="Re-encode every video of SRC (a fit config's data sources, a labeled-paths "
+                                   "file, a folder with train/val/test.csv, or a <class>/<video> folder) into DST: "
+                                   "short side scaled down, short fixed GOPs, no B-frames, no audio; split files "
+                                   "rewritten to the new paths, frame indices cached. Resumable: run it again to "
+                                   "go on after a kill. Exit status 3 when some sources could not be prepared "
+                                   "(listed in DST/bad.txt), 1 when more than --max-bad-fraction.")
+    p.add_argument("src", help="the data set to prepare")
+    p.add_argument("dst", help="output folder")
+    p.add_argument("--short-side", type=_int_at_least(16), default=d.short_side,
+                   help="scale the short side down to this (never up) (default: %(default)s)")
+    p.add_argument("--max-fps", type=_positive_float, default=None, help="keep at most this many frames a second "
+                   "(default: all; frame i then stays the source's frame i)")
+    p.add_argument("--gop", type=_positive_int, default=d.gop, help="a key frame every this many frames, 1 for "
+                   "every frame (default: %(default)s)")
+    p.add_argument("--bframes", type=_non_negative_int, default=d.bframes, help="(default: %(default)s)")
+    p.add_argument("--crf", type=int, default=d.crf, help="H.264 constant quality, 0 lossless..51 (default: %(default)s)")
+    p.add_argument("--preset", default=d.preset, help="x264 preset (default: %(default)s)")
+    p.add_argument("--tune", default=d.tune, help="x264 tune, e.g. fastdecode (default: none)")
+    p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 8),
+                   help="videos encoded in parallel (default: %(default)s)")
+    p.add_argument("--timeout", type=_positive_float, default=DEFAULT_SECONDS, metavar="SECONDS",
+                   help="a video that takes longer is listed as bad (default: %(default)g)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05,
+                   help="fail when more sources than this fraction are bad (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace a prepared set made with other settings")
+    p.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from videoml.data.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(short_side=args.short_side, max_fps=args.max_fps, gop=args.gop, bframes=args.bframes,
+                           crf=args.crf, preset=args.preset, tune=args.tune)
+    summary = prepare(args.src, args.dst, config, num_workers=args.num_workers, timeout=args.timeout,
+                      max_bad_fraction=args.max_bad_fraction, force=args.force, progress=sys.stderr.isatty())
+    for record in summary.bad:
+        print(f"bad: {record['source']}: {record['error']}", file=sys.stderr)
+    print(summary.line(), file=sys.stderr)
+    for split in summary.splits:
+        print(f"data.{split}: {{kind: labeled_paths, path: {Path(args.dst) / f'{split}.csv'}}}")
+    return 3 if summary.bad else 0
+
+
 # --- videoml data corpus / conformance ------------------------------------------------------------------------------
 
 
@@ -603,6 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(data_commands)
     _add_check(data_commands)
+    _add_prepare(data_commands)
     _add_corpus(data_commands)
     _add_conformance(data_commands)
 

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,9 +42,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from videoml.data.encode import CODECS, Encoding, encode_video
+from videoml.data.outdir import claim, to_json
 from videoml.fileio import write_atomic
 from videoml.processes import process_pool
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import UsageError
 
 # class name -> (the property that changes, its direction). Image y points down, so a growing angle turns clockwise.
 MOTIONS: dict[str, tuple[str, int]] = {
@@ -337,42 +337,6 @@ def _assign_splits(config: SynthConfig, records: list[dict]) -> None:
 _OUTPUTS = ("videos", "classes.txt", "manifest.jsonl", "synth.json", *(f"{s}.csv" for s in SPLITS))
 
 
-def _prepare_root(root: Path, config: SynthConfig, force: bool) -> bool:
-    """Make ``root`` ready; True when it already holds this exact, finished data set."""
-    state_file = root / "synth.json"
-    if root.exists() and not root.is_dir():
-        raise VideomlError(f"{root}: exists and is not a directory")
-    if state_file.exists():
-        try:
-            state = json.loads(state_file.read_text())
-            # settings added since the set was made count as their defaults
-            same = {**SynthConfig().to_dict(), **state["config"]} == config.to_dict()
-        except (ValueError, KeyError, TypeError):
-            state, same = {}, False
-        if same and not force:
-            return bool(state.get("complete"))
-        if not same and not force:
-            raise VideomlError(f"{root}: holds a synthetic data set made with other settings; "
-                               "use --force to replace it, or choose another --out")
-    elif root.exists() and any(root.iterdir()) and not force:
-        raise VideomlError(f"{root}: directory is not empty and holds no synthetic data set; "
-                           "choose an empty or new --out (or --force to write beside its files)")
-    if force:
-        for name in _OUTPUTS:
-            target = root / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomic(state_file, _json({"config": config.to_dict(), "complete": False}))
-    return False
-
-
-def _json(obj) -> str:
-    return json.dumps(obj, indent=2) + "\n"
-
-
 def _lines(lines: Iterable[str]) -> str:
     return "".join(line + "\n" for line in lines)
 
@@ -386,7 +350,8 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
     """
     root = Path(out)
     dataset = SynthDataset(root, config.classes)
-    if _prepare_root(root, config, force):
+    if claim(root, "synth.json", config.to_dict(), _OUTPUTS, force, "synthetic data set",
+             defaults=SynthConfig().to_dict()):
         return dataset
 
     records = [plan_video(config, i) for i in range(config.videos_per_class * len(config.classes))]
@@ -409,5 +374,5 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
         write_atomic(dataset.split_file(split),
                      _lines(f"{r['path']} {r['label']}" for r in records if r["split"] == split))
     write_atomic(dataset.manifest_file, _lines(json.dumps(r, separators=(",", ":")) for r in records))
-    write_atomic(root / "synth.json", _json({"config": config.to_dict(), "complete": True}))
+    write_atomic(root / "synth.json", to_json({"config": config.to_dict(), "complete": True}))
     return dataset
