@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from videoml.data.datamodule import ClipDataset, ShardSampler, VideoDataModule, decode_index, encode_index
+from videoml.data.datamodule import (ClipDataset, ShardSampler, VideoDataModule, decode_index, encode_index,
+                                     flatten_repeats)
 from videoml.data.datasets import VideoList, labeled_paths
 from videoml.errors import VideomlError
 from videoml.models.registry import model_input
@@ -54,6 +55,50 @@ def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
     assert not torch.equal(a["video"], later["video"])
     padded = dataset[(0 * 8 + 3) * 2 + 1]
     assert padded["weight"] == 0.0 and torch.equal(padded["video"], a["video"])
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_repeated_sampling_gives_every_video_repeat_pair_once_per_epoch_across_ranks(small_synth, world):
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                           batch_size=6, clips_per_video=3, num_workers=0)
+    dataset = data.dataset("train")
+    seen = []
+    for rank in range(world):
+        sampler = ShardSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=0)
+        sampler.set_epoch(4)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=sampler, collate_fn=flatten_repeats)
+        for batch in loader:
+            assert batch["video"].shape[0] == batch["label"].shape[0] <= 6
+            seen += [(int(v), int(r)) for v, r, w in zip(batch["video_index"], batch["repeat"], batch["weight"]) if w]
+    assert sorted(seen) == [(v, r) for v in range(len(dataset)) for r in range(3)]
+
+
+def test_repeated_clips_are_drawn_and_augmented_independently_from_one_decode(small_synth, monkeypatch):
+    videos = labeled_paths(small_synth.split_file("train"))
+    spec = model_input("x3d_tiny").replace(train_scale=(64, 96))
+    single, repeated = (ClipDataset(videos, spec, train=True, clips_per_video=k, flip=True) for k in (1, 4))
+    from videoml.data.decoding.pyav_reader import PyAVReader
+
+    calls = []
+    decode = PyAVReader.get_frames
+    monkeypatch.setattr(PyAVReader, "get_frames", lambda self, *a, **k: calls.append(1) or decode(self, *a, **k))
+    item = repeated[encode_index(2, 5, False, len(repeated))]
+    assert len(calls) == 1  # one decode for the four clips
+    assert item["video"].shape == (4, 3, spec.frames, 64, 64) and item["repeat"].tolist() == [0, 1, 2, 3]
+    assert len({clip.numpy().tobytes() for clip in item["video"]}) == 4
+    assert (item["video_index"] == 5).all() and (item["weight"] == 1).all()
+    first = single[encode_index(2, 5, False, len(single))]  # repeat 0 draws what a single clip draws
+    rng = single.sample_rng(2, 5)
+    assert first["label"] == item["label"][0]
+    difference = (first["video"].float() - item["video"][0].float()).abs().mean()
+    assert difference < 3, difference  # the same clip; scaled from a larger decode unless its size was the largest
+    assert rng.integers(0, 100) == repeated.sample_rng(2, 5, 0).integers(0, 100)
+
+
+def test_batch_size_must_hold_whole_videos(small_synth):
+    with pytest.raises(VideomlError, match="multiple of data.clips_per_video"):
+        VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))}, batch_size=6,
+                        clips_per_video=4)
 
 
 def test_mirrored_and_reversed_clips_take_the_mapped_labels(small_synth):

@@ -10,7 +10,7 @@ from videoml.tf.data import ClipPipeline, training_batches
 def _module(small_synth, **options):
     return VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
                            val={"kind": "labeled_paths", "path": str(small_synth.split_file("val"))},
-                           model="x3d_tiny", batch_size=3, num_workers=0, seed=7, **options)
+                           model="x3d_tiny", num_workers=0, seed=7, **{"batch_size": 3, **options})
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -29,6 +29,20 @@ def test_tensorflow_and_pytorch_see_identical_clips(small_synth, split):
     if split == "train":  # a new epoch reorders and re-augments
         first = next(iter(pipeline.epoch(3)))["video"].numpy()
         assert not np.array_equal(first, pairs[0][1]["video"].numpy())
+
+
+def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth):
+    data = _module(small_synth, batch_size=4, clips_per_video=2)
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(1)
+    pipeline = ClipPipeline(data.dataset("train"), batch_size=4, parallel=2, seed=7)
+    pairs = list(zip(loader, pipeline.epoch(1)))
+    assert len(pairs) == pipeline.steps == -(-2 * len(data.sources["train"]) // 4)
+    for torch_batch, tf_batch in pairs:
+        np.testing.assert_array_equal(tf_batch["video"].numpy(), np.moveaxis(torch_batch["video"].numpy(), -4, -1))
+        for key in ("label", "video_index", "weight"):
+            np.testing.assert_array_equal(tf_batch[key].numpy(), torch_batch[key].numpy())
+    assert pairs[0][0]["video_index"][0] == pairs[0][0]["video_index"][1]  # a video's clips side by side
 
 
 def test_sample_weights_reproduce_the_pytorch_loss_normalisation(small_synth):

@@ -22,7 +22,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source
@@ -74,8 +74,13 @@ def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> l
 
 
 class ClipDataset(Dataset):
-    """Training: one random clip per video (scale jitter, random crop, optional flip and time reversal). Evaluation:
-    one sample per (video, temporal view), each with all its spatial crops.
+    """Training: a random clip per video (scale jitter, random crop, optional flip and time reversal), or
+    ``clips_per_video`` independently drawn and augmented clips from one decode of the video (repeated sampling).
+    Evaluation: one sample per (video, temporal view), each with all its spatial crops.
+
+    With ``clips_per_video`` k > 1 a training item holds the k clips stacked (every value gains a leading k axis;
+    :func:`flatten_repeats` makes a loader's batch of them a batch of clips), each clip drawn from its own generator
+    (seed, epoch, index, repeat): a (video, repeat) pair is one sample, counted once per epoch.
 
     ``flip_labels``: label -> label of the mirrored clip (e.g. move_left -> move_right); labels not in it keep theirs.
     ``reverse_labels``: label -> label of the clip played backwards (e.g. grow -> shrink); only clips whose label is
@@ -84,11 +89,12 @@ class ClipDataset(Dataset):
     def __init__(self, videos: VideoList, spec: InputSpec, train: bool, views: int = 1, crops: int = 1,
                  backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0,
                  flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None,
-                 decode_timeout: float | None = DEFAULT_SECONDS):
+                 decode_timeout: float | None = DEFAULT_SECONDS, clips_per_video: int = 1):
         self.videos, self.spec, self.train = videos, spec, train
         self.decode_timeout = decode_timeout
         self.views = 1 if train else views
         self.crops = crops
+        self.repeats = clips_per_video if train else 1
         self.backend, self.flip, self.seed = backend, flip, seed
         self.flip_labels, self.reverse_labels = flip_labels or {}, reverse_labels or {}
         self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps)
@@ -96,15 +102,15 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views
 
-    def sample_rng(self, epoch: int, index: int) -> np.random.Generator:
-        """The generator a sample's clip position, scale, crop and flips are drawn from, in that order."""
-        return np.random.default_rng([self.seed, epoch, index])
+    def sample_rng(self, epoch: int, index: int, repeat: int = 0) -> np.random.Generator:
+        """The generator a clip's position, scale, crop and flips are drawn from, in that order."""
+        return np.random.default_rng([self.seed, epoch, index, *([repeat] if repeat else [])])
 
     def __getitem__(self, value: int) -> dict:
         epoch, index, padding = decode_index(value, len(self))
         video_index, view = divmod(index, self.views)
         path, label = self.videos.items[video_index]
-        rng = self.sample_rng(epoch, index)
+        rngs = [self.sample_rng(epoch, index, r) for r in range(self.repeats)]
         sample = {"label": label, "video_index": video_index, "view": view, "weight": 0.0 if padding else 1.0,
                   "bad": False, "short": False}
         spec = self.spec
@@ -114,17 +120,34 @@ class ClipDataset(Dataset):
                 if video.num_frames < 2:
                     raise VideoDecodeError(path, "a single picture, not a video")
                 sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
-                if self.train:
-                    indices = random_clip(self.clip, video.timestamps, rng)
-                    size = int(rng.integers(spec.train_scale[0], spec.train_scale[1] + 1))
-                else:
-                    indices = uniform_clips(self.clip, video.timestamps, self.views)[view]
-                    size = spec.eval_scale
-                frames = video.get_frames(indices, size=size)
+                clips = self._read(video, [self._plan(video, rng, view) for rng in rngs])
         except VideoDecodeError as e:
             log.warning("skipping unreadable video: %s", e)
-            frames = torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)
+            clips = [torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)] * self.repeats
             sample.update(weight=0.0, bad=True)
+        samples = [self._augment(frames, dict(sample, repeat=r), rng) for r, (frames, rng) in
+                   enumerate(zip(clips, rngs))]
+        return samples[0] if self.repeats == 1 else _stack(samples)
+
+    def _plan(self, video, rng: np.random.Generator, view: int) -> tuple[np.ndarray, int]:
+        """(frame indices, short side) of one clip."""
+        if self.train:
+            indices = random_clip(self.clip, video.timestamps, rng)
+            return indices, int(rng.integers(self.spec.train_scale[0], self.spec.train_scale[1] + 1))
+        return uniform_clips(self.clip, video.timestamps, self.views)[view], self.spec.eval_scale
+
+    @staticmethod
+    def _read(video, plans: list[tuple[np.ndarray, int]]) -> list[torch.Tensor]:
+        """The clips' frames, decoded in one call (frames shared by several clips once), at the largest of their
+        sizes; smaller ones are scaled down from it."""
+        largest = max(size for _, size in plans)
+        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=largest)
+        clips = torch.split(frames, [len(indices) for indices, _ in plans])
+        return [clip if size == largest else transforms.resize_short_side(clip, size)
+                for clip, (_, size) in zip(clips, plans)]
+
+    def _augment(self, frames: torch.Tensor, sample: dict, rng: np.random.Generator) -> dict:
+        spec = self.spec
         if self.train:
             frames = transforms.random_crop(frames, spec.crop, rng)
             if self.flip and rng.random() < 0.5:
@@ -137,6 +160,21 @@ class ClipDataset(Dataset):
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
         sample["video"] = transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha)
         return sample
+
+
+def _stack(samples: list[dict]) -> dict:
+    """k samples as one item: every value with a leading k axis (SlowFast's pathways each)."""
+    return default_collate(samples)
+
+
+def flatten_repeats(items: list[dict]) -> dict:
+    """Collate items of k stacked clips (B, k, ...) into one batch of B * k clips, a video's clips side by side."""
+    batch = default_collate(items)
+
+    def flat(value):
+        return [flat(v) for v in value] if isinstance(value, list) else value.flatten(0, 1)
+
+    return {key: flat(value) for key, value in batch.items()}
 
 
 def worker_init(_):
@@ -162,6 +200,9 @@ class VideoDataModule(L.LightningDataModule):
         sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
         decode_timeout: seconds one video may take to read; a slower one counts as unreadable (see
             :mod:`videoml.data.decoding.budget`).
+        clips_per_video: training clips drawn, each augmented independently, from one decode of a video (repeated
+            sampling, as PySlowFast's ``AUG.NUM_SAMPLE`` in the MViTv2 recipes): an epoch is k clips of every video,
+            a video's clips in the same batch. ``batch_size`` still counts clips, so it must be a multiple of k.
     """
 
     def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
@@ -170,9 +211,13 @@ class VideoDataModule(L.LightningDataModule):
                  num_workers: NonNegativeInt = 2, backend: str = "pyav", views: PositiveInt = 1,
                  crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
-                 sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS):
+                 sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS,
+                 clips_per_video: PositiveInt = 1):
         super().__init__()
         self.save_hyperparameters()
+        if batch_size % clips_per_video:
+            raise VideomlError(f"data.batch_size ({batch_size}) must be a multiple of data.clips_per_video "
+                               f"({clips_per_video}): a batch holds every clip of its videos")
         self.spec = model_input(model).replace(**(input or {}))
         self.sources = {name: load_source(**cfg) for name, cfg in
                         (("train", train), ("val", val), ("test", test), ("predict", predict)) if cfg}
@@ -196,7 +241,7 @@ class VideoDataModule(L.LightningDataModule):
                            backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed,
                            flip_labels=self.label_map(hp.flip_label_map, "flip_label_map"),
                            reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"),
-                           decode_timeout=hp.decode_timeout)
+                           decode_timeout=hp.decode_timeout, clips_per_video=hp.clips_per_video)
 
     def label_map(self, names: dict[str, str] | None, option: str) -> dict[int, int]:
         """A class-name map as label numbers; unknown names are an error naming them."""
@@ -213,7 +258,8 @@ class VideoDataModule(L.LightningDataModule):
         sampler = ShardSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=self.hparams.seed)
         batch = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
         workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+        return DataLoader(dataset, batch_size=batch // dataset.repeats, sampler=sampler, num_workers=workers,
+                          collate_fn=flatten_repeats if dataset.repeats > 1 else None,
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)
 

@@ -37,7 +37,7 @@ from typing import Iterator
 import numpy as np
 
 from videoml.data.datasets import VideoList, folder, labeled_paths, load_source
-from videoml.data.decoding import load_index, open_video, output_size
+from videoml.data.decoding import load_index, open_video
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.encode import Encoding, TIME_BASE, encode_video
 from videoml.data.outdir import claim, to_json
@@ -157,12 +157,11 @@ def _times(stamps: np.ndarray) -> np.ndarray:
     return ticks * float(TIME_BASE)
 
 
-def _size(config: PrepareConfig, width: int, height: int) -> tuple[int, int] | None:
-    """Output (width, height), None to keep the source's: the short side at most ``short_side``, both even."""
+def _size(config: PrepareConfig, width: int, height: int) -> int | None:
+    """The output's short side (the long side follows, rounded to even), None to keep the source's size: at most
+    ``short_side``, never more than the source's, even."""
     short = min(config.short_side, width, height) // 2 * 2
-    if short == min(width, height) and width % 2 == 0 and height % 2 == 0:
-        return None
-    return output_size(short, width, height)
+    return None if short == min(width, height) and width % 2 == 0 and height % 2 == 0 else short
 
 
 def _frames(video, keep: np.ndarray, size) -> Iterator[np.ndarray]:

@@ -43,6 +43,20 @@ def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
     return torch.stack([frames[:, t:t + size, left:left + size] for t, left in offsets])
 
 
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, H, W, C) uint8 frames scaled to short side ``size`` (the long side as the decoder would make it, see
+    :func:`~videoml.data.decoding.output_size`), bilinear with antialiasing, as FFmpeg's scaler filters when it
+    shrinks. For clips decoded once at a larger size (repeated sampling)."""
+    from videoml.data.decoding import output_size
+
+    width, height = output_size(size, frames.shape[2], frames.shape[1])
+    if (height, width) == tuple(frames.shape[1:3]):
+        return frames
+    scaled = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=(height, width),
+                                             mode="bilinear", antialias=True, align_corners=False)
+    return scaled.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
 def horizontal_flip(frames: torch.Tensor) -> torch.Tensor:
     return frames.flip(-2)
 

@@ -8,6 +8,10 @@ channels-last: (T, H, W, 3) for training, (crops, T, H, W, 3) for evaluation, ui
 prefetches; normalisation happens on the device, in the model (:class:`videoml.tf.layers.Normalize`), as on the
 PyTorch side.
 
+With ``clips_per_video`` k > 1 (repeated sampling) an element holds a video's k clips and is unbatched into k
+clips before batching, so a batch is the same clips in the same order as on the PyTorch side
+(:func:`~videoml.data.datamodule.flatten_repeats`).
+
 A MirroredStrategy splits each global batch between its replicas, so the data order does not depend on the number
 of devices.
 """
@@ -32,8 +36,13 @@ class ClipPipeline:
         self._lock = threading.Lock()
 
     @property
+    def samples(self) -> int:
+        """Clips in an epoch: every (video, view) or (video, repeat) once."""
+        return len(self.clips) * self.clips.repeats
+
+    @property
     def steps(self) -> int:
-        return -(-len(self.clips) // self.batch_size)
+        return -(-self.samples // self.batch_size)
 
     def order(self, epoch: int) -> list[int]:
         """The sample values (index, epoch and padding flag, see ``encode_index``) of one epoch, in order."""
@@ -41,12 +50,12 @@ class ClipPipeline:
 
     def _load(self, value):
         sample = self.clips[int(value)]
-        if sample["bad"]:
+        if np.any(np.asarray(sample["bad"])):
             with self._lock:
-                self.bad.add(int(sample["video_index"]))
+                self.bad.update(np.atleast_1d(np.asarray(sample["video_index"])).tolist())
         video = np.ascontiguousarray(np.moveaxis(sample["video"].numpy(), -4, -1))  # (..., C, T, H, W) -> (..., C)
-        return (video, np.int32(sample["label"]), np.float32(sample["weight"]), np.int32(sample["video_index"]),
-                np.bool_(sample["bad"]))
+        return (video, *(np.asarray(sample[key], dtype) for key, dtype in
+                         (("label", np.int32), ("weight", np.float32), ("video_index", np.int32), ("bad", np.bool_))))
 
     def epoch(self, epoch: int = 0) -> tf.data.Dataset:
         """Batches of dicts: ``video`` (uint8, channels-last), ``label``, ``weight``, ``video_index``, ``bad``."""
@@ -54,16 +63,20 @@ class ClipPipeline:
         shape = (spec.frames, spec.crop, spec.crop, 3)
         if not self.clips.train:
             shape = (self.clips.crops, *shape)
+        repeats = self.clips.repeats
+        per_item = (repeats,) if repeats > 1 else ()
 
         def load(value):
             video, label, weight, index, bad = tf.numpy_function(
                 self._load, [value], (tf.uint8, tf.int32, tf.float32, tf.int32, tf.bool), stateful=False)
-            video.set_shape(shape)
-            return {"video": video, "label": tf.reshape(label, ()), "weight": tf.reshape(weight, ()),
-                    "video_index": tf.reshape(index, ()), "bad": tf.reshape(bad, ())}
+            video.set_shape((*per_item, *shape))
+            return {"video": video, "label": tf.reshape(label, per_item), "weight": tf.reshape(weight, per_item),
+                    "video_index": tf.reshape(index, per_item), "bad": tf.reshape(bad, per_item)}
 
         data = tf.data.Dataset.from_tensor_slices(np.asarray(self.order(epoch), dtype=np.int64))
         data = data.map(load, num_parallel_calls=self.parallel, deterministic=True)
+        if repeats > 1:
+            data = data.unbatch()
         return data.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
 

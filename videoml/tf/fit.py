@@ -246,8 +246,9 @@ def fit(config: dict, options: FitOptions) -> dict:
         row = {"epoch": epoch, "step": int(model.optimizer.iterations.numpy()),
                "train/loss": float(history.history["loss"][-1]), "train/top1": float(history.history["top1"][-1]),
                "train/lr": float(schedule(max(int(model.optimizer.iterations.numpy()) - 1, 0))),
-               "train/clips": float(len(train.clips) - len(train.bad)), "train/bad_videos": float(len(train.bad)),
-               "throughput/clips_per_s": len(train.clips) / seconds}
+               "train/clips": float(train.samples - len(train.bad) * train.clips.repeats),
+               "train/bad_videos": float(len(train.bad)),
+               "throughput/clips_per_s": train.samples / seconds}
         report_bad_videos(sorted(train.bad), train.clips.videos, max_bad, epoch)
         if "val" in evaluation and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs):
             scores = evaluate(forward, evaluation["val"])
