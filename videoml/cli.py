@@ -170,7 +170,8 @@ def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="re-encode a data set into a format that is cheap to train from",
                        description="Re-encode every video of SRC (a fit config's data sources, a labeled-paths "
                                    "file, a folder with train/val/test.csv, or a <class>/<video> folder) into DST: "
-                                   "short side scaled down, short fixed GOPs, no B-frames, no audio; split files "
+                                   "short side scaled down, short fixed GOPs, unreferenced B-frames, no deblocking, "
+                                   "no audio; split files "
                                    "rewritten to the new paths, frame indices cached. Resumable: run it again to "
                                    "go on after a kill. Exit status 3 when some sources could not be prepared "
                                    "(listed in DST/bad.txt), 1 when more than --max-bad-fraction.")
@@ -185,7 +186,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--bframes", type=_non_negative_int, default=d.bframes, help="(default: %(default)s)")
     p.add_argument("--crf", type=int, default=d.crf, help="H.264 constant quality, 0 lossless..51 (default: %(default)s)")
     p.add_argument("--preset", default=d.preset, help="x264 preset (default: %(default)s)")
-    p.add_argument("--tune", default=d.tune, help="x264 tune, e.g. fastdecode (default: none)")
+    p.add_argument("--tune", default=d.tune, help="x264 tune; 'none' for none (default: %(default)s)")
     p.add_argument("--num-workers", type=_positive_int, default=min(os.cpu_count() or 1, 8),
                    help="videos encoded in parallel (default: %(default)s)")
     p.add_argument("--timeout", type=_positive_float, default=DEFAULT_SECONDS, metavar="SECONDS",
@@ -200,7 +201,7 @@ def _run_prepare(args) -> int:
     from videoml.data.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(short_side=args.short_side, max_fps=args.max_fps, gop=args.gop, bframes=args.bframes,
-                           crf=args.crf, preset=args.preset, tune=args.tune)
+                           crf=args.crf, preset=args.preset, tune=None if args.tune == "none" else args.tune)
     summary = prepare(args.src, args.dst, config, num_workers=args.num_workers, timeout=args.timeout,
                       max_bad_fraction=args.max_bad_fraction, force=args.force, progress=sys.stderr.isatty())
     for record in summary.bad:
@@ -313,6 +314,10 @@ def _add_bench_decode(sub) -> None:
                    help="skip the PyTorchVideo EncodedVideo baseline")
     p.add_argument("--no-real", dest="real", action="store_false",
                    help="skip the scenario on the conformance corpus's real files")
+    p.add_argument("--no-training", dest="training", action="store_false",
+                   help="skip the training-sample scenario (original vs prepared data)")
+    p.add_argument("--train-gops", type=lambda s: tuple(int(v) for v in s.split(",")), default=d.train_gops,
+                   help="key frame intervals of the prepared data compared (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_bench_decode)
 
@@ -325,7 +330,8 @@ def _run_bench_decode(args) -> int:
         raise UsageError(f"unknown backends {unknown} (known: pyav, decord, torchcodec)")
     bench = DecodeBench(data=args.data, out=args.out, backends=args.backends, frames=args.frames, stride=args.stride,
                         views=args.views, clips=args.clips, repeats=args.repeats, memory_reads=args.memory_reads,
-                        pytorchvideo=args.pytorchvideo, real=args.real, seed=args.seed)
+                        pytorchvideo=args.pytorchvideo, real=args.real, training=args.training,
+                        train_gops=args.train_gops, seed=args.seed)
     return _run_bench(bench, "decode")
 
 

@@ -54,7 +54,7 @@ def test_prepared_videos_keep_every_frame_in_place_and_decode_cheaply(small_synt
     lines = [f"{small_synth.root / line}" for line in small_synth.split_file("train").read_text().splitlines()[:4]]
     listing.write_text("".join(f"{line}\n" for line in lines) + f"{rotated} 0\n{open_gop} 1\n")
     (tmp_path / "classes.txt").write_text(small_synth.classes_file.read_text())
-    summary = prepare(listing, tmp_path / "out", PrepareConfig(short_side=64, gop=4, crf=8), num_workers=2)
+    summary = prepare(listing, tmp_path / "out", PrepareConfig(short_side=64, gop=4, bframes=0, crf=8), num_workers=2)
     assert not summary.bad and summary.splits == {"train": 6}
     prepared = labeled_paths(tmp_path / "out" / "train.csv")
     assert [label for _, label in prepared.items] == [label for _, label in labeled_paths(listing).items]
@@ -142,7 +142,7 @@ def test_too_many_bad_sources_fail_the_run_after_writing_what_it_could(small_syn
 def test_every_backend_reads_prepared_files_exactly_as_ffmpeg_decodes_them(traits, corpus, tmp_path):
     listing = tmp_path / "all.csv"
     listing.write_text("".join(f"{path} 0\n" for path in [*traits.values(), *corpus.values()]))
-    prepare(listing, tmp_path / "out", PrepareConfig(short_side=40, gop=6), num_workers=2)
+    prepare(listing, tmp_path / "out", PrepareConfig(short_side=40), num_workers=2)  # the defaults: B-frames too
     records = tmp_path / "verdicts.jsonl"
     result = videoml("data", "conformance", str(tmp_path / "out" / "videos"), "--jsonl", str(records))
     verdicts = [json.loads(line) for line in records.read_text().splitlines()]

@@ -14,6 +14,8 @@ Scenarios, all single-threaded (decoder threads 1, torch threads 1), on H.264 fi
 - ``test_views``: ``views`` uniform clips of one video (multi-view testing), ours in one call, PyTorchVideo one
   ``get_clip`` per view.
 - ``memory``: resident memory growth over many open-read-close cycles across files, after a warm-up.
+- ``train_clip``: CPU time per training sample on original and prepared data, 1-4 clips per decoded video
+  (:mod:`videoml.bench.train_clips`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ import numpy as np
 import torch
 
 from videoml.bench.common import make_videos, write as write_results
+from videoml.bench import train_clips
 from videoml.data.decoding import backend_available, load_index, open_video
+from videoml.data.prepare import PrepareConfig
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
 from videoml.data.synth import SynthConfig
 from videoml.environment import environment
@@ -52,6 +56,8 @@ class DecodeBench:
     short_seconds: int = 10  # the many short videos (24 of them)
     long_seconds: int = 600  # the long video
     real: bool = True  # the random_clip_real scenario (fetches the conformance corpus once)
+    training: bool = True  # the train_clip scenario
+    train_gops: tuple[int, ...] = (PrepareConfig().gop,)  # key frame intervals of the prepared data it compares
     seed: int = 0
 
     def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:
@@ -230,6 +236,8 @@ def run(bench: DecodeBench) -> dict:
         rows.append({"scenario": "memory", "backend": backend, "reads": len(cycle) - warmup,
                      "rss_growth_mb": round(_rss_mb() - before, 1), "rss_mb": round(_rss_mb(), 1)})
 
+    if bench.training:
+        rows += train_clips.rows(bench.data, bench.train_gops, bench.repeats, bench.seed)
     return {"config": asdict(bench), "environment": environment(), "rows": rows}
 
 
@@ -238,6 +246,8 @@ def table(results: dict) -> str:
     lines = ["| scenario | backend | throughput | ms median [IQR] | vs ceiling | vs PyTorchVideo | memory |",
              "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
+        if r["scenario"] == "train_clip":
+            continue
         if r["scenario"] == "memory":
             lines.append(f"| memory ({r['reads']} reads) | {r['backend']} | | | | | "
                          f"{r['rss_growth_mb']:+.1f} MB (RSS {r['rss_mb']:.0f} MB) |")
@@ -250,6 +260,10 @@ def table(results: dict) -> str:
         ptv = f"{r['speedup_vs_pytorchvideo']:.1f}x" if "speedup_vs_pytorchvideo" in r else ""
         lines.append(f"| {r['scenario']} | {r['backend']} | {rate:g} {unit}/s | {median:g} [{iqr}] | {ceiling} | "
                      f"{ptv} | |")
+    training = [r for r in results["rows"] if r["scenario"] == "train_clip"]
+    if training:
+        lines += ["", "Training samples (open, decode, scale, crop; one thread, CPU time):", "",
+                  train_clips.table(training)]
     return "\n".join(lines)
 
 

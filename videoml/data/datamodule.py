@@ -120,13 +120,15 @@ class ClipDataset(Dataset):
                 if video.num_frames < 2:
                     raise VideoDecodeError(path, "a single picture, not a video")
                 sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
-                clips = self._read(video, [self._plan(video, rng, view) for rng in rngs])
+                plans = [self._plan(video, rng, view) for rng in rngs]
+                clips = self._read(video, plans)
         except VideoDecodeError as e:
             log.warning("skipping unreadable video: %s", e)
+            plans = [(None, spec.crop)] * self.repeats
             clips = [torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)] * self.repeats
             sample.update(weight=0.0, bad=True)
-        samples = [self._augment(frames, dict(sample, repeat=r), rng) for r, (frames, rng) in
-                   enumerate(zip(clips, rngs))]
+        samples = [self._augment(frames, dict(sample, repeat=r), rng, size) for r, (frames, rng, (_, size)) in
+                   enumerate(zip(clips, rngs, plans))]
         return samples[0] if self.repeats == 1 else _stack(samples)
 
     def _plan(self, video, rng: np.random.Generator, view: int) -> tuple[np.ndarray, int]:
@@ -136,20 +138,23 @@ class ClipDataset(Dataset):
             return indices, int(rng.integers(self.spec.train_scale[0], self.spec.train_scale[1] + 1))
         return uniform_clips(self.clip, video.timestamps, self.views)[view], self.spec.eval_scale
 
-    @staticmethod
-    def _read(video, plans: list[tuple[np.ndarray, int]]) -> list[torch.Tensor]:
-        """The clips' frames, decoded in one call (frames shared by several clips once), at the largest of their
-        sizes; smaller ones are scaled down from it."""
-        largest = max(size for _, size in plans)
-        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=largest)
-        clips = torch.split(frames, [len(indices) for indices, _ in plans])
-        return [clip if size == largest else transforms.resize_short_side(clip, size)
-                for clip, (_, size) in zip(clips, plans)]
+    def _read(self, video, plans: list[tuple[np.ndarray, int]]) -> list[torch.Tensor]:
+        """The clips' frames, decoded in one call (frames shared by several clips once).
 
-    def _augment(self, frames: torch.Tensor, sample: dict, rng: np.random.Generator) -> dict:
+        Evaluation frames come scaled by the decoder, as ``videoml infer`` reads them. Training frames come as stored
+        (the decoder scales only pictures over twice the largest size needed): :meth:`_augment` scales just the
+        crop (``videoml bench decode``, train_clip, has the measurements behind this)."""
+        if not self.train:
+            return [video.get_frames(indices, size=size) for indices, size in plans]
+        largest = max(size for _, size in plans)
+        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]),
+                                  size=None if min(video.width, video.height) <= 2 * largest else largest)
+        return list(torch.split(frames, [len(indices) for indices, _ in plans]))
+
+    def _augment(self, frames: torch.Tensor, sample: dict, rng: np.random.Generator, size: int) -> dict:
         spec = self.spec
         if self.train:
-            frames = transforms.random_crop(frames, spec.crop, rng)
+            frames = transforms.scaled_random_crop(frames, size, spec.crop, rng)
             if self.flip and rng.random() < 0.5:
                 frames = transforms.horizontal_flip(frames)
                 sample["label"] = self.flip_labels.get(sample["label"], sample["label"])

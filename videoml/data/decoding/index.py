@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -231,6 +232,35 @@ def default_cache_dir() -> Path:
     return Path(base) / "videoml"
 
 
+class _Recent:
+    """The indices this process used last, by file and stamp, up to a number of frames in all: a training worker
+    opens the same videos every epoch, and reading an entry back costs more than opening the video."""
+
+    def __init__(self, max_frames: int):
+        self.max_frames, self.frames = max_frames, 0
+        self.entries: OrderedDict[tuple, FrameIndex] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> FrameIndex | None:
+        with self.lock:
+            index = self.entries.get(key)
+            if index is not None:
+                self.entries.move_to_end(key)
+            return index
+
+    def put(self, key: tuple, index: FrameIndex) -> FrameIndex:
+        with self.lock:
+            if key not in self.entries:
+                self.entries[key] = index
+                self.frames += index.num_frames
+            while self.frames > self.max_frames and len(self.entries) > 1:
+                self.frames -= self.entries.popitem(last=False)[1].num_frames
+        return index
+
+
+_RECENT = _Recent(max_frames=1_000_000)  # some 30 MB of indices
+
+
 def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bool = None) -> FrameIndex:
     """The file's index, from the cache when it is still valid. ``cache_dir=False`` turns the cache off."""
     st = check_file(path)
@@ -240,13 +270,17 @@ def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bo
     stamp = {"version": _VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
              "inode": st.st_ino, "device": st.st_dev}
     entry = Path(cache_dir or default_cache_dir()) / "index" / (hashlib.sha1(os.fsencode(real)).hexdigest() + ".npz")
+    key = (str(entry), *stamp.values())
+    recent = _RECENT.get(key)
+    if recent is not None:
+        return recent
     try:
         with _NPY_HEADERS, np.load(entry) as arrays:
             if json.loads(str(arrays["stamp"])) == stamp:
-                return FrameIndex.from_arrays(arrays)
+                return _RECENT.put(key, FrameIndex.from_arrays(arrays))
     except (OSError, ValueError, KeyError):
         pass  # no entry, or a stale or damaged one: rebuild
-    index = build_index(path)
+    index = _RECENT.put(key, build_index(path))
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npz")

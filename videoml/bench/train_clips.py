@@ -1,0 +1,119 @@
+"""The ``train_clip`` scenario of ``videoml bench decode``: CPU time per training clip, original vs prepared data.
+
+One training sample is what :class:`~videoml.data.datamodule.ClipDataset` does in a loader worker: open the video,
+decode the clip's frames (from the key frame before them), scale, crop. Measured as process CPU time (one thread),
+after a first untimed pass over the videos (frame indices built and cached, as from a training run's second epoch
+on), for the original encodings and their ``videoml data prepare`` versions, with 1, 2 and 4 clips per decoded video
+(``data.clips_per_video``). The same clips are drawn from both (a prepared video keeps its source's frame numbers).
+
+Data sets (made once under the benchmark's data folder):
+
+- ``synth``: the demo's own encoding (``videoml data synth`` defaults: 128x128, 48 frames at 16 fps, GOP 16,
+  B-frames), trained with x3d_tiny;
+- ``kinetics_like``: 10-s H.264 at 30 fps, GOP 250 with B-frames (YouTube-like: a key frame every ~8 s), half at
+  340x256 (Kinetics' smallest common size) and half at 640x360, trained with X3D-S (13 frames, stride 6).
+
+Prepared with the default settings except the short side, set to the model's largest training scale (no larger
+picture is ever needed), and with each key frame interval in ``train_gops``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videoml.bench.common import make_videos
+from videoml.data.datamodule import ClipDataset, encode_index
+from videoml.data.datasets import VideoList
+from videoml.data.prepare import PrepareConfig, prepare
+from videoml.data.synth import SynthConfig
+from videoml.models.registry import model_input
+
+REPEATS = (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    name: str
+    model: str
+    parts: tuple[SynthConfig, ...]
+
+
+def train_sets(seed: int = 0) -> list[TrainSet]:
+    kinetics = dict(classes=("move_right", "grow", "move_up"), videos_per_class=2, frames=300, fps="30", gop=250,
+                    bframes=3, seed=seed)
+    return [TrainSet("synth", "x3d_tiny", (SynthConfig(videos_per_class=8, seed=seed),)),
+            TrainSet("kinetics_like", "x3d_s", (SynthConfig(width=340, height=256, **kinetics),
+                                                 SynthConfig(width=640, height=360, **kinetics)))]
+
+
+def _videos(root: Path, paths: list[Path]) -> VideoList:
+    return VideoList(tuple((p, 0) for p in paths), ("any",), str(root))
+
+
+def _original(data: Path, train: TrainSet) -> list[Path]:
+    paths = []
+    for part in train.parts:
+        paths += make_videos(data / f"train-{train.name}-{part.width}x{part.height}", part)
+    return paths
+
+
+def _prepared(data: Path, train: TrainSet, originals: list[Path], gop: int) -> tuple[list[Path], PrepareConfig]:
+    config = PrepareConfig(short_side=model_input(train.model).train_scale[1], gop=gop)
+    listing = data / f"train-{train.name}.csv"
+    listing.write_text("".join(f"{p.resolve()} 0\n" for p in originals))
+    root = data / f"train-{train.name}-prepared-s{config.short_side}-g{gop}"
+    summary = prepare(listing, root, config, num_workers=2)
+    return [root / r["path"] for r in summary.records], config
+
+
+def _cpu_seconds(dataset: ClipDataset, epoch: int) -> float:
+    """Process CPU seconds per clip for one pass over the data set."""
+    n = len(dataset)
+    start = time.process_time()
+    for i in range(n):
+        dataset[encode_index(epoch, i, False, n)]
+    return (time.process_time() - start) / (n * dataset.repeats)
+
+
+def rows(data: str | Path, gops: tuple[int, ...], rounds: int, seed: int = 0) -> list[dict]:
+    """One row per data set x encoding x clips per video, with the ratio to the original at one clip per video."""
+    data = Path(data)
+    out = []
+    for train in train_sets(seed):
+        spec = model_input(train.model)
+        originals = _original(data, train)
+        encodings = {"original": (originals, None)}
+        for gop in gops:
+            paths, config = _prepared(data, train, originals, gop)
+            encodings[f"prepared, short side {config.short_side}, GOP {gop}"] = (paths, config)
+        datasets = {(name, k): ClipDataset(_videos(data, paths), spec, train=True, clips_per_video=k, seed=seed)
+                    for name, (paths, _) in encodings.items() for k in REPEATS}
+        for dataset in datasets.values():
+            _cpu_seconds(dataset, 0)  # untimed: indices built and cached
+        times = {key: [] for key in datasets}
+        for r in range(rounds):  # interleaved, so that a drifting machine shifts every cell alike
+            for key, dataset in datasets.items():
+                times[key].append(_cpu_seconds(dataset, r + 1))
+        base = float(np.median(times[("original", 1)]))
+        for (name, k), values in times.items():
+            paths = encodings[name][0]
+            seconds = float(np.median(values))
+            out.append({"scenario": "train_clip", "backend": "pyav", "data": train.name, "model": train.model,
+                        "encoding": name, "clips_per_video": k, "cpu_ms_per_clip": round(1000 * seconds, 3),
+                        "clips_per_cpu_s": round(1 / seconds, 1), "ratio_to_original": round(base / seconds, 2),
+                        "bytes": sum(p.stat().st_size for p in paths), "videos": len(paths)})
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| data (model) | encoding | clips per video | CPU ms per clip | clips per CPU-s | vs original, 1 clip "
+             "| size |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['data']} ({r['model']}) | {r['encoding']} | {r['clips_per_video']} | "
+                     f"{r['cpu_ms_per_clip']:g} | {r['clips_per_cpu_s']:g} | {r['ratio_to_original']:.2f}x | "
+                     f"{r['bytes'] / 2**20:.1f} MiB |")
+    return "\n".join(lines)
