@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Synthetic motion videos -> train x3d_tiny from scratch (CPU) -> test the best checkpoint.
+# Synthetic motion videos -> prepared for training -> train x3d_tiny from scratch (CPU) -> test the best checkpoint.
 demo: $(STAMP)
 	$(VENV)/bin/videoml data synth --out data/synth --videos-per-class 100
+	$(VENV)/bin/videoml data prepare data/synth data/synth-prepared --short-side 88
 	$(VENV)/bin/videoml fit --config configs/synth_x3d_tiny.yaml
 
 # pytest exits 5 when it collects no test: an empty selection is not a failure.
@@ -24,4 +25,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
-	rm -rf $(VENV) data/synth runs
+	rm -rf $(VENV) data/synth data/synth-prepared runs

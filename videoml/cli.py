@@ -316,8 +316,6 @@ def _add_bench_decode(sub) -> None:
                    help="skip the scenario on the conformance corpus's real files")
     p.add_argument("--no-training", dest="training", action="store_false",
                    help="skip the training-sample scenario (original vs prepared data)")
-    p.add_argument("--train-gops", type=lambda s: tuple(int(v) for v in s.split(",")), default=d.train_gops,
-                   help="key frame intervals of the prepared data compared (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_bench_decode)
 
@@ -330,8 +328,7 @@ def _run_bench_decode(args) -> int:
         raise UsageError(f"unknown backends {unknown} (known: pyav, decord, torchcodec)")
     bench = DecodeBench(data=args.data, out=args.out, backends=args.backends, frames=args.frames, stride=args.stride,
                         views=args.views, clips=args.clips, repeats=args.repeats, memory_reads=args.memory_reads,
-                        pytorchvideo=args.pytorchvideo, real=args.real, training=args.training,
-                        train_gops=args.train_gops, seed=args.seed)
+                        pytorchvideo=args.pytorchvideo, real=args.real, training=args.training, seed=args.seed)
     return _run_bench(bench, "decode")
 
 

@@ -11,11 +11,19 @@ from videoml.bench.decode import DecodeBench, run, table, write
 @pytest.mark.slow
 def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
     bench = DecodeBench(data=str(tmp_path / "data"), out=str(tmp_path / "out"), backends=("pyav", "decord"),
-                        clips=3, repeats=1, views=3, memory_reads=10, short_seconds=2, long_seconds=4)
+                        clips=3, repeats=1, views=3, memory_reads=10, short_seconds=2, long_seconds=4,
+                        train_videos_per_class=2, train_seconds=2)
     results = run(bench)
     out = write(results, bench.out)
 
-    rows = results["rows"]
+    training = [r for r in results["rows"] if r["scenario"] == "train_clip"]
+    rows = [r for r in results["rows"] if r["scenario"] != "train_clip"]
+    encodings = ("original", "prepared", "prepared, no B-frames", "prepared, no fastdecode", "prepared, all key frames")
+    assert [(r["data"], r["encoding"], r["clips_per_video"]) for r in training] == [
+        (d, e, k) for d in ("synth", "kinetics_like") for e in encodings for k in (1, 2, 4)]
+    assert all(r["cpu_ms_per_clip"] > 0 and r["bytes"] > 0 for r in training)
+    assert [r["ratio_to_original"] for r in training if r["encoding"] == "original" and r["clips_per_video"] == 1] \
+        == [1.0, 1.0]
     real = shutil.which("ffmpeg") and shutil.which("apt-get")  # the corpus's real files (tests/data/test_conformance)
     clip_scenarios = ("random_clip", "random_clip_long") + (("random_clip_real",) if real else ())
     expected = {(s, b) for s in clip_scenarios + ("open_random_clip", "test_views", "memory")
@@ -38,7 +46,7 @@ def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
     assert json.loads((out / "decode.json").read_text()) == json.loads(json.dumps(results))
     assert results["environment"]["torch"] and results["config"]["clips"] == 3
     markdown = (out / "decode.md").read_text().splitlines()
-    assert len(markdown) == 2 + len(rows) and markdown == table(results).splitlines()
+    assert len(markdown) == 2 + len(rows) + 5 + len(training) and markdown == table(results).splitlines()
 
 
 def test_bench_decode_rejects_unknown_backends(tmp_path):

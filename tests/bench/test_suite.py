@@ -60,6 +60,27 @@ def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
     assert same.returncode == 0 and same.stdout.count("| 1.00x | within noise |") == 8
 
 
+@pytest.mark.slow
+def test_suite_data_cells_compare_prepared_videos_and_repeated_clips_against_the_step(tmp_path):
+    out = tmp_path / "out"
+    config = _config(tmp_path, frameworks={"torch": ["cl3d"]}, batch_sizes=[4], stages=["train_step", "decode",
+                     "pipeline"], encodings=["original", "prepared"], clips_per_video=[1, 2])
+    result = videoml("bench", "suite", str(config), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["name"]: r for r in json.loads((out / "suite.json").read_text())["rows"]}
+    data = ("", "-k2", "-prepared", "-prepared-k2")
+    assert set(rows) == {"model-torch-x3d_tiny-cl3d-train_step-b4", *(f"decode-x3d_tiny-pyav{d}" for d in data),
+                         *(f"pipeline-torch-x3d_tiny-cl3d-b4-w1{d}" for d in data)}
+    for d in data:
+        assert rows[f"decode-x3d_tiny-pyav{d}"]["cpu_ms_per_clip"] > 0
+        pipeline = rows[f"pipeline-torch-x3d_tiny-cl3d-b4-w1{d}"]
+        assert 0 < pipeline["pipeline_to_step"] == pytest.approx(
+            pipeline["clips_per_s"] / rows["model-torch-x3d_tiny-cl3d-train_step-b4"]["clips_per_s"])
+    prepared = json.loads((tmp_path / "videos" / "suite-12x10s-prepared-s88" / "prepare.json").read_text())
+    assert prepared["complete"] and prepared["videos"] == 8 and prepared["config"]["settings"]["short_side"] == 88
+    assert "prepared data, 2 clips/video" in (out / "table.md").read_text()
+
+
 def _runs(folder, rates):
     (folder / "runs").mkdir(parents=True)
     for name, seconds in rates.items():

@@ -95,6 +95,28 @@ def test_repeated_clips_are_drawn_and_augmented_independently_from_one_decode(sm
     assert rng.integers(0, 100) == repeated.sample_rng(2, 5, 0).integers(0, 100)
 
 
+@pytest.mark.parametrize("megabytes", [64, 1])  # all videos kept; or one at a time, the others evicted
+def test_decoded_videos_kept_in_memory_give_the_same_clips_without_reopening_files(small_synth, monkeypatch,
+                                                                                   megabytes):
+    import videoml.data.datamodule as datamodule
+
+    videos = labeled_paths(small_synth.split_file("train"))
+    spec = model_input("x3d_tiny")
+    plain = ClipDataset(videos, spec, train=True, clips_per_video=2, flip=True)
+    cached = ClipDataset(videos, spec, train=True, clips_per_video=2, flip=True, decoded_cache_mb=megabytes)
+    opened = []
+    original = datamodule.open_video
+    monkeypatch.setattr(datamodule, "open_video", lambda *a, **k: opened.append(a[0]) or original(*a, **k))
+    n = len(videos)
+    for epoch in range(3):
+        for i in range(n):
+            a, b = plain[encode_index(epoch, i, False, n)], cached[encode_index(epoch, i, False, n)]
+            assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+    reopened = len(opened) - 3 * n - n  # the plain data set opens every video every epoch; the cache once each
+    assert reopened == (0 if megabytes == 64 else 2 * n)
+    assert cached.cache.bytes <= megabytes * 2**20
+
+
 def test_batch_size_must_hold_whole_videos(small_synth):
     with pytest.raises(VideomlError, match="multiple of data.clips_per_video"):
         VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))}, batch_size=6,

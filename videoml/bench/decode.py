@@ -34,7 +34,6 @@ import torch
 from videoml.bench.common import make_videos, write as write_results
 from videoml.bench import train_clips
 from videoml.data.decoding import backend_available, load_index, open_video
-from videoml.data.prepare import PrepareConfig
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
 from videoml.data.synth import SynthConfig
 from videoml.environment import environment
@@ -57,7 +56,8 @@ class DecodeBench:
     long_seconds: int = 600  # the long video
     real: bool = True  # the random_clip_real scenario (fetches the conformance corpus once)
     training: bool = True  # the train_clip scenario
-    train_gops: tuple[int, ...] = (PrepareConfig().gop,)  # key frame intervals of the prepared data it compares
+    train_videos_per_class: int = 8  # its synthetic set: 6 classes x this; the Kinetics-like set a quarter of it
+    train_seconds: int = 10  # the Kinetics-like videos' length
     seed: int = 0
 
     def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:
@@ -237,7 +237,8 @@ def run(bench: DecodeBench) -> dict:
                      "rss_growth_mb": round(_rss_mb() - before, 1), "rss_mb": round(_rss_mb(), 1)})
 
     if bench.training:
-        rows += train_clips.rows(bench.data, bench.train_gops, bench.repeats, bench.seed)
+        rows += train_clips.rows(bench.data, bench.repeats, bench.train_videos_per_class, bench.train_seconds,
+                                 bench.seed)
     return {"config": asdict(bench), "environment": environment(), "rows": rows}
 
 

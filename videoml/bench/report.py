@@ -45,11 +45,18 @@ def summarize_suite(folder: Path, config: dict, ceilings: dict) -> dict:
             row["frames_decoded_per_clip"] = run["ceiling"]["frames_decoded_per_clip"]
         if "data_wait" in run:
             row["data_wait"] = run["data_wait"]
+        if "cpu_ms_per_clip" in run:
+            row["cpu_ms_per_clip"] = run["cpu_ms_per_clip"]
         if run.get("peak_memory_mb") is not None:
             row["peak_memory_mb"] = run["peak_memory_mb"]
         if run.get("operators"):
             row["operators"] = run["operators"]
         rows.append(row)
+    for row in rows:  # end to end against the same train step alone: what the data path leaves of the model's speed
+        step = row["kind"] == "pipeline" and _best(rows, kind="model", stage="train_step", model=row["model"],
+                                                   framework=row["framework"], batch_size=row["batch_size"])
+        if step:
+            row["pipeline_to_step"] = row["clips_per_s"] / step["clips_per_s"]
     summary = {"config": config, "ceilings": ceilings, "rows": rows}
     summary["notes"] = diagnose(summary)
     return summary
@@ -149,6 +156,27 @@ def _cell(row: dict | None) -> str:
     return f"{row['clips_per_s']:.1f} ± {(high - low) / 2:.1f}"
 
 
+def _data_detail(row: dict) -> str:
+    detail = {"decode": row.get("backend"), "pipeline": f"{row.get('framework')} {row.get('mode')}, "
+                                                        f"{row.get('workers')} workers"}.get(row["kind"], "")
+    if row.get("data", "original") != "original" or row.get("clips_per_video", 1) != 1:
+        detail += f", {row.get('data', 'original')} data, {row.get('clips_per_video', 1)} clips/video"
+    return detail
+
+
+def _data_limit(row: dict) -> str:
+    parts = []
+    if "decode_ceiling_fraction" in row:
+        parts.append(f"{row['decode_ceiling_fraction']:.0%} of FFmpeg ({row['decode_ceiling_clips_per_s']:.1f})")
+    if "cpu_ms_per_clip" in row:
+        parts.append(f"{row['cpu_ms_per_clip']:.2f} CPU ms/clip")
+    if "data_wait" in row:
+        parts.append(f"waits for data {row['data_wait']:.0%}")
+    if "pipeline_to_step" in row:
+        parts.append(f"{row['pipeline_to_step']:.2f} of the train step alone")
+    return "; ".join(parts)
+
+
 def table(summary: dict) -> str:
     """The seed's shape: rows = framework / mode, columns = models, clips/s ± half the 95 % interval; one table
     per stage and batch size, then the data stages, the ceilings and the notes."""
@@ -172,14 +200,8 @@ def table(summary: dict) -> str:
     if data_rows:
         lines += ["## data stages", "", "| stage | model | detail | clips/s | ms/clip | limit |", "|---|---|---|---|---|---|"]
         for r in data_rows:
-            detail = {"decode": r.get("backend"), "pipeline": f"{r.get('framework')} {r.get('mode')}, "
-                                                              f"{r.get('workers')} workers"}.get(r["kind"], "")
-            limit = ""
-            if "decode_ceiling_fraction" in r:
-                limit = f"{r['decode_ceiling_fraction']:.0%} of FFmpeg ({r['decode_ceiling_clips_per_s']:.1f})"
-            elif "data_wait" in r:
-                limit = f"waits for data {r['data_wait']:.0%}"
-            lines.append(f"| {r['kind']} | {r['model']} | {detail} | {_cell(r)} | {r['ms_per_clip']:.2f} | {limit} |")
+            lines.append(f"| {r['kind']} | {r['model']} | {_data_detail(r)} | {_cell(r)} | {r['ms_per_clip']:.2f} | "
+                         f"{_data_limit(r)} |")
         lines.append("")
     ceilings = summary["ceilings"]
     lines += ["## compute ceiling", "", f"matmul peak (float32, {ceilings['matmul']['size']}²): "

@@ -27,6 +27,7 @@ from videoml.bench.measure import Timing
 from videoml.errors import UsageError, VideomlError
 
 STAGES = ("forward", "train_step", "decode", "transform", "h2d", "pipeline")
+ENCODINGS = ("original", "prepared")  # the benchmark videos as made, or after `videoml data prepare`
 FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
 
 
@@ -40,6 +41,8 @@ class SuiteConfig:
     stages: list[str] = field(default_factory=lambda: ["forward", "train_step"])
     backends: list[str] = field(default_factory=lambda: ["pyav"])  # decode stage
     workers: list[int] = field(default_factory=lambda: [2])  # pipeline stage
+    encodings: list[str] = field(default_factory=lambda: ["original"])  # data stages: "original" and/or "prepared"
+    clips_per_video: list[int] = field(default_factory=lambda: [1])  # data stages: repeated sampling
     videos: int = 8
     classes: int = 400
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 16))
@@ -78,6 +81,10 @@ class SuiteConfig:
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
             raise UsageError(f"{where}: unknown stages {bad} (known: {', '.join(STAGES)})")
+        bad = [e for e in self.encodings if e not in ENCODINGS]
+        if bad or not self.encodings or min(self.clips_per_video, default=0) < 1:
+            raise UsageError(f"{where}: encodings must name some of {', '.join(ENCODINGS)} (got {self.encodings}) "
+                             f"and clips_per_video be >= 1 (got {self.clips_per_video})")
         Timing(**self.timing)
 
     def cells(self, framework: str) -> list[dict]:
@@ -92,17 +99,41 @@ class SuiteConfig:
                             cells.append({"kind": "model", "framework": framework, "model": model, "mode": mode,
                                           "stage": stage, "batch_size": batch})
             batch = self.batch_sizes[0]
+            data = [{"data": e, "clips_per_video": k} for e in self.encodings for k in self.clips_per_video]
             if framework == "torch":
                 if "decode" in self.stages:
-                    cells += [{"kind": "decode", "model": model, "backend": b} for b in self.backends]
+                    cells += [{"kind": "decode", "model": model, "backend": b, **d} for b in self.backends for d in data]
                 if "transform" in self.stages:
                     cells.append({"kind": "transform", "model": model, "batch_size": batch})
                 if "h2d" in self.stages and self.device.startswith("cuda"):
                     cells.append({"kind": "h2d", "model": model, "batch_size": batch})
             if "pipeline" in self.stages and modes:  # in the mode whose train step was fastest ("best")
                 cells += [{"kind": "pipeline", "framework": framework, "model": model, "mode": "best",
-                           "modes": modes, "batch_size": batch, "workers": w} for w in self.workers]
+                           "modes": modes, "batch_size": batch, "workers": w, **d} for w in self.workers for d in data]
         return cells
+
+
+def _videos(config: SuiteConfig) -> dict[str, list[str]]:
+    """encoding -> the benchmark videos: made once, and prepared once (at the largest training scale of the models)."""
+    from videoml.bench.common import make_videos
+    from videoml.bench.decode import DecodeBench
+    from videoml.data.prepare import PrepareConfig, prepare
+    from videoml.data.synth import SynthConfig
+    from videoml.models.registry import model_input
+
+    classes = SynthConfig().classes
+    per_class = -(-config.videos // len(classes))
+    root = Path(config.data) / f"suite-{per_class * len(classes)}x10s"
+    original = make_videos(root, DecodeBench().videos(10, classes, per_class))[: config.videos]
+    videos = {"original": [str(p) for p in original]}
+    if "prepared" in config.encodings:
+        short = max(model_input(m).train_scale[1] for m in config.models)
+        listing = root.with_name(root.name + ".csv")
+        listing.write_text("".join(f"{p.resolve()} 0\n" for p in original))
+        summary = prepare(listing, root.with_name(f"{root.name}-prepared-s{short}"), PrepareConfig(short_side=short),
+                          num_workers=min(os.cpu_count() or 1, 8))
+        videos["prepared"] = [str(summary.root / r["path"]) for r in summary.records]
+    return videos
 
 
 def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> dict:
@@ -111,9 +142,6 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
 
     from videoml.bench import report
     from videoml.bench.ceilings import flops_per_clip, matmul_peak
-    from videoml.bench.common import make_videos
-    from videoml.bench.decode import DecodeBench
-    from videoml.data.synth import SynthConfig
     from videoml.models.registry import parse_device
 
     out = Path(out)
@@ -122,13 +150,9 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     torch.set_num_threads(config.threads)
     ceilings = {"matmul": matmul_peak(device),
                 "flops_per_clip": {m: flops_per_clip(m, config.classes) for m in config.models}}
-    videos = []
+    videos = {}
     if any(s in config.stages for s in ("decode", "pipeline")):
-        classes = SynthConfig().classes
-        per_class = -(-config.videos // len(classes))
-        synth = DecodeBench().videos(10, classes, per_class)
-        videos = [str(p) for p in make_videos(Path(config.data) / f"suite-{per_class * len(classes)}x10s",
-                                              synth)[: config.videos]]
+        videos = _videos(config)
     for framework in frameworks or list(config.frameworks):
         cells = config.cells(framework)
         if not cells:

@@ -14,7 +14,8 @@ Data sets (made once under the benchmark's data folder):
   340x256 (Kinetics' smallest common size) and half at 640x360, trained with X3D-S (13 frames, stride 6).
 
 Prepared with the default settings except the short side, set to the model's largest training scale (no larger
-picture is ever needed), and with each key frame interval in ``train_gops``.
+picture is ever needed); and, to show what each default is worth, with one default undone at a time
+(:data:`VARIANTS`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from videoml.data.synth import SynthConfig
 from videoml.models.registry import model_input
 
 REPEATS = (1, 2, 4)
+# name -> settings that differ from PrepareConfig's defaults
+VARIANTS = {"prepared": {}, "prepared, no B-frames": {"bframes": 0}, "prepared, no fastdecode": {"tune": None},
+            "prepared, all key frames": {"gop": 1}}
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,12 @@ class TrainSet:
     parts: tuple[SynthConfig, ...]
 
 
-def train_sets(seed: int = 0) -> list[TrainSet]:
-    kinetics = dict(classes=("move_right", "grow", "move_up"), videos_per_class=2, frames=300, fps="30", gop=250,
-                    bframes=3, seed=seed)
-    return [TrainSet("synth", "x3d_tiny", (SynthConfig(videos_per_class=8, seed=seed),)),
+def train_sets(videos_per_class: int = 8, seconds: int = 10, seed: int = 0) -> list[TrainSet]:
+    """The data sets: the synthetic one with ``videos_per_class`` of each of its 6 classes, and the Kinetics-like
+    one with a quarter as many ``seconds``-long videos of 3 classes at each size."""
+    kinetics = dict(classes=("move_right", "grow", "move_up"), videos_per_class=max(videos_per_class // 4, 1),
+                    frames=30 * seconds, fps="30", gop=250, bframes=3, seed=seed)
+    return [TrainSet("synth", "x3d_tiny", (SynthConfig(videos_per_class=videos_per_class, seed=seed),)),
             TrainSet("kinetics_like", "x3d_s", (SynthConfig(width=340, height=256, **kinetics),
                                                  SynthConfig(width=640, height=360, **kinetics)))]
 
@@ -61,13 +67,13 @@ def _original(data: Path, train: TrainSet) -> list[Path]:
     return paths
 
 
-def _prepared(data: Path, train: TrainSet, originals: list[Path], gop: int) -> tuple[list[Path], PrepareConfig]:
-    config = PrepareConfig(short_side=model_input(train.model).train_scale[1], gop=gop)
+def _prepared(data: Path, train: TrainSet, originals: list[Path], variant: str) -> list[Path]:
+    config = PrepareConfig(short_side=model_input(train.model).train_scale[1], **VARIANTS[variant])
     listing = data / f"train-{train.name}.csv"
     listing.write_text("".join(f"{p.resolve()} 0\n" for p in originals))
-    root = data / f"train-{train.name}-prepared-s{config.short_side}-g{gop}"
-    summary = prepare(listing, root, config, num_workers=2)
-    return [root / r["path"] for r in summary.records], config
+    tag = "-".join(f"{k}{v}" for k, v in VARIANTS[variant].items()) or "defaults"
+    summary = prepare(listing, data / f"train-{train.name}-prepared-s{config.short_side}-{tag}", config, num_workers=2)
+    return [summary.root / r["path"] for r in summary.records]
 
 
 def _cpu_seconds(dataset: ClipDataset, epoch: int) -> float:
@@ -79,19 +85,17 @@ def _cpu_seconds(dataset: ClipDataset, epoch: int) -> float:
     return (time.process_time() - start) / (n * dataset.repeats)
 
 
-def rows(data: str | Path, gops: tuple[int, ...], rounds: int, seed: int = 0) -> list[dict]:
+def rows(data: str | Path, rounds: int, videos_per_class: int = 8, seconds: int = 10, seed: int = 0) -> list[dict]:
     """One row per data set x encoding x clips per video, with the ratio to the original at one clip per video."""
     data = Path(data)
     out = []
-    for train in train_sets(seed):
+    for train in train_sets(videos_per_class, seconds, seed):
         spec = model_input(train.model)
         originals = _original(data, train)
-        encodings = {"original": (originals, None)}
-        for gop in gops:
-            paths, config = _prepared(data, train, originals, gop)
-            encodings[f"prepared, short side {config.short_side}, GOP {gop}"] = (paths, config)
+        encodings = {"original": originals}
+        encodings.update({variant: _prepared(data, train, originals, variant) for variant in VARIANTS})
         datasets = {(name, k): ClipDataset(_videos(data, paths), spec, train=True, clips_per_video=k, seed=seed)
-                    for name, (paths, _) in encodings.items() for k in REPEATS}
+                    for name, paths in encodings.items() for k in REPEATS}
         for dataset in datasets.values():
             _cpu_seconds(dataset, 0)  # untimed: indices built and cached
         times = {key: [] for key in datasets}
@@ -100,7 +104,7 @@ def rows(data: str | Path, gops: tuple[int, ...], rounds: int, seed: int = 0) ->
                 times[key].append(_cpu_seconds(dataset, r + 1))
         base = float(np.median(times[("original", 1)]))
         for (name, k), values in times.items():
-            paths = encodings[name][0]
+            paths = encodings[name]
             seconds = float(np.median(values))
             out.append({"scenario": "train_clip", "backend": "pyav", "data": train.name, "model": train.model,
                         "encoding": name, "clips_per_video": k, "cpu_ms_per_clip": round(1000 * seconds, 3),

@@ -50,9 +50,11 @@ def run_record(plan: dict, cell: dict, rounds: list[float], items_per_step: int,
 
 
 def cell_name(cell: dict) -> str:
-    keys = ("kind", "framework", "model", "mode", "backend", "stage", "batch_size", "workers")
-    return "-".join(f"{'b' if k == 'batch_size' else 'w' if k == 'workers' else ''}{cell[k]}"
-                    for k in keys if cell.get(k) is not None)
+    keys = ("kind", "framework", "model", "mode", "backend", "stage", "batch_size", "workers", "data",
+            "clips_per_video")
+    prefix = {"batch_size": "b", "workers": "w", "clips_per_video": "k"}
+    return "-".join(f"{prefix.get(k, '')}{cell[k]}" for k in keys
+                    if cell.get(k) is not None and (k, cell[k]) not in (("data", "original"), ("clips_per_video", 1)))
 
 
 # --- PyTorch -------------------------------------------------------------------------------------------------------
@@ -112,20 +114,26 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
     return [[e.key, round(getattr(e, key) / total, 4)] for e in events[:top]]
 
 
-def _clip_dataset(plan: dict, model: str, backend: str = "pyav"):
-    from videoml.data.datamodule import ClipDataset
+def _clip_dataset(plan: dict, cell: dict, backend: str = "pyav"):
+    """The training data set of a data cell: its videos (original or prepared), clips per video, backend."""
+    from videoml.data.datamodule import ClipDataset, encode_index
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
-    videos = [Path(p) for p in plan["videos"]]
+    videos = [Path(p) for p in plan["videos"][cell.get("data", "original")]]
     items = tuple((p, i % 8) for i, p in enumerate(videos))
-    return ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
-                       model_input(model), train=True, backend=backend, seed=plan["seed"])
+    dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
+                          model_input(cell["model"]), train=True, backend=backend, seed=plan["seed"],
+                          clips_per_video=cell.get("clips_per_video", 1))
+    for index in range(len(dataset)):  # untimed: indices built and cached, as from a training run's second epoch
+        dataset[encode_index(0, index, False, len(dataset))]
+    return dataset
 
 
 def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
-    """Per call, the next training sample (cycling over the videos); the ceiling is FFmpeg's time per frame on
-    these files times the frames each sample's clip needs decoded (from the key frame before it to its last)."""
+    """Per call, the next training sample (cycling over the videos), with the process's CPU time per clip; the
+    ceiling (one clip per video) is FFmpeg's time per frame on these files times the frames each sample's clip needs
+    decoded (from the key frame before it to its last)."""
     import torch
 
     from videoml.bench.decode import ffmpeg_frame_seconds
@@ -134,23 +142,25 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
     from videoml.data.sampling import random_clip
 
     torch.set_num_threads(1)
-    dataset = _clip_dataset(plan, cell["model"], cell["backend"])
+    dataset = _clip_dataset(plan, cell, cell["backend"])
     counter = iter(range(10**9))
-    rounds = time_rounds(lambda: dataset[encode_index(0, next(counter) % len(dataset), False, len(dataset))],
+    cpu = time.process_time()
+    rounds = time_rounds(lambda: dataset[encode_index(1, next(counter) % len(dataset), False, len(dataset))],
                          timing)
+    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (next(counter) * dataset.repeats)
     ceiling = None
-    if shutil.which("ffmpeg"):
+    if shutil.which("ffmpeg") and dataset.repeats == 1:
         frames = []
         for index in range(len(dataset)):
             path = dataset.videos.items[index][0]
             frame_index = load_index(path)
-            clip = random_clip(dataset.clip, frame_index.timestamps, dataset.sample_rng(0, index))
+            clip = random_clip(dataset.clip, frame_index.timestamps, dataset.sample_rng(1, index))
             frames.append(clip[-1] - frame_index.key_before[clip[0]] + 1)
-        per_frame = float(np.median([ffmpeg_frame_seconds(Path(p), 3) for p in plan["videos"][:3]]))
+        per_frame = float(np.median([ffmpeg_frame_seconds(p, 3) for p, _ in dataset.videos.items[:3]]))
         ceiling = {"kind": "decode", "clips_per_s": 1 / (per_frame * float(np.mean(frames))),
                    "ffmpeg_ms_per_frame": 1000 * per_frame, "frames_decoded_per_clip": float(np.mean(frames))}
     torch.set_num_threads(plan["threads"])
-    emit(cell, rounds, 1, ceiling=ceiling)
+    emit(cell, rounds, dataset.repeats, ceiling=ceiling, cpu_ms_per_clip=cpu_ms_per_clip)
 
 
 def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
@@ -177,16 +187,18 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     from torch.utils.data import DataLoader
 
     from videoml.bench.model import Mode, torch_steps
-    from videoml.data.datamodule import epoch_order, worker_init
+    from videoml.data.datamodule import epoch_order, flatten_repeats, worker_init
     from videoml.data.transforms import normalize
     from videoml.models.registry import MEMORY_FORMATS
 
-    dataset = _clip_dataset(plan, cell["model"])
-    needed = (timing.warmup + timing.steps * timing.repeats) * cell["batch_size"]
+    dataset = _clip_dataset(plan, cell)
+    per_batch = cell["batch_size"] // dataset.repeats  # items of k clips
+    needed = (timing.warmup + timing.steps * timing.repeats) * per_batch
     order = [v for epoch in range(-(-needed // len(dataset)))
              for v in epoch_order(dataset, epoch, shuffle=True, seed=plan["seed"])]  # as training reads them
-    loader = DataLoader(dataset, batch_size=cell["batch_size"], sampler=order[:needed], num_workers=cell["workers"],
+    loader = DataLoader(dataset, batch_size=per_batch, sampler=order[:needed], num_workers=cell["workers"],
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda",
+                        collate_fn=flatten_repeats if dataset.repeats > 1 else None,
                         prefetch_factor=4 if cell["workers"] else None)
     mode = Mode.parse(cell["mode"])
     memory_format = MEMORY_FORMATS[mode.memory_format]
@@ -225,7 +237,7 @@ def _tf_pipeline(plan, cell, timing, emit) -> None:
     from videoml.tf.fit import with_normalization
     from videoml.tf.mirror import build_keras_model
 
-    dataset = _clip_dataset(plan, cell["model"])
+    dataset = _clip_dataset(plan, cell)
     pipeline = ClipPipeline(dataset, cell["batch_size"], parallel=max(cell["workers"], 1), seed=plan["seed"])
     net = build_keras_model(cell["model"], plan["classes"], seed=plan["seed"])
     train_step = make_train_step(with_normalization(net, dataset.spec.mean, dataset.spec.std), cell["mode"])

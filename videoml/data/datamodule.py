@@ -28,6 +28,7 @@ from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source
 from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
+from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
 from videoml.models.registry import InputSpec, model_input
@@ -89,8 +90,10 @@ class ClipDataset(Dataset):
     def __init__(self, videos: VideoList, spec: InputSpec, train: bool, views: int = 1, crops: int = 1,
                  backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0,
                  flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None,
-                 decode_timeout: float | None = DEFAULT_SECONDS, clips_per_video: int = 1):
+                 decode_timeout: float | None = DEFAULT_SECONDS, clips_per_video: int = 1,
+                 decoded_cache_mb: int = 0):
         self.videos, self.spec, self.train = videos, spec, train
+        self.cache = DecodedVideos(decoded_cache_mb * 2**20) if train and decoded_cache_mb else None
         self.decode_timeout = decode_timeout
         self.views = 1 if train else views
         self.crops = crops
@@ -115,13 +118,14 @@ class ClipDataset(Dataset):
                   "bad": False, "short": False}
         spec = self.spec
         try:
-            with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
-                                                                     bad_frames="nearest") as video:
-                if video.num_frames < 2:
-                    raise VideoDecodeError(path, "a single picture, not a video")
-                sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
-                plans = [self._plan(video, rng, view) for rng in rngs]
-                clips = self._read(video, plans)
+            with time_budget(self.decode_timeout, path):
+                video, size = self._open(path, video_index)
+                with video:
+                    if video.num_frames < 2:
+                        raise VideoDecodeError(path, "a single picture, not a video")
+                    sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
+                    plans = [self._plan(video, rng, view) for rng in rngs]
+                    clips = self._read(video, plans, size)
         except VideoDecodeError as e:
             log.warning("skipping unreadable video: %s", e)
             plans = [(None, spec.crop)] * self.repeats
@@ -138,17 +142,34 @@ class ClipDataset(Dataset):
             return indices, int(rng.integers(self.spec.train_scale[0], self.spec.train_scale[1] + 1))
         return uniform_clips(self.clip, video.timestamps, self.views)[view], self.spec.eval_scale
 
-    def _read(self, video, plans: list[tuple[np.ndarray, int]]) -> list[torch.Tensor]:
-        """The clips' frames, decoded in one call (frames shared by several clips once).
+    def _open(self, path, video_index: int):
+        """(the video, the size training decodes it at): kept decoded in memory when ``decoded_cache_mb`` allows.
 
-        Evaluation frames come scaled by the decoder, as ``videoml infer`` reads them. Training frames come as stored
-        (the decoder scales only pictures over twice the largest size needed): :meth:`_augment` scales just the
-        crop (``videoml bench decode``, train_clip, has the measurements behind this)."""
+        Training decodes frames as stored (FFmpeg's converter is several times faster unscaled; :meth:`_augment`
+        scales just the crop), or scaled by the decoder to the largest training scale when stored over twice as
+        large (``videoml bench decode``, train_clip, has the measurements behind this)."""
+        cached = self.cache.get(video_index) if self.cache is not None else None
+        if cached is not None:
+            return cached, cached.size
+        video = open_video(path, self.backend, threads=1, bad_frames="nearest")
+        largest = self.spec.train_scale[1]
+        size = None if min(video.width, video.height) <= 2 * largest else largest
+        try:
+            kept = self.cache.keep(video_index, video, size) if self.cache and video.num_frames >= 2 else None
+        except BaseException:
+            video.close()
+            raise
+        if kept is None:
+            return video, size
+        video.close()
+        return kept, size
+
+    def _read(self, video, plans: list[tuple[np.ndarray, int]], size: int | None) -> list[torch.Tensor]:
+        """The clips' frames, decoded in one call (frames shared by several clips once): for evaluation scaled by
+        the decoder, as ``videoml infer`` reads them; for training at ``size`` (see :meth:`_open`)."""
         if not self.train:
-            return [video.get_frames(indices, size=size) for indices, size in plans]
-        largest = max(size for _, size in plans)
-        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]),
-                                  size=None if min(video.width, video.height) <= 2 * largest else largest)
+            return [video.get_frames(indices, size=scale) for indices, scale in plans]
+        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=size)
         return list(torch.split(frames, [len(indices) for indices, _ in plans]))
 
     def _augment(self, frames: torch.Tensor, sample: dict, rng: np.random.Generator, size: int) -> dict:
@@ -208,6 +229,8 @@ class VideoDataModule(L.LightningDataModule):
         clips_per_video: training clips drawn, each augmented independently, from one decode of a video (repeated
             sampling, as PySlowFast's ``AUG.NUM_SAMPLE`` in the MViTv2 recipes): an epoch is k clips of every video,
             a video's clips in the same batch. ``batch_size`` still counts clips, so it must be a multiple of k.
+        decoded_cache_mb: keep up to this many MiB of decoded training videos in memory, per loader process, so
+            that each is decoded once (:mod:`videoml.data.frame_cache`): for data sets that fit, with few workers.
     """
 
     def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
@@ -217,7 +240,7 @@ class VideoDataModule(L.LightningDataModule):
                  crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
                  sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS,
-                 clips_per_video: PositiveInt = 1):
+                 clips_per_video: PositiveInt = 1, decoded_cache_mb: NonNegativeInt = 0):
         super().__init__()
         self.save_hyperparameters()
         if batch_size % clips_per_video:
@@ -246,7 +269,8 @@ class VideoDataModule(L.LightningDataModule):
                            backend=hp.backend, flip=hp.flip, sampling_fps=hp.sampling_fps, seed=hp.seed,
                            flip_labels=self.label_map(hp.flip_label_map, "flip_label_map"),
                            reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"),
-                           decode_timeout=hp.decode_timeout, clips_per_video=hp.clips_per_video)
+                           decode_timeout=hp.decode_timeout, clips_per_video=hp.clips_per_video,
+                           decoded_cache_mb=hp.decoded_cache_mb)
 
     def label_map(self, names: dict[str, str] | None, option: str) -> dict[int, int]:
         """A class-name map as label numbers; unknown names are an error naming them."""

@@ -194,8 +194,11 @@ def prepare_one(job: tuple[Path, Path, PrepareConfig, float | None]) -> dict:
         with time_budget(timeout, source):
             if not output.exists():
                 _encode(source, output, config, record)
-            prepared = load_index(output)  # also caches it for training
-            record.update(frames=prepared.num_frames, source_frames=load_index(source).num_frames,
+            prepared, frames = load_index(output), load_index(source).num_frames  # cached for training, too
+            if config.max_fps is None and prepared.num_frames != frames:
+                output.unlink()
+                raise VideoDecodeError(source, f"the prepared video held {prepared.num_frames} frames, not its {frames}")
+            record.update(frames=prepared.num_frames, source_frames=frames,
                           width=prepared.width, height=prepared.height, fps=round(prepared.fps, 3),
                           bytes=output.stat().st_size, source_bytes=source.stat().st_size, ok=True)
     except (VideoDecodeError, OSError) as e:
