@@ -31,8 +31,9 @@ def test_tensorflow_and_pytorch_see_identical_clips(small_synth, split):
         assert not np.array_equal(first, pairs[0][1]["video"].numpy())
 
 
-def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth):
-    data = _module(small_synth, batch_size=4, clips_per_video=2)
+@pytest.mark.parametrize("cache", [0, 64])  # decoded videos kept in memory: shared by tf.data's threads
+def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth, cache):
+    data = _module(small_synth, batch_size=4, clips_per_video=2, decoded_cache_mb=cache)
     loader = data.train_dataloader()
     loader.sampler.set_epoch(1)
     pipeline = ClipPipeline(data.dataset("train"), batch_size=4, parallel=2, seed=7)

@@ -63,16 +63,18 @@ def _videos(root: Path, paths: list[Path]) -> VideoList:
 def _original(data: Path, train: TrainSet) -> list[Path]:
     paths = []
     for part in train.parts:
-        paths += make_videos(data / f"train-{train.name}-{part.width}x{part.height}", part)
+        paths += make_videos(data / f"train-{train.name}-{part.width}x{part.height}-{part.videos_per_class}x"
+                                    f"{part.frames}", part)
     return paths
 
 
 def _prepared(data: Path, train: TrainSet, originals: list[Path], variant: str) -> list[Path]:
     config = PrepareConfig(short_side=model_input(train.model).train_scale[1], **VARIANTS[variant])
-    listing = data / f"train-{train.name}.csv"
+    name = f"train-{train.name}-{len(originals)}x{train.parts[0].frames}"
+    listing = data / f"{name}.csv"
     listing.write_text("".join(f"{p.resolve()} 0\n" for p in originals))
     tag = "-".join(f"{k}{v}" for k, v in VARIANTS[variant].items()) or "defaults"
-    summary = prepare(listing, data / f"train-{train.name}-prepared-s{config.short_side}-{tag}", config, num_workers=2)
+    summary = prepare(listing, data / f"{name}-prepared-s{config.short_side}-{tag}", config, num_workers=2)
     return [summary.root / r["path"] for r in summary.records]
 
 
@@ -105,10 +107,10 @@ def rows(data: str | Path, rounds: int, videos_per_class: int = 8, seconds: int 
         base = float(np.median(times[("original", 1)]))
         for (name, k), values in times.items():
             paths = encodings[name]
-            seconds = float(np.median(values))
+            per_clip = float(np.median(values))
             out.append({"scenario": "train_clip", "backend": "pyav", "data": train.name, "model": train.model,
-                        "encoding": name, "clips_per_video": k, "cpu_ms_per_clip": round(1000 * seconds, 3),
-                        "clips_per_cpu_s": round(1 / seconds, 1), "ratio_to_original": round(base / seconds, 2),
+                        "encoding": name, "clips_per_video": k, "cpu_ms_per_clip": round(1000 * per_clip, 3),
+                        "clips_per_cpu_s": round(1 / per_clip, 1), "ratio_to_original": round(base / per_clip, 2),
                         "bytes": sum(p.stat().st_size for p in paths), "videos": len(paths)})
     return out
 
