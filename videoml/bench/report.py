@@ -135,14 +135,14 @@ def diagnose(summary: dict) -> list[str]:
                 span = (spec.frames - 1) * spec.stride + 1
                 if frames and frames > 2 * span:
                     advice.append(f"each clip decodes {frames:.0f} frames (from the key frame before it) for a "
-                                  f"span of {span}: re-encode with a shorter GOP")
+                                  f"span of {span}: prepare the data (videoml data prepare) for shorter GOPs")
                 text += "; data-bound" + (": " + "; ".join(advice) if advice else "")
             elif wait <= 0.2:
                 text += "; not waiting for data"
                 if step and pipeline["clips_per_s"] < 0.7 * step["clips_per_s"]:
                     text += (f", but the train step runs at {pipeline['clips_per_s'] / step['clips_per_s']:.0%} "
                              f"of its speed alone: the loader workers compete with it for the {cores} cores "
-                             "(more cores, or cheaper decoding, would help)")
+                             "(more cores, or cheaper decoding: videoml data prepare, data.clips_per_video)")
                 else:
                     text += ": the model is the limit (a faster execution mode or device helps, more workers do not)"
             notes.append(text)
