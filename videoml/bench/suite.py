@@ -115,9 +115,9 @@ class SuiteConfig:
 
 def _videos(config: SuiteConfig) -> dict[str, list[str]]:
     """encoding -> the benchmark videos: made once, and prepared once (at the largest training scale of the models)."""
-    from videoml.bench.common import make_videos
+    from videoml.bench.common import make_videos, prepare_videos
     from videoml.bench.decode import DecodeBench
-    from videoml.data.prepare import PrepareConfig, prepare
+    from videoml.data.prepare import PrepareConfig
     from videoml.data.synth import SynthConfig
     from videoml.models.registry import model_input
 
@@ -128,11 +128,9 @@ def _videos(config: SuiteConfig) -> dict[str, list[str]]:
     videos = {"original": [str(p) for p in original]}
     if "prepared" in config.encodings:
         short = max(model_input(m).train_scale[1] for m in config.models)
-        listing = root.with_name(root.name + ".csv")
-        listing.write_text("".join(f"{p.resolve()} 0\n" for p in original))
-        summary = prepare(listing, root.with_name(f"{root.name}-prepared-s{short}"), PrepareConfig(short_side=short),
-                          num_workers=min(os.cpu_count() or 1, 8))
-        videos["prepared"] = [str(summary.root / r["path"]) for r in summary.records]
+        prepared = prepare_videos(original, root.with_name(f"{root.name}-prepared-s{short}"),
+                                  PrepareConfig(short_side=short))
+        videos["prepared"] = [str(p) for p in prepared]
     return videos
 
 

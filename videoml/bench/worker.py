@@ -116,7 +116,8 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
 
 def _clip_dataset(plan: dict, cell: dict, backend: str = "pyav"):
     """The training data set of a data cell: its videos (original or prepared), clips per video, backend."""
-    from videoml.data.datamodule import ClipDataset, encode_index
+    from videoml.bench.common import first_pass
+    from videoml.data.datamodule import ClipDataset
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
@@ -125,8 +126,7 @@ def _clip_dataset(plan: dict, cell: dict, backend: str = "pyav"):
     dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
                           model_input(cell["model"]), train=True, backend=backend, seed=plan["seed"],
                           clips_per_video=cell.get("clips_per_video", 1))
-    for index in range(len(dataset)):  # untimed: indices built and cached, as from a training run's second epoch
-        dataset[encode_index(0, index, False, len(dataset))]
+    first_pass(dataset)
     return dataset
 
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from videoml.data import transforms
-from videoml.data.datasets import VideoList, load_source
+from videoml.data.datasets import VideoList, load_source, shared_classes
 from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.frame_cache import DecodedVideos
@@ -133,7 +133,7 @@ class ClipDataset(Dataset):
             sample.update(weight=0.0, bad=True)
         samples = [self._augment(frames, dict(sample, repeat=r), rng, size) for r, (frames, rng, (_, size)) in
                    enumerate(zip(clips, rngs, plans))]
-        return samples[0] if self.repeats == 1 else _stack(samples)
+        return samples[0] if self.repeats == 1 else default_collate(samples)  # k clips: a leading k axis
 
     def _plan(self, video, rng: np.random.Generator, view: int) -> tuple[np.ndarray, int]:
         """(frame indices, short side) of one clip."""
@@ -186,11 +186,6 @@ class ClipDataset(Dataset):
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
         sample["video"] = transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha)
         return sample
-
-
-def _stack(samples: list[dict]) -> dict:
-    """k samples as one item: every value with a leading k axis (SlowFast's pathways each)."""
-    return default_collate(samples)
 
 
 def flatten_repeats(items: list[dict]) -> dict:
@@ -251,11 +246,7 @@ class VideoDataModule(L.LightningDataModule):
                         (("train", train), ("val", val), ("test", test), ("predict", predict)) if cfg}
         if not self.sources:
             raise VideomlError("the data module has no data source (train, val, test or predict)")
-        first = next(iter(self.sources.values()))
-        for name, videos in self.sources.items():
-            if videos.classes != first.classes:
-                raise VideomlError(f"{name} data ({videos.source}) has other classes than {first.source}")
-        self.classes = list(first.classes)
+        self.classes = list(shared_classes(self.sources))
 
     @property
     def num_classes(self) -> int:

@@ -188,6 +188,15 @@ def ssv2(root: str | os.PathLike, subset: str = "train") -> VideoList:
     return _existing(items, classes, str(listing))
 
 
+def shared_classes(splits: dict[str, VideoList]) -> tuple[str, ...]:
+    """The class names every split has (a split with other classes is an error naming it)."""
+    first = next(iter(splits.values()))
+    for name, videos in splits.items():
+        if videos.classes != first.classes:
+            raise VideomlError(f"{name} data ({videos.source}) has other classes than {first.source}")
+    return first.classes
+
+
 SOURCES = {"labeled_paths": labeled_paths, "folder": folder, "kinetics": kinetics, "ucf101": ucf101,
            "hmdb51": hmdb51, "ssv2": ssv2}
 

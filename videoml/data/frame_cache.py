@@ -9,11 +9,11 @@ fits in memory once per worker (the demo's: 420 videos of 48 frames at 88x88, ab
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import numpy as np
 import torch
+
+from videoml.data.decoding import output_size
+from videoml.data.lru import LRU
 
 
 class DecodedVideo:
@@ -37,35 +37,24 @@ class DecodedVideo:
 
 
 class DecodedVideos:
-    """Up to ``max_bytes`` of decoded videos by key, least recently used first out. Safe to share between threads
-    (tf.data loads samples in several)."""
+    """Up to ``max_bytes`` of decoded videos by key, least recently used first out."""
 
     def __init__(self, max_bytes: int):
-        self.max_bytes, self.bytes = max_bytes, 0
-        self.videos: OrderedDict[object, DecodedVideo] = OrderedDict()
-        self.lock = threading.Lock()
+        self.max_bytes = max_bytes
+        self.videos: LRU[DecodedVideo] = LRU(max_bytes, weight=lambda video: video.frames.numel())
+
+    @property
+    def bytes(self) -> int:
+        return self.videos.total
 
     def get(self, key) -> DecodedVideo | None:
-        with self.lock:
-            video = self.videos.get(key)
-            if video is not None:
-                self.videos.move_to_end(key)
-            return video
+        return self.videos.get(key)
 
     def keep(self, key, reader, size: int | None) -> DecodedVideo | None:
         """Decode all of ``reader`` at ``size`` (short side; None: as stored) and keep it; None (nothing kept) when
         the video alone would take over a quarter of the cache."""
-        from videoml.data.decoding import output_size
-
         width, height = output_size(size, reader.width, reader.height) or (reader.width, reader.height)
         if reader.num_frames * 3 * width * height > self.max_bytes // 4:
             return None
-        video = DecodedVideo(reader.get_frames(np.arange(reader.num_frames), size=size), reader.timestamps, size)
-        with self.lock:
-            if key in self.videos:  # another thread kept it meanwhile
-                return self.videos[key]
-            self.videos[key] = video
-            self.bytes += video.frames.numel()
-            while self.bytes > self.max_bytes and len(self.videos) > 1:
-                self.bytes -= self.videos.popitem(last=False)[1].frames.numel()
-        return video
+        frames = reader.get_frames(np.arange(reader.num_frames), size=size)
+        return self.videos.put(key, DecodedVideo(frames, reader.timestamps, size))

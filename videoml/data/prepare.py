@@ -37,7 +37,7 @@ from typing import Iterator
 
 import numpy as np
 
-from videoml.data.datasets import VideoList, folder, labeled_paths, load_source
+from videoml.data.datasets import VideoList, folder, labeled_paths, load_source, shared_classes
 from videoml.data.decoding import load_index, open_video
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.encode import Encoding, TIME_BASE, encode_video
@@ -100,18 +100,16 @@ def read_sources(src: str | os.PathLike) -> dict[str, VideoList]:
     synth``'s output; empty ones are left out), or a ``<class>/<video>`` folder (one split, ``all``)."""
     src = Path(src)
     if src.is_dir():
-        lists = {s: src / f"{s}.csv" for s in SPLITS if (src / f"{s}.csv").is_file() and (src / f"{s}.csv").stat().st_size}
-        splits = {s: labeled_paths(p) for s, p in lists.items()} if lists else {"all": folder(src)}
+        lists = {s: src / f"{s}.csv" for s in SPLITS}
+        splits = {s: labeled_paths(p) for s, p in lists.items() if p.is_file() and p.stat().st_size}
+        splits = splits or {"all": folder(src)}
     elif src.suffix.lower() in (".yaml", ".yml", ".json"):
         splits = _config_sources(src)
     elif src.is_file():
         splits = {src.stem: labeled_paths(src)}
     else:
         raise VideomlError(f"{src}: no such file or directory")
-    first = next(iter(splits.values()))
-    for name, videos in splits.items():
-        if videos.classes != first.classes:
-            raise VideomlError(f"{src}: split {name} ({videos.source}) has other classes than {first.source}")
+    shared_classes(splits)
     return splits
 
 
@@ -278,11 +276,11 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, config: PrepareConfi
     sources = list(dict.fromkeys(p for videos in splits.values() for p, _ in videos.items))
     outputs = output_paths(sources)
     records = _run_jobs([(p, root / outputs[p], config, timeout) for p in sources], num_workers, progress)
-    missing = list(dict.fromkeys(p for videos in splits.values() for p in videos.missing))
-    records += [{"source": str(p), "ok": False, "error": "listed but missing on disk"} for p in missing]
-    by_source = {r["source"]: r for r in records}
     for p, r in zip(sources, records):
         r["path"] = outputs[p].as_posix() if r["ok"] else None
+    missing = list(dict.fromkeys(p for videos in splits.values() for p in videos.missing))
+    records += [{"source": str(p), "ok": False, "error": "listed but missing on disk", "path": None} for p in missing]
+    by_source = {r["source"]: r for r in records}
     counts = _write_lists(root, splits, by_source)
     summary = PrepareSummary(root, records, counts, time.perf_counter() - started)
     write_atomic(root / STATE, to_json({"config": state, "complete": True, "versions": _versions(),
@@ -297,8 +295,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, config: PrepareConfi
 
 def _write_lists(root: Path, splits: dict[str, VideoList], by_source: dict[str, dict]) -> dict[str, int]:
     """classes.txt, the split files (prepared videos only), manifest.jsonl and bad.txt; prepared videos per split."""
-    first = next(iter(splits.values()))
-    write_atomic(root / "classes.txt", "".join(f"{name}\n" for name in first.classes))
+    write_atomic(root / "classes.txt", "".join(f"{name}\n" for name in shared_classes(splits)))
     counts = {}
     for name, videos in splits.items():
         lines = [f"{by_source[str(p)]['path']} {label}" for p, label in videos.items if by_source[str(p)]["ok"]]

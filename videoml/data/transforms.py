@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from videoml.data.decoding import output_size
+
 
 def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
     """``count`` crops (1: centre; 3: start, centre and end of the long side, as PySlowFast tests) -> (count, T, s, s, C)."""
@@ -53,8 +55,6 @@ def scaled_random_crop(frames: torch.Tensor, short_side: int, size: int, rng: np
     The crop's position is drawn on the scaled picture's geometry (top, then left, uniform over every position that
     fits), but only the window it covers is cut from the frames as they are and scaled: a fraction of the pixels to
     resample, and the same picture up to the resampling at the window's edges."""
-    from videoml.data.decoding import output_size
-
     _, h, w, _ = frames.shape
     scaled_w, scaled_h = output_size(short_side, w, h)
     top = int(rng.integers(0, scaled_h - size + 1))

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from videoml.data.decoding import scan
+from videoml.data.lru import LRU
 from videoml.errors import VideoDecodeError
 
 _VERSION = 2  # bump when the index's content or meaning changes; older cache entries are then rebuilt
@@ -232,33 +232,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "videoml"
 
 
-class _Recent:
-    """The indices this process used last, by file and stamp, up to a number of frames in all: a training worker
-    opens the same videos every epoch, and reading an entry back costs more than opening the video."""
-
-    def __init__(self, max_frames: int):
-        self.max_frames, self.frames = max_frames, 0
-        self.entries: OrderedDict[tuple, FrameIndex] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> FrameIndex | None:
-        with self.lock:
-            index = self.entries.get(key)
-            if index is not None:
-                self.entries.move_to_end(key)
-            return index
-
-    def put(self, key: tuple, index: FrameIndex) -> FrameIndex:
-        with self.lock:
-            if key not in self.entries:
-                self.entries[key] = index
-                self.frames += index.num_frames
-            while self.frames > self.max_frames and len(self.entries) > 1:
-                self.frames -= self.entries.popitem(last=False)[1].num_frames
-        return index
-
-
-_RECENT = _Recent(max_frames=1_000_000)  # some 30 MB of indices
+# The indices this process used last: a training worker opens the same videos every epoch, and reading an entry back
+# costs more than opening the video. Up to a million frames in all, some 30 MB.
+_RECENT: LRU[FrameIndex] = LRU(1_000_000, weight=lambda index: index.num_frames)
 
 
 def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bool = None) -> FrameIndex:
