@@ -38,6 +38,13 @@ def process_pool(workers: int):
     try:
         yield pool
     except BaseException:
+        # Work not started is cancelled and forgotten first: the pool's manager thread, finding the workers gone,
+        # fails every future it still holds, and Python 3.11's raises (printing a thread traceback) on one that
+        # was cancelled meanwhile, as Executor.map cancels its futures when its caller stops reading.
+        pending = getattr(pool, "_pending_work_items", {})
+        for work_id, item in list(pending.items()):
+            if item.future.cancel():
+                pending.pop(work_id, None)
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
