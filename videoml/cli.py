@@ -371,6 +371,7 @@ def _run_bench_model(args) -> int:
 
 def _add_bench_infer(sub) -> None:
     from videoml.bench.infer import InferBench
+    from videoml.vocab import Precision, choices
 
     d = InferBench()
     p = sub.add_parser("infer", help="videoml infer vs the PyTorchVideo tutorial loop and vs the model alone",
@@ -387,7 +388,7 @@ def _add_bench_infer(sub) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(default: %(default)s)")
     p.add_argument("--num-workers", type=_non_negative_int, default=d.num_workers, help="(default: %(default)s)")
     p.add_argument("--device", default=d.device, help="(default: %(default)s)")
-    p.add_argument("--precision", choices=("32", "bf16", "fp16"), default=d.precision)
+    p.add_argument("--precision", choices=choices(Precision), default=d.precision)
     p.add_argument("--repeats", type=_positive_int, default=d.repeats, help="(default: %(default)s)")
     p.set_defaults(run=_run_bench_infer)
 
@@ -445,7 +446,7 @@ def _run_bench_compare(args) -> int:
 
 def _add_infer(commands) -> None:
     from videoml.infer.run import AGGREGATES, EXIT_SOME_FAILED, InferConfig
-    from videoml.infer.predictor import PRECISIONS
+    from videoml.vocab import Precision, choices
 
     d = InferConfig(model="", inputs=[])
     p = commands.add_parser(
@@ -478,7 +479,7 @@ def _add_infer(commands) -> None:
                    help="a video that takes longer to read is recorded as failed (default: %(default)g)")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:1, or a comma-separated list (one process per device, outputs merged)")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision, help="autocast (default: fp32)")
+    p.add_argument("--precision", choices=choices(Precision), default=d.precision, help="autocast (default: fp32)")
     p.add_argument("--memory-format", choices=("auto", "channels_last_3d", "contiguous"), default=d.memory_format,
                    help="auto: by device and architecture, as measured (default)")
     p.add_argument("--resume", action="store_true", help="go on with an existing output, skipping videos in it")

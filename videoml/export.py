@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from videoml.errors import UsageError, VideomlError, first_line
-from videoml.models.card import METADATA_KEY, ModelCard, load_trained
+from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 
 # format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
 FORMATS = {"torchscript-trace": "model.trace.ts", "torchscript-script": "model.script.ts", "pt2": "model.pt2",

@@ -96,10 +96,11 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
     assert {name for name, r in got.items() if r["replaced_frames"]} <= {"corrupt.mkv"}
 
     from videoml.data.datamodule import VideoDataModule, encode_index
+    from videoml.models.registry import model_input
 
     listing = tmp_path / "train.csv"
     listing.write_text("".join(f"{folder / name} 0\n" for name in FOLDER if name != "corrupt.mkv"))
-    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(listing)}, model="x3d_tiny", num_workers=0)
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(listing)}, spec=model_input("x3d_tiny"), num_workers=0)
     clips = data.dataset("train")
     with caplog.at_level("WARNING"):
         samples = [clips[encode_index(epoch, i, False, len(clips))] for epoch in range(2) for i in range(len(clips))]

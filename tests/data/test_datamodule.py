@@ -59,7 +59,7 @@ def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_repeated_sampling_gives_every_video_repeat_pair_once_per_epoch_across_ranks(small_synth, world):
-    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+    data = VideoDataModule(spec=model_input("x3d_tiny"), train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
                            batch_size=6, clips_per_video=3, num_workers=0)
     dataset = data.dataset("train")
     seen = []
@@ -119,7 +119,7 @@ def test_decoded_videos_kept_in_memory_give_the_same_clips_without_reopening_fil
 
 def test_batch_size_must_hold_whole_videos(small_synth):
     with pytest.raises(VideomlError, match="multiple of data.clips_per_video"):
-        VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))}, batch_size=6,
+        VideoDataModule(spec=model_input("x3d_tiny"), train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))}, batch_size=6,
                         clips_per_video=4)
 
 
@@ -144,7 +144,7 @@ def test_mirrored_and_reversed_clips_take_the_mapped_labels(small_synth):
 
 
 def test_label_maps_name_known_classes(small_synth):
-    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+    data = VideoDataModule(spec=model_input("x3d_tiny"), train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
                            flip=True, flip_label_map={"move_left": "move_sideways"}, num_workers=0)
     with pytest.raises(VideomlError, match=r"data.flip_label_map names unknown classes \['move_sideways'\]"):
         data.dataset("train")
@@ -178,7 +178,7 @@ def test_an_unreadable_video_gives_a_weightless_placeholder(small_synth, tmp_pat
 def test_data_module_reads_its_sources_and_classes(small_synth):
     data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
                            val={"kind": "labeled_paths", "path": str(small_synth.split_file("val"))},
-                           model="x3d_tiny", input={"frames": 4}, batch_size=4, num_workers=0)
+                           spec=model_input("x3d_tiny", {"frames": 4}), batch_size=4, num_workers=0)
     assert data.num_classes == 8 and data.classes[0] == "move_left" and data.spec.frames == 4
     batch = next(iter(data.train_dataloader()))
     assert batch["video"].shape == (4, 3, 4, 64, 64) and batch["weight"].tolist() == [1.0] * 4

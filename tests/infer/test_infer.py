@@ -11,7 +11,7 @@ from videoml.data.datamodule import VideoDataModule, encode_index
 from videoml.data.synth import SynthConfig, generate
 from videoml.data.transforms import normalize
 from videoml.infer.run import EXIT_SOME_FAILED, aggregate
-from videoml.models.card import load_trained
+from videoml.models.weights import load_trained
 from videoml.models.registry import model_input
 
 
@@ -27,7 +27,7 @@ def reference_scores(checkpoint, dataset):
     """path -> mean softmax over the recipe's views, computed through the training data path (VideoDataModule)."""
     model, card = load_trained(checkpoint)
     data = VideoDataModule(test={"kind": "labeled_paths", "path": str(dataset.split_file("test"))},
-                           model=card.model, views=card.views, crops=card.crops, num_workers=0)
+                           spec=card.input, views=card.views, crops=card.crops, num_workers=0)
     clips = data.dataset("test")
     scores = {}
     with torch.inference_mode():

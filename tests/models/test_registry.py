@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from videoml.models.registry import (MODELS, build_model, classifier_name, load_weights, memory_format_for,
-                                     model_input, parse_device)
+from videoml.models.registry import MODELS, build_model, model_input
+from videoml.models.weights import classifier_name, load_weights
+from videoml.runtime import memory_format_for, parse_device
 from videoml.errors import VideomlError
 
 

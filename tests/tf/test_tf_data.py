@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from videoml.models.registry import model_input
 from videoml.data.datamodule import VideoDataModule
 from videoml.tf.data import ClipPipeline, training_batches
 
@@ -10,7 +11,7 @@ from videoml.tf.data import ClipPipeline, training_batches
 def _module(small_synth, **options):
     return VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
                            val={"kind": "labeled_paths", "path": str(small_synth.split_file("val"))},
-                           model="x3d_tiny", num_workers=0, seed=7, **{"batch_size": 3, **options})
+                           spec=model_input("x3d_tiny"), num_workers=0, seed=7, **{"batch_size": 3, **options})
 
 
 @pytest.mark.parametrize("split", ["train", "val"])

@@ -33,8 +33,9 @@ from videoml.data.transforms import pack_pathways
 from videoml.environment import environment
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.run import InferConfig, infer
-from videoml.models.card import ModelCard, save_checkpoint
-from videoml.models.registry import build_model, model_input, parse_device
+from videoml.models.weights import ModelCard, save_checkpoint
+from videoml.models.registry import build_model, model_input
+from videoml.runtime import parse_device
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class InferBench:
     batch_size: int = 16
     num_workers: int = 2
     device: str = "cpu"
-    precision: str = "32"
+    precision: Precision = "fp32"
     repeats: int = 3
     seed: int = 0
 

@@ -25,7 +25,8 @@ from videoml.bench.measure import Timing, summarize, time_rounds
 from videoml.data.transforms import pack_pathways
 from videoml.environment import environment
 from videoml.errors import UsageError
-from videoml.models.registry import MEMORY_FORMATS, build_model, model_input, parse_device
+from videoml.models.registry import build_model, model_input
+from videoml.runtime import MEMORY_FORMATS, parse_device
 from videoml.profiling import Profile, ProfileSchedule
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

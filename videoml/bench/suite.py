@@ -140,7 +140,7 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
 
     from videoml.bench import report
     from videoml.bench.ceilings import flops_per_clip, matmul_peak
-    from videoml.models.registry import parse_device
+    from videoml.runtime import parse_device
 
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)

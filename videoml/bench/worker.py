@@ -63,7 +63,7 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
     import torch
 
     from videoml.bench.model import Mode, torch_steps
-    from videoml.models.registry import parse_device
+    from videoml.runtime import parse_device
 
     torch.set_num_threads(plan["threads"])
     device = parse_device(plan["device"])
@@ -189,7 +189,7 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     from videoml.bench.model import Mode, torch_steps
     from videoml.data.datamodule import epoch_order, flatten_repeats, worker_init
     from videoml.data.transforms import normalize
-    from videoml.models.registry import MEMORY_FORMATS
+    from videoml.runtime import MEMORY_FORMATS
 
     dataset = _clip_dataset(plan, cell)
     per_batch = cell["batch_size"] // dataset.repeats  # items of k clips

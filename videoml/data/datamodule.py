@@ -31,8 +31,8 @@ from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
-from videoml.models.registry import InputSpec, model_input
 from videoml.processes import die_with_parent
+from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.data")
 
@@ -209,8 +209,8 @@ class VideoDataModule(L.LightningDataModule):
     Args:
         train, val, test, predict: data sources, e.g. ``{"kind": "labeled_paths", "path": "data/synth/train.csv"}``
             (``kind`` names a reader in :mod:`videoml.data.datasets`; the other keys are its arguments).
-        model: registry name; its canonical input (frames, stride, crop, scales, normalisation) shapes the clips.
-        input: overrides of that input, e.g. ``{"frames": 16, "crop": 112}``.
+        spec: the model's input (frames, stride, crop, scales, normalisation), which shapes the clips; on the command
+            line it is linked from ``model.model`` and ``model.input`` (the registry's canonical input, overridden).
         views, crops: evaluation views per video (temporal x spatial; scores are averaged per video).
         flip: random horizontal flips in training (leave off where left/right direction is the label, or give
             ``flip_label_map``, as MMAction2 does for Something-Something)
@@ -228,8 +228,8 @@ class VideoDataModule(L.LightningDataModule):
             that each is decoded once (:mod:`videoml.data.frame_cache`): for data sets that fit, with few workers.
     """
 
-    def __init__(self, train: dict | None = None, val: dict | None = None, test: dict | None = None,
-                 predict: dict | None = None, model: str = "x3d_tiny", input: dict | None = None,
+    def __init__(self, spec: InputSpec | None = None, train: dict | None = None, val: dict | None = None, test: dict | None = None,
+                 predict: dict | None = None,
                  batch_size: PositiveInt = 8, eval_batch_size: PositiveInt | None = None,
                  num_workers: NonNegativeInt = 2, backend: str = "pyav", views: PositiveInt = 1,
                  crops: PositiveInt = 1, flip: bool = False,
@@ -237,11 +237,13 @@ class VideoDataModule(L.LightningDataModule):
                  sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS,
                  clips_per_video: PositiveInt = 1, decoded_cache_mb: NonNegativeInt = 0):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["spec"])  # checkpoints hold plain values; the model's card has the input
         if batch_size % clips_per_video:
             raise VideomlError(f"data.batch_size ({batch_size}) must be a multiple of data.clips_per_video "
                                f"({clips_per_video}): a batch holds every clip of its videos")
-        self.spec = model_input(model).replace(**(input or {}))
+        if spec is None:
+            raise VideomlError("the data module needs the model's input spec (data.spec, linked from model.model)")
+        self.spec = spec
         self.sources = {name: load_source(**cfg) for name, cfg in
                         (("train", train), ("val", val), ("test", test), ("predict", predict)) if cfg}
         if not self.sources:

@@ -27,7 +27,7 @@ from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import time_budget
 from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
 from videoml.errors import VideoDecodeError, first_line
-from videoml.models.registry import InputSpec
+from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.infer")
 

@@ -9,7 +9,6 @@ A :class:`Predictor` takes uint8 clips as the data pipeline makes them ((B, C, T
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -19,10 +18,10 @@ import torch
 
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
-from videoml.models.card import METADATA_KEY, ModelCard, load_trained
-from videoml.models.registry import memory_format_for, parse_device
+from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
+from videoml.runtime import autocast, memory_format_for, parse_device
+from videoml.vocab import MemoryFormat, Precision, check
 
-PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
 
 
@@ -31,14 +30,13 @@ def model_kind(path: str | os.PathLike) -> str:
 
 
 class Predictor:
-    def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device, precision: str = "32",
-                 memory_format: torch.memory_format = torch.contiguous_format):
-        if precision not in PRECISIONS:
-            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if kind == "onnx" and precision != "32":
-            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision 32")
+    def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device,
+                 precision: Precision = "fp32", memory_format: torch.memory_format = torch.contiguous_format):
+        check(precision, Precision, "precision")
+        if kind == "onnx" and precision != "fp32":
+            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision fp32")
         self.forward, self.card, self.kind, self.device = forward, card, kind, device
-        self.dtype = PRECISIONS[precision]
+        self.precision = precision
         self.memory_format = memory_format
 
     @property
@@ -56,15 +54,13 @@ class Predictor:
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         video = self.prepare(video)
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
-                    else contextlib.nullcontext())
-        with autocast:
+        with autocast(self.device, self.precision):
             logits = self.forward(video)
         return logits.float().cpu()
 
 
-def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "32",
-                   memory_format: str = "auto") -> Predictor:
+def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
+                   memory_format: MemoryFormat = "auto") -> Predictor:
     """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous"."""
     path = str(path)
     if not os.path.isfile(path):

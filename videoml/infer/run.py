@@ -28,7 +28,7 @@ from videoml.errors import UsageError, VideomlError
 from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
-from videoml.models.registry import parse_device
+from videoml.runtime import parse_device
 from videoml.profiling import Profile
 
 log = logging.getLogger("videoml.infer")
@@ -54,7 +54,7 @@ class InferConfig:
     backend: str = "pyav"
     decode_timeout: float | None = DEFAULT_SECONDS  # seconds per video (see videoml.data.decoding.budget)
     devices: tuple[str, ...] = ("cpu",)
-    precision: str = "32"
+    precision: Precision = "fp32"
     memory_format: str = "auto"
     resume: bool = False
     overwrite: bool = False

@@ -14,7 +14,7 @@ CPU.
 
 from __future__ import annotations
 
-import dataclasses
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,31 +23,8 @@ import torch
 from torch import nn
 
 import videoml  # noqa: F401  (compat alias before pytorchvideo)
-from videoml.errors import VideomlError, first_line
-
-# Layouts a model can run in; "auto" picks one by device and architecture (:func:`memory_format_for`).
-MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
-MEMORY_FORMAT_CHOICES = ("auto", *MEMORY_FORMATS)
-
-KINETICS_MEAN = (0.45, 0.45, 0.45)
-KINETICS_STD = (0.225, 0.225, 0.225)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model eats: clip length and spacing, spatial size, normalisation, pathways."""
-
-    frames: int  # T (for SlowFast: of the fast pathway)
-    stride: int  # τ: source frames between clip frames
-    crop: int  # square crop side, pixels
-    train_scale: tuple[int, int]  # short side before the random crop, drawn uniformly from this range
-    eval_scale: int  # short side before the evaluation crops
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
-    slowfast_alpha: int | None = None  # two pathways: the slow one takes every alpha-th frame of the fast one
-
-    def replace(self, **changes) -> "InputSpec":
-        return dataclasses.replace(self, **changes)
+from videoml.errors import VideomlError
+from videoml.spec import InputSpec
 
 
 @dataclass(frozen=True)
@@ -150,39 +127,6 @@ def _keep_input_lists(model: nn.Module) -> nn.Module:
     return model
 
 
-def parse_device(text: str | torch.device) -> torch.device:
-    """A device name (cpu, cuda, cuda:1, ...) that exists here; a clear error otherwise."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise VideomlError(f"unknown device {str(text)!r} (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise VideomlError(f"device {str(text)!r}: no such CUDA device here ({torch.cuda.device_count()} visible)")
-    return device
-
-
-def has_depthwise_conv3d(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv3d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
-
-
-def memory_format_for(choice: str, model: nn.Module | None, device_type: str) -> torch.memory_format:
-    """The layout for ``choice`` ("auto", "channels_last_3d" or "contiguous") on a device type.
-
-    "auto" follows ``videoml bench model`` (docs/benchmarks.md): channels_last_3d on the CPU (oneDNN's 3-D and
-    depthwise convolutions are much faster in it) and on CUDA for models without depthwise Conv3d (the ResNet family:
-    1.3-1.7x the training clips/s of contiguous on an H100); contiguous on CUDA for models with depthwise Conv3d
-    (X3D: channels_last_3d ran at 0.29x the forward and 0.55x the training speed). Without a model to inspect (an
-    exported one), contiguous.
-    """
-    if choice != "auto":
-        if choice not in MEMORY_FORMATS:
-            raise VideomlError(f"memory format must be one of {', '.join(MEMORY_FORMAT_CHOICES)}, got {choice!r}")
-        return MEMORY_FORMATS[choice]
-    if model is None or (device_type == "cuda" and has_depthwise_conv3d(model)):
-        return torch.contiguous_format
-    return torch.channels_last_3d
-
-
 def register(name: str, builder, input: InputSpec, description: str) -> None:
     MODELS[name] = ModelEntry(name, builder, input, description)
 
@@ -223,8 +167,9 @@ def model_entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
-def model_input(name: str) -> InputSpec:
-    return model_entry(name).input
+def model_input(name: str, overrides: dict | None = None) -> InputSpec:
+    """The model's canonical input, with ``overrides`` (e.g. ``{"frames": 16}``) applied."""
+    return model_entry(name).input.replace(**(overrides or {}))
 
 
 def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
@@ -235,56 +180,6 @@ def build_model(name: str, num_classes: int, **overrides) -> nn.Module:
     return _keep_input_lists(_python_ints(_native_swish(_any_input_size(model))))
 
 
-def classifier_name(model: nn.Module) -> str:
-    """The qualified name of the model's final Linear layer: the head that depends on the class count."""
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise VideomlError(f"{type(model).__name__} has no Linear classifier")
-    return linears[-1]
-
-
-def read_file(path) -> object:
-    """A checkpoint file's contents, read with ``torch.load(weights_only=True)``; errors name the file."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise VideomlError(f"{path}: no such checkpoint file") from None
-    except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise VideomlError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {first_line(e)})") from None
-
-
-def load_weights(model: nn.Module, path, strict_head: bool = False) -> list[str]:
-    """Load a checkpoint into ``model``; returns the names of parameters left as initialised (a new head).
-
-    Reads PyTorchVideo model-zoo files (``{"model_state": ...}``), Lightning checkpoints (``{"state_dict": ...}``,
-    keys prefixed ``model.``) and plain state dicts, with ``torch.load(weights_only=True)``. A classifier of another
-    class count is skipped (kept as initialised) unless ``strict_head``; any other mismatch is an error naming the
-    tensors.
-    """
-    state = read_file(path)
-    for key in ("model_state", "state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict):
-        raise VideomlError(f"{path}: holds no state dict")
-    if all(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items()}
-
-    own = model.state_dict()
-    head = classifier_name(model)
-    skipped, problems = [], []
-    for name, tensor in own.items():
-        if name not in state:
-            problems.append(f"missing {name}")
-        elif state[name].shape != tensor.shape:
-            if name.startswith(head + ".") and not strict_head:
-                skipped.append(name)
-            else:
-                problems.append(f"{name}: checkpoint {tuple(state[name].shape)} vs model {tuple(tensor.shape)}")
-    problems += [f"unexpected {name}" for name in state if name not in own]
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise VideomlError(f"{path}: does not fit the model: {shown}")
-    model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
-    return skipped
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (``"x3d*"``), in registration order."""
+    return [name for name in MODELS if fnmatch.fnmatchcase(name, pattern)]

@@ -43,6 +43,7 @@ import torch
 import yaml
 
 from videoml.data.datamodule import VideoDataModule
+from videoml.models.registry import model_input
 from videoml.environment import environment
 from videoml.errors import VideomlError, first_line
 from videoml.fileio import write_atomic
@@ -50,7 +51,7 @@ from videoml.tf.data import ClipPipeline, training_batches
 from videoml.tf.layers import Normalize
 from videoml.tf.mirror import build_keras_model
 from videoml.tf.optim import make_optimizer, warmup_cosine
-from videoml.train.module import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
+from videoml.recipe import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
 
 log = logging.getLogger("videoml.tf")
 
@@ -173,7 +174,7 @@ def fit(config: dict, options: FitOptions) -> dict:
     seed = int(config.get("seed_everything", 0) or 0)
     model_cfg, data_cfg, trainer_cfg = (dict(config.get(k) or {}) for k in ("model", "data", "trainer"))
     name = model_cfg.get("model", "x3d_tiny")
-    data = VideoDataModule(**data_cfg, model=name, input=model_cfg.get("input"))
+    data = VideoDataModule(model_input(name, model_cfg.get("input")), **data_cfg)
     classes = data.classes
     if "train" not in data.sources:
         raise VideomlError("the config has no training data (data.train)")

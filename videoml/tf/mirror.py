@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from videoml.errors import VideomlError
-from videoml.models.registry import build_model, load_weights
+from videoml.models.registry import build_model
+from videoml.models.weights import load_weights
 from videoml.tf.layers import DepthwiseConv3D, Pad3D
 
 # Tensors of the PyTorch state dict that have no Keras counterpart, on purpose: BatchNorm's step counter only
@@ -248,7 +249,7 @@ def mirror(model: nn.Module, name: str = "model", synchronized_batchnorm: bool =
 def build_keras_model(name: str, num_classes: int, weights: str | None = None, seed: int | None = None,
                       synchronized_batchnorm: bool = False, **options) -> keras.Model:
     """The registry model ``name`` in Keras with the PyTorch side's weights: those of ``weights`` (a checkpoint, as
-    :func:`videoml.models.registry.load_weights` reads), else PyTorch's initialisation (seeded by ``seed``), so both
+    :func:`videoml.models.weights.load_weights` reads), else PyTorch's initialisation (seeded by ``seed``), so both
     frameworks start from the same point."""
     if seed is not None:
         torch.manual_seed(seed)

@@ -7,7 +7,7 @@ before momentum). Keras' AdamW adds epsilon to sqrt(v) before the bias correctio
 steps Keras' epsilon is ~30x larger, which changes the update of every weight whose gradient is near epsilon (a
 measured 80 % of the step's size for some tensors). :class:`TorchSGD` and :class:`TorchAdamW` are PyTorch's rules.
 
-The schedule is :func:`videoml.train.module.lr_factor` itself, tabulated per step, so both frameworks follow one
+The schedule is :func:`videoml.recipe.lr_factor` itself, tabulated per step, so both frameworks follow one
 formula.
 """
 
@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from videoml.errors import VideomlError
-from videoml.train.module import lr_factor
+from videoml.recipe import lr_factor
 
 
 @keras.saving.register_keras_serializable("videoml")

@@ -1,6 +1,7 @@
 """``videoml fit|validate|test|predict``: LightningCLI over VideoClassifier and VideoDataModule.
 
-The model's name and input overrides are given once (``model.model``, ``model.input``) and linked to the data;
+The model's name and input overrides are given once (``model.model``, ``model.input``); the input they make is linked
+to the data (``data.spec``);
 the class names flow from the data to the model when both are built. ``fit`` ends by testing the best checkpoint
 when the data has a test split.
 """
@@ -17,14 +18,14 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, first_line
+from videoml.models.registry import model_input
 from videoml.train.callbacks import RunRecord, Throughput
 from videoml.train.module import VideoClassifier
 
 
 class VideoCLI(LightningCLI):
     def add_arguments_to_parser(self, parser):
-        parser.link_arguments("model.model", "data.model")
-        parser.link_arguments("model.input", "data.input")
+        parser.link_arguments(("model.model", "model.input"), "data.spec", compute_fn=model_input)
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(RunRecord, "run_record")

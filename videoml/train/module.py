@@ -3,77 +3,20 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_accuracy
 
 from videoml.data.transforms import normalize
 from videoml.errors import VideomlError
-from videoml.models.registry import MEMORY_FORMAT_CHOICES, build_model, load_weights, memory_format_for, model_input
+from videoml.models.registry import build_model, model_input
+from videoml.models.weights import load_weights
+from videoml.recipe import average_per_video, check_bad_fraction, lr_factor, report_bad_videos, scaled_lr, top_k_accuracy
+from videoml.runtime import memory_format_for
+from videoml.vocab import MemoryFormat, Optimizer, check
 
 log = logging.getLogger("videoml.train")
-
-
-def report_bad_videos(bad: list[int], videos, max_fraction: float, epoch: int) -> None:
-    """Warn about the training videos (indices into ``videos.items``) an epoch skipped; fail the run when they and
-    the listed videos missing on disk are more than ``max_fraction`` of the videos listed."""
-    paths = [videos.items[i][0] for i in bad]
-    if paths:
-        names = ", ".join(map(str, paths[:10])) + (" ..." if len(paths) > 10 else "")
-        log.warning("epoch %d: %d training video(s) could not be decoded and were skipped: %s", epoch, len(bad), names)
-    check_bad_fraction(paths, videos, max_fraction)
-
-
-def check_bad_fraction(bad: list, videos, max_fraction: float) -> None:
-    """Fail when the ``bad`` (unreadable) videos plus the missing ones exceed ``max_fraction`` of those ``videos``
-    lists."""
-    lost = len(bad) + len(videos.missing)
-    fraction = lost / max(videos.listed, 1)
-    if fraction > max_fraction:
-        shown = [*bad[:5], *videos.missing[:5]]
-        names = ", ".join(map(str, shown)) + (" ..." if lost > len(shown) else "")
-        raise VideomlError(f"{lost} of {videos.listed} training videos ({fraction:.1%}) could not be decoded "
-                           f"({len(bad)}) or are missing ({len(videos.missing)}), over "
-                           f"max_bad_fraction={max_fraction:g}: {names}")
-
-
-def scaled_lr(lr: float, base_batch_size: int | None, global_batch_size: int) -> float:
-    """``lr`` given for ``base_batch_size`` clips a step, scaled linearly to the real global batch (as is)."""
-    return lr * global_batch_size / base_batch_size if base_batch_size else lr
-
-
-def lr_factor(step: int, warmup_epochs: float, steps_per_epoch: float, total_steps: int) -> float:
-    """The learning rate at ``step`` as a fraction of the peak: linear warm-up over ``warmup_epochs``, then cosine
-    decay to zero at ``total_steps``. The TensorFlow twin follows the same function (:mod:`videoml.tf.optim`)."""
-    warmup = min(int(warmup_epochs * steps_per_epoch), total_steps - 1)
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(total_steps - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def average_per_video(video_index: torch.Tensor, probs: torch.Tensor, label: torch.Tensor,
-                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(video indices, mean probabilities, labels) over the evaluation samples (views) of each video; samples of
-    weight 0 (padding, unreadable videos) left out. The TensorFlow twin evaluates with the same function."""
-    keep = weight > 0
-    index, probs, label = video_index[keep], probs[keep], label[keep]
-    videos, inverse = torch.unique(index, return_inverse=True)
-    sums = torch.zeros(len(videos), probs.shape[1], device=probs.device).index_add_(0, inverse, probs)
-    counts = torch.zeros(len(videos), device=probs.device).index_add_(0, inverse, torch.ones_like(inverse,
-                                                                                                 dtype=torch.float))
-    labels = torch.zeros(len(videos), dtype=label.dtype, device=label.device).scatter_(0, inverse, label)
-    return videos, sums / counts[:, None], labels
-
-
-def top_k_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``{"top1": ..., "top5": ...}`` of video-level scores (torchmetrics; top-k capped at the class count)."""
-    classes = probs.shape[1]
-    return {f"top{k}": multiclass_accuracy(probs, labels, num_classes=classes, top_k=min(k, classes),
-                                           average="micro") for k in (1, 5)}
 
 
 class VideoClassifier(L.LightningModule):
@@ -92,7 +35,7 @@ class VideoClassifier(L.LightningModule):
             (batch size x devices x nodes x gradient accumulation). Without ``lr_base_batch_size``, used as is.
         warmup_epochs: linear warm-up, then cosine decay to zero at the last step (per step).
         memory_format: ``auto`` (default: by device and architecture, measured, see
-            :func:`videoml.models.registry.memory_format_for`), ``channels_last_3d`` or
+            :func:`videoml.runtime.memory_format_for`), ``channels_last_3d`` or
             ``contiguous``.
         compile: ``torch.compile`` the model's forward (the state dict keeps its plain names).
         max_bad_fraction: fail the run when more than this fraction of the listed training videos are missing or
@@ -102,24 +45,22 @@ class VideoClassifier(L.LightningModule):
     """
 
     def __init__(self, model: str = "x3d_tiny", classes: list[str] | None = None, input: dict | None = None,
-                 model_options: dict | None = None, weights: str | None = None, optimizer: str = "sgd",
+                 model_options: dict | None = None, weights: str | None = None, optimizer: Optimizer = "sgd",
                  lr: float = 0.1,
                  lr_base_batch_size: int | None = None, momentum: float = 0.9, nesterov: bool = True,
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
-                 memory_format: str = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
+                 memory_format: MemoryFormat = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
                  min_eval_fraction: float = 1.0):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
-        if optimizer not in ("sgd", "adamw"):
-            raise VideomlError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        check(optimizer, Optimizer, "model.optimizer")
+        check(memory_format, MemoryFormat, "model.memory_format")
         if not (0 <= max_bad_fraction <= 1 and 0 <= min_eval_fraction <= 1):
             raise VideomlError(f"max_bad_fraction and min_eval_fraction must lie in [0, 1], got {max_bad_fraction} "
                                f"and {min_eval_fraction}")
-        if memory_format not in MEMORY_FORMAT_CHOICES:
-            raise VideomlError(f"memory_format must be one of {list(MEMORY_FORMAT_CHOICES)}, got {memory_format!r}")
         self.save_hyperparameters()
-        self.spec = model_input(model).replace(**(input or {}))
+        self.spec = model_input(model, input)
         self.model = build_model(model, len(classes), **(model_options or {}))
         if weights:
             fresh = load_weights(self.model, weights)
