@@ -18,7 +18,7 @@ csv_logger() {  # a --trainer.logger value: metrics.csv under $1/logs/version_N
 }
 
 $PY -m videoml data synth --out "$OUT/data/synth" --videos-per-class 100 --num-workers "$(nproc)"
-$PY -m videoml data synth --out "$OUT/data/kinetics_like" --videos-per-class 24 --frames 80 --size 320x256 \
+$PY -m videoml data synth --out "$OUT/data/kinetics_like" --videos-per-class 24 --frames 80 --width 320 --height 256 \
     --fps 25 --gop 25 --num-workers "$(nproc)"
 
 $PY -m videoml data prepare "$OUT/data/synth" "$OUT/data/synth-prepared" --short-side 88 --num-workers "$(nproc)"

@@ -17,7 +17,7 @@ def test_help_lists_the_commands():
 def test_synth_writes_a_data_set_and_reports_it(tmp_path):
     out = tmp_path / "set"
     args = ("data", "synth", "--out", str(out), "--classes", "move_left,move_right,grow", "--videos-per-class", "3",
-            "--frames", "8", "--size", "48x32", "--seed", "5", "--num-workers", "2")
+            "--frames", "8", "--width", "48", "--height", "32", "--seed", "5", "--num-workers", "2")
     result = videoml(*args)
     assert result.returncode == 0, result.stderr
     assert "3 classes, 3 train, 3 val, 3 test" in result.stdout
@@ -31,10 +31,10 @@ def test_synth_writes_a_data_set_and_reports_it(tmp_path):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (("--size", "12"), 2, "WIDTHxHEIGHT"),
+    (("--width", "12"), 2, "size must be even and at least 32x32"),
     (("--classes", "move_up,spin"), 2, "unknown classes ['spin']"),
     (("--codec", "mpeg4", "--vfr"), 2, "AVI"),
-    (("--frames", "0"), 2, "--frames"),
+    (("--frames", "0"), 2, "frames must be >= 2"),
     (("--splits", "0.5,0.5,0.5"), 2, "splits"),
 ])
 def test_bad_values_give_one_line_and_exit_2(tmp_path, args, code, words):
@@ -54,7 +54,7 @@ def test_an_out_path_that_is_a_file_is_named(tmp_path):
 
 def test_a_different_data_set_in_the_way_needs_force(tmp_path):
     base = ("data", "synth", "--out", str(tmp_path), "--classes", "grow,shrink", "--videos-per-class", "1",
-            "--size", "32x32")
+            "--width", "32", "--height", "32")
     assert videoml(*base, "--frames", "4").returncode == 0
     result = videoml(*base, "--frames", "6")
     assert result.returncode == 1 and "--force" in result.stderr and "Traceback" not in result.stderr

@@ -42,22 +42,33 @@ from videoml.errors import VideoDecodeError
 
 @dataclass(frozen=True)
 class DecodeBench:
-    data: str = "data/bench"  # where the benchmark's videos are made once
+    data: str = "data/bench"
+    """where the benchmark's videos are made once"""
     out: str = "runs/bench/decode"
     backends: tuple[str, ...] = ("pyav", "decord", "torchcodec")
-    frames: int = 8  # T
-    stride: int = 8  # τ
+    frames: int = 8
+    """T"""
+    stride: int = 8
+    """τ"""
     views: int = 10
-    clips: int = 60  # random clips per scenario
-    repeats: int = 3  # each clip list is timed this many times; per clip, the median counts
+    clips: int = 60
+    """random clips per scenario"""
+    repeats: int = 3
+    """each clip list is timed this many times; per clip, the median counts"""
     memory_reads: int = 5000
     pytorchvideo: bool = True
-    short_seconds: int = 10  # the many short videos (24 of them)
-    long_seconds: int = 600  # the long video
-    real: bool = True  # the random_clip_real scenario (fetches the conformance corpus once)
-    training: bool = True  # the train_clip scenario
-    train_videos_per_class: int = 8  # its synthetic set: 6 classes x this; the Kinetics-like set a quarter of it
-    train_seconds: int = 10  # the Kinetics-like videos' length
+    short_seconds: int = 10
+    """the many short videos (24 of them)"""
+    long_seconds: int = 600
+    """the long video"""
+    real: bool = True
+    """the random_clip_real scenario (fetches the conformance corpus once)"""
+    training: bool = True
+    """the train_clip scenario"""
+    train_videos_per_class: int = 8
+    """its synthetic set: 6 classes x this; the Kinetics-like set a quarter of it"""
+    train_seconds: int = 10
+    """the Kinetics-like videos' length"""
     seed: int = 0
 
     def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:

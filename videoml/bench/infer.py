@@ -36,6 +36,7 @@ from videoml.infer.run import InferConfig, infer
 from videoml.models.weights import ModelCard, save_checkpoint
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import parse_device
+from videoml.vocab import Precision
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class InferBench:
     model: str = "x3d_xs"
     views: int = 5
     crops: int = 1
-    videos: int = 48  # 10-second videos, made once
-    baseline_videos: int = 8  # the tutorial loop is slow: timed on the first few videos
+    videos: int = 48
+    """10-second videos, made once"""
+    baseline_videos: int = 8
+    """the tutorial loop is slow: timed on the first few videos"""
     batch_size: int = 16
     num_workers: int = 2
     device: str = "cpu"

@@ -70,7 +70,8 @@ class ModelBench:
     repeats: int = 5
     classes: int = 400
     out: str = "runs/bench/model"
-    profile: bool = False  # also trace each model and mode's train step into <out>/profile-<model>-<mode>/
+    profile: bool = False
+    """also trace each model and mode's train step into <out>/profile-<model>-<mode>/"""
     seed: int = 0
 
 

@@ -39,30 +39,20 @@ class SuiteConfig:
     frameworks: dict[str, list[str]] = field(default_factory=lambda: {"torch": ["fp32"], "tf": ["graph"]})
     batch_sizes: list[int] = field(default_factory=lambda: [8])
     stages: list[str] = field(default_factory=lambda: ["forward", "train_step"])
-    backends: list[str] = field(default_factory=lambda: ["pyav"])  # decode stage
-    workers: list[int] = field(default_factory=lambda: [2])  # pipeline stage
-    encodings: list[str] = field(default_factory=lambda: ["original"])  # data stages: "original" and/or "prepared"
-    clips_per_video: list[int] = field(default_factory=lambda: [1])  # data stages: repeated sampling
+    backends: list[str] = field(default_factory=lambda: ["pyav"])
+    """decode stage"""
+    workers: list[int] = field(default_factory=lambda: [2])
+    """pipeline stage"""
+    encodings: list[str] = field(default_factory=lambda: ["original"])
+    """data stages: original and/or prepared"""
+    clips_per_video: list[int] = field(default_factory=lambda: [1])
+    """data stages: repeated sampling"""
     videos: int = 8
     classes: int = 400
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 16))
     seed: int = 0
     timing: dict = field(default_factory=lambda: asdict(Timing()))
     data: str = "data/bench"
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, overrides: dict | None = None) -> "SuiteConfig":
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise VideomlError(f"{path}: cannot read the suite config ({e.strerror})") from None
-        raw.update(overrides or {})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UsageError(f"{path}: unknown suite keys {sorted(unknown)} (known: {', '.join(cls.__dataclass_fields__)})")
-        config = cls(**raw)
-        config.check(path)
-        return config
 
     def check(self, where) -> None:
         from videoml.bench.model import Mode

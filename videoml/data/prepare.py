@@ -61,9 +61,11 @@ class PrepareConfig:
     # The defaults are what decodes a training clip cheapest (docs/benchmarks.md, "Prepared data"): short GOPs; B-frames
     # that nothing refers to, which a reader skips when a clip does not need them; x264's fastdecode tuning (no CABAC,
     # no deblocking filter: each frame decodes faster, exactly, for some 20 % more bytes).
-    gop: int = 16  # key frame interval in frames
+    gop: int = 16
+    """key frame interval in frames"""
     bframes: int = 2
-    crf: int = 23  # x264's constant-quality scale: 0 lossless, 23 its default, 51 worst
+    crf: int = 23
+    """x264's constant-quality scale: 0 lossless, 23 its default, 51 worst"""
     preset: str = "fast"
     tune: str | None = "fastdecode"
 

@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -81,20 +81,32 @@ class SynthConfig:
     """Everything that decides the output. Equal configs give equal data sets."""
 
     classes: tuple[str, ...] = DEFAULT_CLASSES
+    """class names, of move_left, move_right, move_up, move_down, rotate_cw, rotate_ccw, grow, shrink"""
     videos_per_class: int = 40
     frames: int = 48
-    fps: str = "16"  # a number or a fraction such as "30000/1001"
+    """frames per video"""
+    fps: str = "16"
+    """frame rate, a number or a fraction such as 30000/1001"""
     width: int = 128
     height: int = 128
     codec: str = "h264"
+    """h264 (MP4), hevc (MP4), mpeg4 (MPEG-4 Part 2 in AVI), vp9 (WebM)"""
     gop: int = 16
+    """key frame interval in frames"""
     bframes: int = 2
-    vfr: bool = False  # frame intervals jitter between 0.5x and 1.5x the nominal one
-    start_time: float = 0.0  # seconds: presentation time of the first frame
-    bit_depth: int = 8  # 8 (yuv420p) or 10 (yuv420p10le; h264 and hevc)
-    open_gop: bool = False  # key frames after the first are not IDR and leading B-frames refer across them (h264)
-    rotation: int = 0  # a display matrix turning the pictures this many degrees counter-clockwise (not in AVI)
+    """max consecutive B-frames"""
+    vfr: bool = False
+    """variable frame rate: frame intervals jitter between 0.5x and 1.5x the nominal one"""
+    start_time: float = 0.0
+    """presentation time of the first frame, seconds"""
+    bit_depth: Literal[8, 10] = 8
+    """8 (yuv420p) or 10 (yuv420p10le; h264 and hevc) bits per component"""
+    open_gop: bool = False
+    """open GOPs: key frames after the first are not IDR and leading B-frames refer across them (h264)"""
+    rotation: Literal[0, 90, 180, 270] = 0
+    """a display matrix turning the pictures this many degrees counter-clockwise (not in AVI)"""
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    """train, val, test fractions"""
     seed: int = 0
 
     def __post_init__(self):

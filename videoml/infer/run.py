@@ -18,8 +18,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from videoml.data.decoding.budget import DEFAULT_SECONDS
@@ -29,37 +31,56 @@ from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
 from videoml.runtime import parse_device
+from videoml.vocab import Aggregate, Backend, MemoryFormat, Precision, choices
 from videoml.profiling import Profile
 
 log = logging.getLogger("videoml.infer")
 
-AGGREGATES = ("mean", "max", "mean-logits")
+AGGREGATES = choices(Aggregate)
 EXIT_SOME_FAILED = 3  # some videos could not be classified (their records say why); usage errors exit 2
 
 
 @dataclass
 class InferConfig:
-    model: str  # checkpoint or exported model
-    inputs: list[str]  # files, folders, glob patterns, list files (@list.txt or *.txt / *.lst)
+    model: str
+    """checkpoint (.ckpt) or exported model (.ts TorchScript, .pt2 torch.export, .onnx)"""
+    inputs: list[str]
+    """video files, folders (recursive), glob patterns, list files (@list or *.txt / *.lst: one path a line)"""
     output: str = "predictions.jsonl"
+    """JSONL results file"""
     csv: str | None = None
-    views: int | None = None  # None: the model's recipe
-    crops: int | None = None
-    top_k: int = 5
-    aggregate: str = "mean"
+    """also write the results as CSV here"""
+    views: PositiveInt | None = None
+    """temporal views per video (default: the model's recipe)"""
+    crops: Literal[1, 3] | None = None
+    """spatial crops per view (default: the model's recipe)"""
+    top_k: PositiveInt = 5
+    aggregate: Aggregate = "mean"
+    """how clip scores make a video's: mean of softmax, max of softmax, softmax of the mean logits"""
     per_clip: bool = False
-    dense: float | None = None  # seconds between clip starts: a timeline of the whole video
-    batch_size: int = 16  # clips per model call
-    num_workers: int = 2
-    backend: str = "pyav"
-    decode_timeout: float | None = DEFAULT_SECONDS  # seconds per video (see videoml.data.decoding.budget)
+    """also record every view's top-k"""
+    dense: PositiveFloat | None = None
+    """clips every this many seconds over the whole video instead of views: a timeline of segments"""
+    batch_size: PositiveInt = 16
+    """clips per model call"""
+    num_workers: NonNegativeInt = 2
+    """decoding processes, 0 to decode in the main process"""
+    backend: Backend = "pyav"
+    decode_timeout: PositiveFloat | None = DEFAULT_SECONDS
+    """seconds a video may take to read; a slower one is recorded as failed"""
     devices: tuple[str, ...] = ("cpu",)
+    """cpu, cuda, cuda:1, or several (one process per device, outputs merged)"""
     precision: Precision = "fp32"
-    memory_format: str = "auto"
+    """autocast"""
+    memory_format: MemoryFormat = "auto"
+    """auto: by device and architecture, as measured"""
     resume: bool = False
+    """go on with an existing output, skipping videos in it"""
     overwrite: bool = False
+    """replace an existing output"""
     progress: bool = True
-    profile: str | None = None  # a folder: profile the model calls, write the trace there
+    profile: str | None = None
+    """profile the model calls into this folder (given alone: beside the output)"""
 
 
 @dataclass

@@ -27,8 +27,8 @@ optimiser state, to resume from with ``--resume``), ``best.keras`` and ``state.j
 
 from __future__ import annotations
 
-import copy
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -41,56 +41,35 @@ import numpy as np
 import tensorflow as tf
 import torch
 import yaml
+from jsonargparse.typing import PositiveInt
 
 from videoml.data.datamodule import VideoDataModule
-from videoml.models.registry import model_input
 from videoml.environment import environment
-from videoml.errors import VideomlError, first_line
+from videoml.errors import VideomlError
 from videoml.fileio import write_atomic
 from videoml.tf.data import ClipPipeline, training_batches
 from videoml.tf.layers import Normalize
 from videoml.tf.mirror import build_keras_model
 from videoml.tf.optim import make_optimizer, warmup_cosine
 from videoml.recipe import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
+from videoml.vocab import TFMode
 
 log = logging.getLogger("videoml.tf")
-
-MODES = ("eager", "graph", "xla")
-# The VideoClassifier options the twin follows; others (memory_format, compile) are PyTorch's own.
-_MODEL_KEYS = {"model", "input", "model_options", "weights", "optimizer", "lr", "lr_base_batch_size", "momentum",
-               "nesterov", "weight_decay", "warmup_epochs", "label_smoothing", "max_bad_fraction", "memory_format",
-               "compile", "classes"}
 
 
 @dataclass
 class FitOptions:
-    devices: int | None = None  # replicas: None = every visible GPU, else 1 CPU
-    mode: str = "graph"
+    """How the Keras twin runs (the rest comes from the ``videoml fit`` config)."""
+
+    devices: PositiveInt | None = None
+    """replicas: GPUs, or logical CPU devices without GPUs (default: trainer.devices, else all GPUs or 1 CPU)"""
+    mode: TFMode = "graph"
+    """eager (no tf.function), graph (tf.function), xla (jit_compile=True)"""
     resume: bool = False
-    run_dir: Path | None = None  # default: <trainer.default_root_dir>/tf/version_N
+    """continue the latest run from its last.keras"""
+    run_dir: str | None = None
+    """run directory (default: <trainer.default_root_dir>/tf/version_N)"""
     progress: bool = False
-
-
-def load_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """A ``videoml fit`` YAML config with dotted overrides (``{"trainer.max_epochs": 3}``) applied."""
-    try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as e:
-        raise VideomlError(f"{path}: cannot read the config ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise VideomlError(f"{path}: not valid YAML ({first_line(e)})") from None
-    for key, value in (overrides or {}).items():
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise VideomlError(f"override {key}: {part} is not a section")
-        node[leaf] = value
-    unknown = set(config.get("model", {})) - _MODEL_KEYS
-    if unknown:
-        raise VideomlError(f"{path}: unknown model options {sorted(unknown)}")
-    return config
 
 
 def strategy_for(devices: int | None) -> tf.distribute.MirroredStrategy:
@@ -166,108 +145,114 @@ class _MetricsLog:
         write_atomic(self.path, text.getvalue())
 
 
-def fit(config: dict, options: FitOptions) -> dict:
-    """Train (and validate, and test the best epoch) as the config says; returns the last metrics row."""
-    if options.mode not in MODES:
-        raise VideomlError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
-    config = copy.deepcopy(config)
-    seed = int(config.get("seed_everything", 0) or 0)
-    model_cfg, data_cfg, trainer_cfg = (dict(config.get(k) or {}) for k in ("model", "data", "trainer"))
-    name = model_cfg.get("model", "x3d_tiny")
-    data = VideoDataModule(model_input(name, model_cfg.get("input")), **data_cfg)
-    classes = data.classes
-    if "train" not in data.sources:
-        raise VideomlError("the config has no training data (data.train)")
-    devices = trainer_cfg.get("devices")
-    strategy = strategy_for(options.devices if options.devices is not None else
-                            devices if isinstance(devices, int) else None)
-    keras.utils.set_random_seed(seed)
-    replicas = strategy.num_replicas_in_sync
-    epochs = int(trainer_cfg.get("max_epochs", 1))
-    val_every = int(trainer_cfg.get("check_val_every_n_epoch", 1))
-    batch_size = int(data_cfg.get("batch_size", 8))
-    workers = int(data_cfg.get("num_workers", 2))
-    train = ClipPipeline(data.dataset("train"), batch_size * replicas, workers, seed)
-    evaluation = {split: ClipPipeline(data.dataset(split), int(data_cfg.get("eval_batch_size") or batch_size),
-                                      workers, seed) for split in ("val", "test") if split in data.sources}
+def _pipelines(data: VideoDataModule, replicas: int, seed: int) -> tuple[ClipPipeline, dict[str, ClipPipeline]]:
+    """The training pipeline (global batch = data.batch_size x replicas) and the evaluation ones."""
+    hp = data.hparams
+    train = ClipPipeline(data.dataset("train"), hp.batch_size * replicas, hp.num_workers, seed)
+    evaluation = {split: ClipPipeline(data.dataset(split), hp.eval_batch_size or hp.batch_size, hp.num_workers, seed)
+                  for split in ("val", "test") if split in data.sources}
+    return train, evaluation
 
-    root = Path(trainer_cfg.get("default_root_dir") or "runs") / "tf"
-    run = options.run_dir or _run_dir(root, options.resume)
+
+def _start_run(config, options: FitOptions, classes: list[str], strategy, global_batch: int) -> tuple[Path, dict]:
+    """The run directory with its config, classes and environment written; the state to resume from."""
+    root = Path(config.trainer.default_root_dir or "runs") / "tf"
+    run = Path(options.run_dir) if options.run_dir else _run_dir(root, options.resume)
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "state.json"
     state = json.loads(state_path.read_text()) if options.resume and state_path.is_file() else {}
     if options.resume and not state:
         raise VideomlError(f"{run}: nothing to resume (no state.json)")
-
-    config["model"] = {**model_cfg, "classes": classes}
-    config["tf"] = {"mode": options.mode, "replicas": replicas, "global_batch_size": batch_size * replicas,
-                    "devices": [d for d in strategy.extended.worker_devices]}
-    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    resolved = config.clone().as_dict()
+    resolved["data"]["spec"] = dataclasses.asdict(resolved["data"]["spec"])
+    resolved["model"]["classes"] = classes
+    resolved["tf"] = {"mode": options.mode, "replicas": strategy.num_replicas_in_sync,
+                      "global_batch_size": global_batch, "devices": list(strategy.extended.worker_devices)}
+    (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (run / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
     env = environment()
     build = tf.sysconfig.get_build_info()
     env.update(tensorflow_cuda=build.get("cuda_version"), tensorflow_cudnn=build.get("cudnn_version"),
                tensorflow_devices=[d.name for d in tf.config.list_logical_devices()])
     (run / "environment.json").write_text(json.dumps({"stage": "tf fit", **env}, indent=2) + "\n")
+    return run, state
 
-    peak = scaled_lr(float(model_cfg.get("lr", 0.1)), model_cfg.get("lr_base_batch_size"), batch_size * replicas)
-    schedule = warmup_cosine(peak, float(model_cfg.get("warmup_epochs", 1.0)), train.steps, epochs)
+
+def _compiled_model(config, classes: list[str], schedule, spec, options: FitOptions, seed: int) -> keras.Model:
+    """The Keras twin, from the PyTorch model's initial weights (or model.weights), compiled as the config says."""
+    m = config.model
+    net = build_keras_model(m.model, len(classes), weights=m.weights, seed=seed,
+                            synchronized_batchnorm=bool(config.trainer.sync_batchnorm), **(m.model_options or {}))
+    model = with_normalization(net, spec.mean, spec.std)
+    optimizer = make_optimizer(m.optimizer, schedule, momentum=m.momentum, nesterov=m.nesterov,
+                               weight_decay=m.weight_decay)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=m.label_smoothing),
+                  weighted_metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
+                  run_eagerly=options.mode == "eager", jit_compile=options.mode == "xla")
+    return model
+
+
+def _train_epoch(model, train: ClipPipeline, epoch: int, classes: int, schedule, progress: bool) -> dict:
+    """One epoch of ``model.fit``; its metrics row (the PyTorch side's names)."""
+    train.bad.clear()
+    started = time.perf_counter()
+    history = model.fit(training_batches(train, epoch, classes), epochs=epoch + 1, initial_epoch=epoch,
+                        shuffle=False, verbose=1 if progress else 0)
+    seconds = time.perf_counter() - started
+    step = int(model.optimizer.iterations.numpy())
+    return {"epoch": epoch, "step": step, "train/loss": float(history.history["loss"][-1]),
+            "train/top1": float(history.history["top1"][-1]), "train/lr": float(schedule(max(step - 1, 0))),
+            "train/clips": float(train.samples - len(train.bad) * train.clips.repeats),
+            "train/bad_videos": float(len(train.bad)), "throughput/clips_per_s": train.samples / seconds}
+
+
+def _forward(model, mode: str):
+    """Evaluation calls: the model itself in eager mode, else a tf.function (XLA-compiled in xla mode)."""
+    if mode == "eager":
+        return model
+    return tf.function(lambda x: model(x, training=False), jit_compile=mode == "xla", reduce_retracing=True)
+
+
+def fit(config, options: FitOptions) -> dict:
+    """Train (and validate, and test the best epoch) as ``config`` (``videoml fit``'s parsed configuration, see
+    :func:`videoml.train.cli.parse_config`) says; returns the last metrics row."""
+    seed, trainer = int(config.seed_everything or 0), config.trainer
+    data = VideoDataModule(**config.data.as_dict())
+    if "train" not in data.sources:
+        raise VideomlError("the config has no training data (data.train)")
+    strategy = strategy_for(options.devices if options.devices is not None else
+                            trainer.devices if isinstance(trainer.devices, int) else None)
+    keras.utils.set_random_seed(seed)
+    train, evaluation = _pipelines(data, strategy.num_replicas_in_sync, seed)
+    epochs = trainer.max_epochs if trainer.max_epochs is not None else 1000  # Lightning's default
+    global_batch = data.hparams.batch_size * strategy.num_replicas_in_sync
+    run, state = _start_run(config, options, data.classes, strategy, global_batch)
+    peak = scaled_lr(config.model.lr, config.model.lr_base_batch_size, global_batch)
+    schedule = warmup_cosine(peak, config.model.warmup_epochs, train.steps, epochs)
     with strategy.scope():
-        if state:
-            model = keras.saving.load_model(run / "last.keras")
-        else:
-            net = build_keras_model(name, len(classes), weights=model_cfg.get("weights"), seed=seed,
-                                    synchronized_batchnorm=bool(trainer_cfg.get("sync_batchnorm", False)),
-                                    **(model_cfg.get("model_options") or {}))
-            spec = data.spec
-            model = with_normalization(net, spec.mean, spec.std)
-            optimizer = make_optimizer(model_cfg.get("optimizer", "sgd"), schedule,
-                                       momentum=float(model_cfg.get("momentum", 0.9)),
-                                       nesterov=bool(model_cfg.get("nesterov", True)),
-                                       weight_decay=float(model_cfg.get("weight_decay", 5e-5)))
-            model.compile(optimizer=optimizer,
-                          loss=keras.losses.CategoricalCrossentropy(
-                              from_logits=True, label_smoothing=float(model_cfg.get("label_smoothing", 0.0))),
-                          weighted_metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
-                          run_eagerly=options.mode == "eager", jit_compile=options.mode == "xla")
-    forward = model if options.mode == "eager" else tf.function(lambda x: model(x, training=False),
-                                                                jit_compile=options.mode == "xla",
-                                                                reduce_retracing=True)
-
+        model = (keras.saving.load_model(run / "last.keras") if state else
+                 _compiled_model(config, data.classes, schedule, data.spec, options, seed))
+    forward = _forward(model, options.mode)
     metrics = _MetricsLog(run / "metrics.csv")
     best = state.get("best_top1", -1.0)
-    max_bad = float(model_cfg.get("max_bad_fraction", 0.01))
-    row: dict = {}
     for epoch in range(state.get("epoch", -1) + 1, epochs):
-        train.bad.clear()
-        started = time.perf_counter()
-        history = model.fit(training_batches(train, epoch, len(classes)), epochs=epoch + 1, initial_epoch=epoch,
-                            shuffle=False, verbose=1 if options.progress else 0)
-        seconds = time.perf_counter() - started
-        row = {"epoch": epoch, "step": int(model.optimizer.iterations.numpy()),
-               "train/loss": float(history.history["loss"][-1]), "train/top1": float(history.history["top1"][-1]),
-               "train/lr": float(schedule(max(int(model.optimizer.iterations.numpy()) - 1, 0))),
-               "train/clips": float(train.samples - len(train.bad) * train.clips.repeats),
-               "train/bad_videos": float(len(train.bad)),
-               "throughput/clips_per_s": train.samples / seconds}
-        report_bad_videos(sorted(train.bad), train.clips.videos, max_bad, epoch)
-        if "val" in evaluation and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs):
-            scores = evaluate(forward, evaluation["val"])
-            row.update({f"val/{k}": v for k, v in scores.items()})
-            if scores.get("top1", -1.0) > best:
-                best = scores["top1"]
+        row = _train_epoch(model, train, epoch, len(data.classes), schedule, options.progress)
+        report_bad_videos(sorted(train.bad), train.clips.videos, config.model.max_bad_fraction, epoch)
+        if "val" in evaluation and ((epoch + 1) % trainer.check_val_every_n_epoch == 0 or epoch + 1 == epochs):
+            row.update({f"val/{k}": v for k, v in evaluate(forward, evaluation["val"]).items()})
+            if row.get("val/top1", -1.0) > best:
+                best = row["val/top1"]
                 model.save(run / "best.keras")
         model.save(run / "last.keras")
         state = {"epoch": epoch, "best_top1": best}
-        write_atomic(state_path, json.dumps(state))
+        write_atomic(run / "state.json", json.dumps(state))
         metrics.add(row)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if "test" in evaluation:
         chosen = run / "best.keras" if (run / "best.keras").is_file() else run / "last.keras"
         with strategy.scope():
             tested = keras.saving.load_model(chosen)
-        forward = tf.function(lambda x: tested(x, training=False), reduce_retracing=True)
-        scores = evaluate(forward, evaluation["test"])
-        row = {"epoch": state.get("epoch", epochs - 1), **{f"test/{k}": v for k, v in scores.items()}}
-        metrics.add(row)
+        scores = evaluate(_forward(tested, "graph"), evaluation["test"])
+        metrics.add({"epoch": state.get("epoch", epochs - 1), **{f"test/{k}": v for k, v in scores.items()}})
     return {"run": str(run), **{k: v for r in metrics.rows for k, v in r.items()}}

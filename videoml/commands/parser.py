@@ -1,0 +1,131 @@
+"""How a command's parser is generated from its function (jsonargparse), and the conventions every command shares.
+
+A command is a typed function: each parameter is an option, a dataclass parameter contributes its fields as options
+(documented by their attribute docstrings), the docstring's ``Args:`` give the help. Every command takes
+``--config FILE`` (YAML of its options) and ``--print_config``. Options are spelled with underscores as in config
+files (``--num_workers``) or with dashes (``--num-workers``); a bool option given alone is true (``--force``),
+``--no-X`` sets X false; a list option takes YAML (``[a, b]``) or comma-separated values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+
+import docstring_parser
+from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fields' docstrings are their help
+
+
+@dataclass(frozen=True)
+class Command:
+    run: typing.Callable[..., int]
+    help: str
+    positional: tuple[str, ...] = ()
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option -> more names ("-m", "--device")
+    bare: dict[str, object] = field(default_factory=dict)  # option -> its value when given without one
+
+
+def options_of(function) -> dict[str, tuple[object, object]]:
+    """option name -> (type, default) of a command: its parameters, a dataclass parameter's fields in its place."""
+    options = {}
+    for name, hint in typing.get_type_hints(function).items():
+        if name == "return":
+            continue
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            options.update({f.name: (hints[f.name], f.default) for f in dataclasses.fields(hint) if f.init})
+        else:
+            options[name] = (hint, inspect.signature(function).parameters[name].default)
+    return options
+
+
+def _is_sequence(hint) -> bool:
+    """A list or tuple type, or an optional one."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return any(typing.get_origin(t) in (list, tuple) for t in (typing.get_args(hint) if union else (hint,)))
+
+
+def command_parser(prog: str, command: Command, shapes: dict) -> ArgumentParser:
+    """The parser of one command; ``shapes`` collects its list and bool options (see :func:`normalize`)."""
+    doc = inspect.getdoc(command.run) or ""
+    parser = ArgumentParser(prog=prog, description=doc.split("\n\nArgs:")[0], exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options (see --print_config)")
+    options = options_of(command.run)
+    for name in command.positional:
+        hint, default = options[name]
+        many = _is_sequence(hint)
+        nargs = ("+" if default is inspect.Parameter.empty else "*") if many else None
+        parser.add_argument(name, nargs=nargs, type=str, help=_arg_help(doc, command.run, name))
+    skip = set(command.positional)
+    for name, hint in typing.get_type_hints(command.run).items():
+        if dataclasses.is_dataclass(hint):
+            parser.add_class_arguments(hint, as_group=False, skip=skip | {"progress"})
+            skip.add(name)
+    parser.add_function_arguments(command.run, as_group=False, skip=skip)
+    conventional(parser, {k: v for k, v in options.items() if k not in command.positional}, command.aliases,
+                 command.bare, shapes)
+    return parser
+
+
+def conventional(parser: ArgumentParser, options: dict, aliases: dict, bare: dict, shapes: dict) -> None:
+    """Give ``options`` (name -> (type, default)) their dashed names, ``aliases`` and bare forms; record their shapes
+    for :func:`normalize`."""
+    for action in parser._actions:  # argparse keeps its options here; the names and bare forms are added to them
+        name = action.dest
+        if name not in options:
+            continue
+        _add_names(parser, action, [f"--{name.replace('_', '-')}", *aliases.get(name, ())])
+        hint, default = options[name]
+        if hint is bool or name in bare:
+            action.nargs, action.const = "?", bare.get(name, True)
+        for option in action.option_strings:
+            shapes[option] = "bool" if hint is bool else "list" if _is_sequence(hint) else "value"
+
+
+def _add_names(parser, action, names) -> None:
+    for alias in names:
+        if alias not in parser._option_string_actions:
+            action.option_strings.append(alias)
+            parser._option_string_actions[alias] = action
+
+
+def _arg_help(doc: str, function, name: str) -> str | None:
+    return next((p.description for p in docstring_parser.parse(doc).params if p.arg_name == name), None)
+
+
+def normalize(argv: list[str], shapes: dict) -> list[str]:
+    """``--no-X`` -> ``--X false``; a comma-separated value of a list option -> a YAML list. ``shapes``: option ->
+    "bool", "list" or "value", or command name -> such a mapping for the command's words in ``argv``."""
+    words = []
+    while argv[len(words):] and isinstance(shapes.get(argv[len(words)]), dict):
+        words.append(argv[len(words)])
+        shapes = shapes[words[-1]]
+    if any(isinstance(v, dict) for v in shapes.values()):
+        return argv
+    out, items = words, iter(argv[len(words):])
+    for item in items:
+        name = item.split("=", 1)[0]
+        if name.startswith("--no-") and shapes.get("--" + name[5:]) == "bool":
+            out += ["--" + name[5:], "false"]
+        elif shapes.get(name) == "list":
+            value = item.split("=", 1)[1] if "=" in item else next(items, "")
+            out += [name, value if value.startswith("[") else f"[{value}]"]
+        else:
+            out.append(item)
+    return out
+
+
+def call(command: Command, values: dict) -> int:
+    """Call a command with parsed values: a dataclass parameter made from its fields."""
+    values.pop("config", None)
+    kwargs = {}
+    for name, hint in typing.get_type_hints(command.run).items():
+        if dataclasses.is_dataclass(hint):
+            fields = {f.name for f in dataclasses.fields(hint) if f.init and f.name != "progress"}
+            kwargs[name] = hint(**{k: values.pop(k) for k in fields if k in values})
+    return command.run(**kwargs, **values)

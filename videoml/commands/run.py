@@ -1,0 +1,69 @@
+"""``videoml infer`` and ``videoml export``: running a trained model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse.typing import PositiveInt
+
+from videoml.errors import UsageError, VideomlError
+from videoml.infer.run import InferConfig
+
+ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "all"]
+
+
+def infer(options: InferConfig) -> int:
+    """Classify video files with a checkpoint from `videoml fit` or a model from `videoml export`. Writes one JSON
+    record per video (path, status, top-k, timing, error), incrementally. Exit status: 0 when every video was
+    classified, 3 when some could not be (their records say why), 2 for usage errors, 1 when the run could not
+    start."""
+    from videoml.infer.run import EXIT_SOME_FAILED, infer as run
+
+    if options.profile == "":
+        output = Path(options.output)
+        options = dataclasses.replace(options, profile=str(output.with_name(output.stem + ".profile")))
+    summary = run(dataclasses.replace(options, progress=sys.stderr.isatty()))
+    print(f"{summary.line()}; results in {options.output}", file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed else 0
+
+
+def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str = "export",
+           sample: str | None = None, opset: int | None = None, batch: PositiveInt = 2) -> int:
+    """Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: its logits on
+    real decoded clips must match eager PyTorch's (see docs/inference.md).
+
+    Args:
+        checkpoint: a checkpoint from videoml fit (.ckpt).
+        formats: the formats to write; 'all' tries every format (default: pt2).
+        out: file, or folder for model.<suffix>.
+        sample: video to verify with (default: a generated synthetic video).
+        opset: ONNX opset (default: videoml.export.DEFAULT_OPSET).
+        batch: example batch to export with.
+    """
+    from videoml.export import DEFAULT_OPSET, FORMATS, Exporter, output_path, report_json
+
+    requested = formats or ["pt2"]
+    chosen = list(FORMATS) if "all" in requested else list(dict.fromkeys(requested))
+    if len(chosen) > 1 and os.path.splitext(out)[1]:
+        raise UsageError("several formats need --out to be a folder")
+    for fmt in chosen:
+        output_path(fmt, out)  # a wrong name fails before the model is loaded
+    exporter = Exporter(checkpoint, sample_video=sample, batch=batch)
+    failed = 0
+    for fmt in chosen:
+        try:
+            report = exporter.export(fmt, out, opset=opset or DEFAULT_OPSET)
+        except VideomlError as e:
+            if len(chosen) == 1:
+                raise
+            print(f"videoml: {fmt}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(report_json(report))
+        print(f"{fmt}: {report.path} ({report.bytes / 1e6:.1f} MB), verified: max |logit diff| "
+              f"{report.max_abs_diff:.2g} on {report.batch_checked} clips", file=sys.stderr)
+    return 1 if failed else 0
