@@ -8,7 +8,7 @@
 set -euo pipefail
 OUT=${1:-runs/bench/cpu-$(date +%Y%m%d-%H%M)}
 PY=${PYTHON:-.venv/bin/python}
-$PY -m videoml bench suite configs/bench/cpu.yaml --out "$OUT"
+$PY -m videoml bench suite --config configs/bench/cpu.yaml --out "$OUT"
 if [ -n "${2:-}" ]; then
     $PY -m videoml bench compare "$2" "$OUT"
 fi

@@ -1,7 +1,21 @@
-"""videoml: video understanding on PyTorchVideo — decoding, clip sampling, training, inference, benchmarks."""
+"""videoml: video understanding on PyTorchVideo — decoding, clip sampling, training, inference, benchmarks.
+
+The Python API (``videoml.open_video``, ``list_models``, ``create_model``, ``load_model``, ``fit``) lives in
+:mod:`videoml.api` and is loaded on first use, so that ``import videoml`` stays cheap.
+"""
 
 from videoml import compat
 
 compat.install()
 
 __version__ = "0.1.0"
+
+__all__ = ["FitResult", "Model", "Prediction", "create_model", "fit", "list_models", "load_model", "open_video"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from videoml import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'videoml' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from jsonargparse import ArgumentParser
 from videoml import __version__
 from videoml.commands import bench, data, run
 from videoml.commands.parser import Command, call, command_parser, normalize
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import UsageError, VideomlError, option_error_line
 from videoml.processes import Terminated, stop_on_sigterm
 
 COMMANDS = {
@@ -100,10 +100,18 @@ def _report(error: Exception, debug: bool) -> int:
     return getattr(error, "exit_code", 1)
 
 
+def _command_words(argv: list[str]) -> list[str]:
+    words, table = [], COMMANDS
+    for word in argv:
+        if not isinstance(table, dict) or word not in table:
+            break
+        words.append(word)
+        table = table[word]
+    return words
+
+
 def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    words = [a for a in argv if not a.startswith("-")][:2]
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    return UsageError(f"{text} (see 'videoml {' '.join(words)} --help')")
+    return UsageError(f"{option_error_line(error)} (see 'videoml {' '.join(_command_words(argv))} --help')")
 
 
 def _delegated(argv: list[str], debug: bool) -> int | None:

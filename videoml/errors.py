@@ -1,5 +1,6 @@
 """Errors a user can cause. The CLI prints them as one line and exits non-zero; no traceback unless ``--debug``."""
 
+import re
 
 class VideomlError(Exception):
     """A problem with the user's input (a path, a value, a file): the message says what and where."""
@@ -25,3 +26,19 @@ def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message (its type's name when it has none), for one-line errors."""
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def option_error_line(error: BaseException) -> str:
+    """A command-line parser's error (jsonargparse's, several lines) in one line, led by the option it is about:
+    ``--num-workers: -1 does not conform to restriction v>=0``."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    key = re.match(r'Parser key "([^"]+)":\s*(.*)', text)
+    if not key:
+        return text
+    detail = key.group(2)
+    reason = re.search(r"Not of type \w+: (.*?)(?= - |$)|(Expected a .*?)(?= - |$)", detail)
+    text = f"--{key.group(1).replace('_', '-')}: {next(g for g in reason.groups() if g) if reason else detail}"
+    given = re.search(r"(?:Given value|Got value): (.*?)(?= \(|$)", detail)
+    text = re.sub(r"\. Got value: .*$", "", text)
+    text = re.sub(r"Expected a typing\.Literal\[(.*?)\]", lambda m: "expected one of " + m.group(1).replace("'", ""), text)
+    return text + (f", got {given.group(1)}" if given else "")

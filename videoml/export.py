@@ -67,9 +67,9 @@ def sample_clips(card: ModelCard, video: str | os.PathLike | None, count: int) -
                                         splits=(1.0, 0.0, 0.0)), tmp)
             video = data.root / Path(data.split_file("train").read_text().split()[0])
         item = VideoClips([video], card.input, views=count, crops=1)[0]
-        if item["error"]:
-            raise VideomlError(f"cannot decode the sample video: {item['error']}")
-    return normalize(item["video"], card.input.mean, card.input.std)
+        if item.error:
+            raise VideomlError(f"cannot decode the sample video: {item.error}")
+    return normalize(item.video, card.input.mean, card.input.std)
 
 
 def _save_torchscript(module, path: Path, card: ModelCard) -> None:

@@ -20,18 +20,20 @@ def test_model_bench_times_every_model_mode_and_stage(tmp_path):
     result = videoml("bench", "model", "--models", "x3d_tiny", "--modes", "fp32,cl3d", "--batch-size", "2",
                      "--warmup", "1", "--steps", "1", "--repeats", "3", "--out", str(out), "--profile")
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((out / "model.json").read_text())
-    rows = results["rows"]
-    assert [(r["mode"], r["stage"]) for r in rows] == [("fp32", "forward"), ("fp32", "train_step"),
-                                                        ("cl3d+fp32", "forward"), ("cl3d+fp32", "train_step")]
-    for r in rows:
-        assert len(r["samples_ms"]) == 3 and r["clips_per_s"] == pytest.approx(2000 / r["ms_per_step_median"], rel=0.01)
-        assert r["ms_per_step_iqr"][0] <= r["ms_per_step_median"] <= r["ms_per_step_iqr"][1]
-    assert results["environment"]["torch"] and results["config"]["models"] == ["x3d_tiny"]
-    table = (out / "model.md").read_text()
-    assert "| x3d_tiny | fp32 |" in table and "1.00x | 1.00x |" in table
-    for mode in ("fp32", "cl3d+fp32"):
-        assert list((out / f"profile-x3d_tiny-{mode}").glob("trace.*.json"))
+    names = [f"model-torch-x3d_tiny-{mode}-{stage}-b2" for mode in ("fp32", "cl3d") for stage in ("forward",
+                                                                                                  "train_step")]
+    runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    assert sorted(runs) == sorted(names)
+    for run in runs.values():  # the suite's schema: every round, the statistics, the operators
+        stats = run["stats"]
+        assert len(run["samples_s"]) == 3 and stats["clips_per_s"] == pytest.approx(2 / stats["median_s"])
+        assert stats["iqr_s"][0] <= stats["median_s"] <= stats["iqr_s"][1] and run["operators"]
+    summary = json.loads((out / "suite.json").read_text())
+    assert summary["config"]["frameworks"] == {"torch": ["fp32", "cl3d"]} and summary["config"]["models"] == ["x3d_tiny"]
+    table = (out / "table.md").read_text()
+    assert "| torch fp32 | " in table and "| torch cl3d | " in table and "## train_step, batch 2" in table
+    for name in names:
+        assert list((out / f"profile-{name}").glob("trace.*.json"))
 
 
 def test_unknown_models_and_modes_are_usage_errors(tmp_path):

@@ -25,7 +25,7 @@ def _config(tmp_path, **changes):
 @pytest.mark.slow
 def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
     out = tmp_path / "out"
-    result = videoml("bench", "suite", str(_config(tmp_path)), "--out", str(out))
+    result = videoml("bench", "suite", "--config", str(_config(tmp_path)), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
     assert set(runs) == {"model-torch-x3d_tiny-cl3d-forward-b2", "model-torch-x3d_tiny-cl3d-train_step-b2",
@@ -65,7 +65,7 @@ def test_suite_data_cells_compare_prepared_videos_and_repeated_clips_against_the
     out = tmp_path / "out"
     config = _config(tmp_path, frameworks={"torch": ["cl3d"]}, batch_sizes=[4], stages=["train_step", "decode",
                      "pipeline"], encodings=["original", "prepared"], clips_per_video=[1, 2])
-    result = videoml("bench", "suite", str(config), "--out", str(out))
+    result = videoml("bench", "suite", "--config", str(config), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((out / "suite.json").read_text())["rows"]}
     data = ("", "-k2", "-prepared", "-prepared-k2")
@@ -108,7 +108,7 @@ def test_a_noisy_measurement_is_refused_with_the_reason():
 def test_a_noisy_suite_stops_with_one_line(tmp_path):
     config = _config(tmp_path, stages=["forward"], frameworks={"torch": ["fp32"]},
                      timing={"warmup": 0, "steps": 1, "repeats": 5, "max_spread": 0.0})
-    result = videoml("bench", "suite", str(config), "--out", str(tmp_path / "out"))
+    result = videoml("bench", "suite", "--config", str(config), "--out", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "the torch worker stopped: model-torch-x3d_tiny-fp32-forward-b2: too noisy to report" in result.stderr
 
@@ -120,7 +120,7 @@ def test_a_noisy_suite_stops_with_one_line(tmp_path):
     ({"colour": "red"}, "unknown suite keys ['colour']"),
 ])
 def test_bad_suite_configs_are_one_line_errors(tmp_path, change, message):
-    result = videoml("bench", "suite", str(_config(tmp_path, **change)), "--out", str(tmp_path / "out"))
+    result = videoml("bench", "suite", "--config", str(_config(tmp_path, **change)), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 

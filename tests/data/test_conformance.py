@@ -104,5 +104,5 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
     clips = data.dataset("train")
     with caplog.at_level("WARNING"):
         samples = [clips[encode_index(epoch, i, False, len(clips))] for epoch in range(2) for i in range(len(clips))]
-    assert not any(s["bad"] for s in samples)
+    assert not any(s.bad for s in samples)
     assert "could not be decoded" not in caplog.text and "skipping" not in caplog.text

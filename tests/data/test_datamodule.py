@@ -49,12 +49,12 @@ def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
     dataset = ClipDataset(videos, spec, train=True)
     again = ClipDataset(videos, spec, train=True)
     a, b = dataset[(0 * 8 + 3) * 2], again[(0 * 8 + 3) * 2]
-    assert a["video"].shape == (3, spec.frames, 64, 64) and a["video"].dtype == torch.uint8
-    assert torch.equal(a["video"], b["video"]) and a["label"] == videos.items[3][1] and a["weight"] == 1.0
+    assert a.video.shape == (3, spec.frames, 64, 64) and a.video.dtype == torch.uint8
+    assert torch.equal(a.video, b.video) and a.label == videos.items[3][1] and a.weight == 1.0
     later = dataset[(1 * 8 + 3) * 2]  # same video, next epoch: another clip or crop
-    assert not torch.equal(a["video"], later["video"])
+    assert not torch.equal(a.video, later.video)
     padded = dataset[(0 * 8 + 3) * 2 + 1]
-    assert padded["weight"] == 0.0 and torch.equal(padded["video"], a["video"])
+    assert padded.weight == 0.0 and torch.equal(padded.video, a.video)
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
@@ -68,8 +68,8 @@ def test_repeated_sampling_gives_every_video_repeat_pair_once_per_epoch_across_r
         sampler.set_epoch(4)
         loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=sampler, collate_fn=flatten_repeats)
         for batch in loader:
-            assert batch["video"].shape[0] == batch["label"].shape[0] <= 6
-            seen += [(int(v), int(r)) for v, r, w in zip(batch["video_index"], batch["repeat"], batch["weight"]) if w]
+            assert batch.video.shape[0] == batch.label.shape[0] <= 6
+            seen += [(int(v), int(r)) for v, r, w in zip(batch.video_index, batch.repeat, batch.weight) if w]
     assert sorted(seen) == [(v, r) for v in range(len(dataset)) for r in range(3)]
 
 
@@ -84,13 +84,13 @@ def test_repeated_clips_are_drawn_and_augmented_independently_from_one_decode(sm
     monkeypatch.setattr(PyAVReader, "get_frames", lambda self, *a, **k: calls.append(1) or decode(self, *a, **k))
     item = repeated[encode_index(2, 5, False, len(repeated))]
     assert len(calls) == 1  # one decode for the four clips
-    assert item["video"].shape == (4, 3, spec.frames, 64, 64) and item["repeat"].tolist() == [0, 1, 2, 3]
-    assert len({clip.numpy().tobytes() for clip in item["video"]}) == 4
-    assert (item["video_index"] == 5).all() and (item["weight"] == 1).all()
+    assert item.video.shape == (4, 3, spec.frames, 64, 64) and item.repeat.tolist() == [0, 1, 2, 3]
+    assert len({clip.numpy().tobytes() for clip in item.video}) == 4
+    assert (item.video_index == 5).all() and (item.weight == 1).all()
     first = single[encode_index(2, 5, False, len(single))]  # repeat 0 draws what a single clip draws
     rng = single.sample_rng(2, 5)
-    assert first["label"] == item["label"][0]
-    difference = (first["video"].float() - item["video"][0].float()).abs().mean()
+    assert first.label == item.label[0]
+    difference = (first.video.float() - item.video[0].float()).abs().mean()
     assert difference < 3, difference  # the same clip; scaled from a larger decode unless its size was the largest
     assert rng.integers(0, 100) == repeated.sample_rng(2, 5, 0).integers(0, 100)
 
@@ -111,7 +111,7 @@ def test_decoded_videos_kept_in_memory_give_the_same_clips_without_reopening_fil
     for epoch in range(3):
         for i in range(n):
             a, b = plain[encode_index(epoch, i, False, n)], cached[encode_index(epoch, i, False, n)]
-            assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+            assert torch.equal(a.video, b.video) and torch.equal(a.label, b.label)
     reopened = len(opened) - 3 * n - n  # the plain data set opens every video every epoch; the cache once each
     assert reopened == (0 if megabytes == 64 else 2 * n)
     assert cached.cache.bytes <= megabytes * 2**20
@@ -133,11 +133,11 @@ def test_mirrored_and_reversed_clips_take_the_mapped_labels(small_synth):
     seen = set()
     for epoch in range(16):
         value = encode_index(epoch, index, False, len(plain))
-        clip, sample = plain[value]["video"], augmented[value]  # the same clip and crop, then flips
+        clip, sample = plain[value].video, augmented[value]  # the same clip and crop, then flips
         outcomes = {"none": (clip, 0), "mirrored": (clip.flip(-1), 1), "reversed": (clip.flip(1), 1),
                     "both": (clip.flip(-1).flip(1), 0)}
         match = [k for k, (frames, label) in outcomes.items()
-                 if torch.equal(sample["video"], frames) and sample["label"] == label]
+                 if torch.equal(sample.video, frames) and sample.label == label]
         assert match, epoch
         seen.add(match[0])
     assert seen == {"none", "mirrored", "reversed", "both"}
@@ -155,14 +155,14 @@ def test_evaluation_samples_are_video_view_pairs_with_all_crops(small_synth):
     dataset = ClipDataset(videos, model_input("x3d_tiny"), train=False, views=3, crops=3)
     assert len(dataset) == 8 * 3
     sample = dataset[2 * (3 * 4 + 2)]  # video 4, view 2
-    assert (sample["video_index"], sample["view"]) == (4, 2)
-    assert sample["video"].shape == (3, 3, 4, 64, 64)  # 3 crops of x3d_tiny's 4x64x64 clips
+    assert (sample.video_index, sample.view) == (4, 2)
+    assert sample.video.shape == (3, 3, 4, 64, 64)  # 3 crops of x3d_tiny's 4x64x64 clips
 
 
 def test_slowfast_pathways_are_made_in_the_data_path(small_synth):
     videos = labeled_paths(small_synth.split_file("val"))
     spec = model_input("slowfast_r50").replace(frames=8, stride=1, crop=32, train_scale=(40, 48), eval_scale=40)
-    slow, fast = ClipDataset(videos, spec, train=True)[0]["video"]
+    slow, fast = ClipDataset(videos, spec, train=True)[0].video
     assert slow.shape == (3, 2, 32, 32) and fast.shape == (3, 8, 32, 32)
     assert torch.equal(slow, fast[:, [0, 7]])
 
@@ -172,7 +172,7 @@ def test_an_unreadable_video_gives_a_weightless_placeholder(small_synth, tmp_pat
     broken.write_bytes(b"not a video")
     videos = VideoList(((broken, 2),), ("a", "b", "c"))
     sample = ClipDataset(videos, model_input("x3d_tiny"), train=True)[0]
-    assert sample["bad"] and sample["weight"] == 0.0 and sample["video"].shape == (3, 4, 64, 64)
+    assert sample.bad and sample.weight == 0.0 and sample.video.shape == (3, 4, 64, 64)
 
 
 def test_data_module_reads_its_sources_and_classes(small_synth):
@@ -181,4 +181,4 @@ def test_data_module_reads_its_sources_and_classes(small_synth):
                            spec=model_input("x3d_tiny", {"frames": 4}), batch_size=4, num_workers=0)
     assert data.num_classes == 8 and data.classes[0] == "move_left" and data.spec.frames == 4
     batch = next(iter(data.train_dataloader()))
-    assert batch["video"].shape == (4, 3, 4, 64, 64) and batch["weight"].tolist() == [1.0] * 4
+    assert batch.video.shape == (4, 3, 4, 64, 64) and batch.weight.tolist() == [1.0] * 4

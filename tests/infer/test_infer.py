@@ -33,8 +33,8 @@ def reference_scores(checkpoint, dataset):
     with torch.inference_mode():
         for i in range(len(clips)):
             sample = clips[encode_index(0, i, False, len(clips))]
-            video = normalize(sample["video"], card.input.mean, card.input.std)
-            path = str(clips.videos.items[sample["video_index"]][0])
+            video = normalize(sample.video, card.input.mean, card.input.std)
+            path = str(clips.videos.items[sample.video_index][0])
             scores.setdefault(path, []).append(model(video).softmax(-1).mean(0))
     return {p: torch.stack(s).mean(0) for p, s in scores.items()}
 

@@ -88,9 +88,9 @@ def test_resume_refuses_lines_that_are_not_records(tmp_path, line):
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--num-workers", "-1"), "--num-workers: expected a number >= 0"),
-    (("--dense", "nan"), "--dense: expected a finite number > 0"),
-    (("--decode-timeout", "0"), "--decode-timeout: expected a finite number > 0"),
+    (("--num-workers", "-1"), "--num-workers: -1 does not conform to restriction v>=0"),
+    (("--dense", "nan"), "--dense: does not conform to restriction v>0, got nan"),
+    (("--decode-timeout", "0"), "--decode-timeout: does not conform to restriction v>0, got 0"),
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, args, words):
     out = tmp_path / "out.jsonl"
@@ -138,8 +138,8 @@ def test_a_worker_that_dies_becomes_an_error_for_its_video_and_the_rest_goes_on(
     paths = videos[:2] + [str(crash)] + videos[2:]
     dataset = _CrashingClips(paths, model_input("x3d_tiny"), views=2)
     items = list(decoded_items(dataset, num_workers=2))
-    assert [item["path"] for item in sorted(items, key=lambda i: i["index"])] == paths  # each exactly once
-    failed = [item for item in items if item["error"]]
-    assert [item["path"] for item in failed] == [str(crash)]
-    assert "the decoding process died reading it" in failed[0]["error"]
-    assert all(item["video"] is not None for item in items if not item["error"])
+    assert [item.path for item in sorted(items, key=lambda i: i.index)] == paths  # each exactly once
+    failed = [item for item in items if item.error]
+    assert [item.path for item in failed] == [str(crash)]
+    assert "the decoding process died reading it" in failed[0].error
+    assert all(item.video is not None for item in items if not item.error)

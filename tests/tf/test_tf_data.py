@@ -23,10 +23,10 @@ def test_tensorflow_and_pytorch_see_identical_clips(small_synth, split):
     pairs = list(zip(loader, pipeline.epoch(2)))
     assert len(pairs) == pipeline.steps == -(-len(data.dataset(split)) // 3)
     for torch_batch, tf_batch in pairs:
-        expected = np.moveaxis(torch_batch["video"].numpy(), -4, -1)  # (..., C, T, H, W) -> channels-last
+        expected = np.moveaxis(torch_batch.video.numpy(), -4, -1)  # (..., C, T, H, W) -> channels-last
         np.testing.assert_array_equal(tf_batch["video"].numpy(), expected)
         for key in ("label", "video_index", "weight"):
-            np.testing.assert_array_equal(tf_batch[key].numpy(), torch_batch[key].numpy())
+            np.testing.assert_array_equal(tf_batch[key].numpy(), getattr(torch_batch, key).numpy())
     if split == "train":  # a new epoch reorders and re-augments
         first = next(iter(pipeline.epoch(3)))["video"].numpy()
         assert not np.array_equal(first, pairs[0][1]["video"].numpy())
@@ -41,10 +41,10 @@ def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth, cache
     pairs = list(zip(loader, pipeline.epoch(1)))
     assert len(pairs) == pipeline.steps == -(-2 * len(data.sources["train"]) // 4)
     for torch_batch, tf_batch in pairs:
-        np.testing.assert_array_equal(tf_batch["video"].numpy(), np.moveaxis(torch_batch["video"].numpy(), -4, -1))
+        np.testing.assert_array_equal(tf_batch["video"].numpy(), np.moveaxis(torch_batch.video.numpy(), -4, -1))
         for key in ("label", "video_index", "weight"):
-            np.testing.assert_array_equal(tf_batch[key].numpy(), torch_batch[key].numpy())
-    assert pairs[0][0]["video_index"][0] == pairs[0][0]["video_index"][1]  # a video's clips side by side
+            np.testing.assert_array_equal(tf_batch[key].numpy(), getattr(torch_batch, key).numpy())
+    assert pairs[0][0].video_index[0] == pairs[0][0].video_index[1]  # a video's clips side by side
 
 
 def test_sample_weights_reproduce_the_pytorch_loss_normalisation(small_synth):

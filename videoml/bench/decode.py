@@ -21,23 +21,21 @@ Scenarios, all single-threaded (decoder threads 1, torch threads 1), on H.264 fi
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from videoml.bench.common import make_videos, write as write_results
 from videoml.bench import train_clips
+from videoml.bench.ceilings import decode_ceiling
+from videoml.bench.common import make_videos, timed_row, web_videos, write as write_results
+from videoml.bench.measure import Timing, cycling, time_rounds
 from videoml.data.decoding import backend_available, load_index, open_video
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
-from videoml.data.synth import SynthConfig
 from videoml.environment import environment
-from videoml.errors import VideoDecodeError
+from videoml.errors import UsageError, VideoDecodeError
+from videoml.vocab import Backend, choices
 
 
 @dataclass(frozen=True)
@@ -45,36 +43,40 @@ class DecodeBench:
     data: str = "data/bench"
     """where the benchmark's videos are made once"""
     out: str = "runs/bench/decode"
-    backends: tuple[str, ...] = ("pyav", "decord", "torchcodec")
+    """results directory"""
+    backends: tuple[str, ...] = choices(Backend)
+    """the backends measured (those installed)"""
     frames: int = 8
     """T"""
     stride: int = 8
     """τ"""
     views: int = 10
+    """test views"""
     clips: int = 60
     """random clips per scenario"""
     repeats: int = 3
-    """each clip list is timed this many times; per clip, the median counts"""
+    """timed rounds over each scenario's clips (the median counts)"""
     memory_reads: int = 5000
     pytorchvideo: bool = True
+    """the PyTorchVideo EncodedVideo baseline"""
     short_seconds: int = 10
-    """the many short videos (24 of them)"""
+    """length of the many short videos (24 of them)"""
     long_seconds: int = 600
-    """the long video"""
+    """length of the long video"""
     real: bool = True
     """the random_clip_real scenario (fetches the conformance corpus once)"""
     training: bool = True
-    """the train_clip scenario"""
+    """the train_clip scenario (original vs prepared data)"""
     train_videos_per_class: int = 8
     """its synthetic set: 6 classes x this; the Kinetics-like set a quarter of it"""
     train_seconds: int = 10
     """the Kinetics-like videos' length"""
     seed: int = 0
 
-    def videos(self, seconds: int, classes: tuple[str, ...], per_class: int) -> SynthConfig:
-        """H.264 like web video: 320x240, 30 fps, a key frame every 2 s, B-frames."""
-        return SynthConfig(classes=classes, videos_per_class=per_class, frames=30 * seconds, fps="30", width=320,
-                           height=240, gop=60, bframes=2, seed=0)
+    def __post_init__(self):
+        unknown = [b for b in self.backends if b not in choices(Backend)]
+        if unknown:
+            raise UsageError(f"unknown backends {unknown} (known: {', '.join(choices(Backend))})")
 
 
 def _rss_mb() -> float:
@@ -82,48 +84,18 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def _timed(fn, items, repeats: int) -> list[float]:
+    """Seconds per item: ``repeats`` rounds, each over every item once."""
+    return time_rounds(cycling(fn, items), Timing(warmup=0, steps=len(items), repeats=repeats, max_spread=None))
 
 
-def _median_times(fn, items, repeats) -> np.ndarray:
-    """Per item, the median over ``repeats`` rounds of fn(item)'s wall time."""
-    rounds = [[_timed(fn, item) for item in items] for _ in range(repeats)]
-    return np.median(np.array(rounds), axis=0)
-
-
-def ffmpeg_frame_seconds(path: Path, repeats: int) -> float:
-    """FFmpeg's own time per frame to decode the whole file, one thread, into the null muxer (median of repeats).
-
-    Whole-file decoding amortises FFmpeg's start-up (probing, filter graph, muxer), which would otherwise dominate a
-    clip's few dozen frames; per frame, it is the speed limit of the decoder on this file.
-    """
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-benchmark", "-threads", "1", "-i", str(path), "-an",
-           "-f", "null", "-"]
-    times = []
-    for _ in range(repeats):
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        frames = int(re.findall(r"frame=\s*(\d+)", result.stderr)[-1])
-        times.append(float(re.search(r"rtime=([0-9.]+)s", result.stderr).group(1)) / frames)
-    return float(np.median(times))
-
-
-def _row(scenario: str, backend: str, seconds: np.ndarray, unit: str = "clip", **extra) -> dict:
-    total = float(np.sum(seconds))
-    return {"scenario": scenario, "backend": backend, f"{unit}s_per_s": round(len(seconds) / total, 2),
-            f"ms_per_{unit}_median": round(1000 * float(np.median(seconds)), 3),
-            "ms_iqr": [round(1000 * float(q), 3) for q in np.percentile(seconds, [25, 75])], **extra}
-
-
-def _ptv_read(path: Path, clip: np.ndarray, stamps: np.ndarray, fps: float):
+def _ptv_read(path: Path, clip: np.ndarray, index):
     from pytorchvideo.data.encoded_video import EncodedVideo
 
     video = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav")
-    frames = video.get_clip(float(stamps[clip[0]]), float(stamps[clip[-1]]) + 1 / fps)["video"]
+    frames = video.get_clip(float(index.timestamps[clip[0]]), float(index.timestamps[clip[-1]]) + 1 / index.fps)
     video.close()
-    return frames[:, :: max(1, (clip[-1] - clip[0]) // max(len(clip) - 1, 1))]
+    return frames["video"][:, :: max(1, (clip[-1] - clip[0]) // max(len(clip) - 1, 1))]
 
 
 def _real_files(backends: list[str]) -> list[Path]:
@@ -149,27 +121,70 @@ def _real_files(backends: list[str]) -> list[Path]:
     return usable
 
 
-def _clip_rows(scenarios: dict, index: dict, backends: list[str], repeats: int) -> list[dict]:
+def _clip_rows(scenarios: dict, backends: list[str], repeats: int) -> list[dict]:
     """Rows of the reader-already-open scenarios: the FFmpeg ceiling, then every backend against it."""
-    rows, ceiling = [], {}
-    files = {p for items in scenarios.values() for p, _ in items}
-    # the decode ceiling: FFmpeg's time per frame on the file, times the frames from the key frame before the clip
-    # to its last frame (what any decoder must decode to return the clip)
-    if shutil.which("ffmpeg"):
-        per_frame = {p: ffmpeg_frame_seconds(p, repeats) for p in files}
-        for name, items in scenarios.items():
-            ceiling[name] = np.array([per_frame[p] * (c[-1] - index[p].key_before[c[0]] + 1) for p, c in items])
-            rows.append(_row(name, "ffmpeg (ceiling)", ceiling[name]))
+    rows, ceilings = [], {}
+    for name, items in scenarios.items():
+        ceilings[name] = decode_ceiling(items, repeats)
+        if ceilings[name]:
+            rows.append({"scenario": name, "backend": "ffmpeg (ceiling)", "unit": "clip", "ceiling": ceilings[name]})
     for backend in backends:
-        readers = {p: open_video(p, backend) for p in files}
+        readers = {p: open_video(p, backend) for p in {p for items in scenarios.values() for p, _ in items}}
         for name, items in scenarios.items():
-            times = _median_times(lambda item: readers[item[0]].get_frames(item[1]), items, repeats)
-            extra = {}
-            if name in ceiling:
-                extra["ratio_to_ceiling"] = round(float(np.sum(ceiling[name]) / np.sum(times)), 3)
-            rows.append(_row(name, backend, times, **extra))
+            row = timed_row(_timed(lambda item: readers[item[0]].get_frames(item[1]), items, repeats),
+                            scenario=name, backend=backend)
+            if ceilings[name]:
+                row["ratio_to_ceiling"] = round(row["stats"]["clips_per_s"] / ceilings[name]["clips_per_s"], 3)
+            rows.append(row)
         for reader in readers.values():
             reader.close()
+    return rows
+
+
+def _open_rows(bench: DecodeBench, backends: list[str], clips: list, views: list, spec: ClipSpec) -> list[dict]:
+    """Open, read, close per sample (one random clip; or a video's test views), against PyTorchVideo."""
+    def ours(backend, views_of=None):
+        def read(item):
+            with open_video(item if views_of else item[0], backend) as video:
+                video.get_clips(uniform_clips(spec, video.num_frames, views_of)) if views_of else \
+                    video.get_frames(item[1])
+        return read
+
+    indexes = {p: load_index(p) for p in {*views, *(p for p, _ in clips)}}  # PyTorchVideo reads by time
+
+    def ptv_views(path):
+        for clip in uniform_clips(spec, indexes[path].num_frames, bench.views):
+            _ptv_read(path, clip, indexes[path])
+
+    rows, baseline = [], {}
+    if bench.pytorchvideo:
+        for name, fn, items, unit in (("open_random_clip", lambda item: _ptv_read(*item, indexes[item[0]]),
+                                       clips, "clip"), ("test_views", ptv_views, views, "video")):
+            rows.append(timed_row(_timed(fn, items, bench.repeats), unit=unit, scenario=name, backend="pytorchvideo"))
+            baseline[name] = rows[-1]["stats"]["clips_per_s"]
+    for backend in backends:
+        for name, fn, items, unit in (("open_random_clip", ours(backend), clips, "clip"),
+                                      ("test_views", ours(backend, bench.views), views, "video")):
+            row = timed_row(_timed(fn, items, bench.repeats), unit=unit, scenario=name, backend=backend)
+            if name in baseline:
+                row["speedup_vs_pytorchvideo"] = round(row["stats"]["clips_per_s"] / baseline[name], 2)
+            rows.append(row)
+    return rows
+
+
+def _memory_rows(bench: DecodeBench, backends: list[str], short: list[Path], spec: ClipSpec, rng) -> list[dict]:
+    """Resident memory growth over many open-read-close cycles across files, after a warm-up."""
+    rows = []
+    for backend in backends:
+        cycle = [(p, random_clip(spec, load_index(p).num_frames, rng)) for p in rng.choice(short, bench.memory_reads)]
+        warmup = min(300, len(cycle) // 5)
+        for number, (path, clip) in enumerate(cycle):
+            if number == warmup:
+                before = _rss_mb()
+            with open_video(path, backend) as video:
+                video.get_frames(clip)
+        rows.append({"scenario": "memory", "backend": backend, "reads": len(cycle) - warmup,
+                     "rss_growth_mb": round(_rss_mb() - before, 1), "rss_mb": round(_rss_mb(), 1)})
     return rows
 
 
@@ -179,99 +194,51 @@ def run(bench: DecodeBench) -> dict:
     torch.set_num_threads(1)
     rng = np.random.default_rng(bench.seed)
     data = Path(bench.data)
-    short = make_videos(data / f"short-{bench.short_seconds}s", bench.videos(bench.short_seconds, SynthConfig().classes, 3))
-    long_video = make_videos(data / f"long-{bench.long_seconds}s", bench.videos(bench.long_seconds, ("move_right", "grow"),
-                                                                             1))[0]
+    short = make_videos(data / f"short-{bench.short_seconds}s", web_videos(bench.short_seconds, per_class=3))
+    long_video = make_videos(data / f"long-{bench.long_seconds}s",
+                             web_videos(bench.long_seconds, ("move_right", "grow")))[0]
     spec = ClipSpec(bench.frames, bench.stride)
     backends = [b for b in bench.backends if backend_available(b)]
 
     # the same clips for everyone: (path, frame indices)
+    def draw(paths):
+        return [(Path(p), random_clip(spec, load_index(p).num_frames, rng)) for p in paths]
+
+    clips = draw(rng.choice(short, bench.clips))
+    scenarios = {"random_clip": clips, "random_clip_long": draw([long_video] * bench.clips)}
     real = _real_files(backends) if bench.real else []
-    index = {p: load_index(p) for p in short + [long_video] + real}
-    clips = [(p, random_clip(spec, index[p].num_frames, rng)) for p in rng.choice(short, bench.clips)]
-    scenarios = {"random_clip": clips,
-                 "random_clip_long": [(long_video, random_clip(spec, index[long_video].num_frames, rng))
-                                      for _ in range(bench.clips)]}
     if real:
-        scenarios["random_clip_real"] = [(Path(p), random_clip(spec, index[p].num_frames, rng))
-                                         for p in rng.choice(real, bench.clips)]
-
-    rows = _clip_rows(scenarios, index, backends, bench.repeats)
-
-    # open + read + close, and multi-view testing, against PyTorchVideo
-    def ours(backend):
-        def read(item):
-            with open_video(item[0], backend) as video:
-                video.get_frames(item[1])
-        return read
-
-    def ours_views(backend):
-        def read(path):
-            with open_video(path, backend) as video:
-                video.get_clips(uniform_clips(spec, video.num_frames, bench.views))
-        return read
-
-    def ptv_views(path):
-        stamps, fps = index[path].timestamps, index[path].fps
-        for clip in uniform_clips(spec, index[path].num_frames, bench.views):
-            _ptv_read(path, clip, stamps, fps)
-
-    view_videos = list(rng.choice(short, max(bench.clips // 4, 4)))
-    baseline = {}
-    if bench.pytorchvideo:
-        baseline["open_random_clip"] = _median_times(
-            lambda item: _ptv_read(item[0], item[1], index[item[0]].timestamps, index[item[0]].fps), clips,
-            bench.repeats)
-        baseline["test_views"] = _median_times(ptv_views, view_videos, bench.repeats)
-        rows.append(_row("open_random_clip", "pytorchvideo", baseline["open_random_clip"]))
-        rows.append(_row("test_views", "pytorchvideo", baseline["test_views"], unit="video"))
-    for backend in backends:
-        for name, fn, items, unit in (("open_random_clip", ours(backend), clips, "clip"),
-                                      ("test_views", ours_views(backend), view_videos, "video")):
-            times = _median_times(fn, items, bench.repeats)
-            extra = {}
-            if name in baseline:
-                extra["speedup_vs_pytorchvideo"] = round(float(np.sum(baseline[name]) / np.sum(times)), 2)
-            rows.append(_row(name, backend, times, unit=unit, **extra))
-
-    # memory: open-read-close cycles across files
-    for backend in backends:
-        read = ours(backend)
-        cycle = [(p, random_clip(spec, index[p].num_frames, rng)) for p in rng.choice(short, bench.memory_reads)]
-        warmup = min(300, len(cycle) // 5)
-        for item in cycle[:warmup]:
-            read(item)
-        before = _rss_mb()
-        for item in cycle[warmup:]:
-            read(item)
-        rows.append({"scenario": "memory", "backend": backend, "reads": len(cycle) - warmup,
-                     "rss_growth_mb": round(_rss_mb() - before, 1), "rss_mb": round(_rss_mb(), 1)})
-
+        scenarios["random_clip_real"] = draw(rng.choice(real, bench.clips))
+    rows = _clip_rows(scenarios, backends, bench.repeats)
+    views = list(rng.choice(short, max(bench.clips // 4, 4)))
+    rows += _open_rows(bench, backends, clips, views, spec)
+    rows += _memory_rows(bench, backends, short, spec, rng)
     if bench.training:
         rows += train_clips.rows(bench.data, bench.repeats, bench.train_videos_per_class, bench.train_seconds,
                                  bench.seed)
     return {"config": asdict(bench), "environment": environment(), "rows": rows}
 
 
+def _table_line(r: dict) -> str:
+    if r["scenario"] == "memory":
+        return (f"| memory ({r['reads']} reads) | {r['backend']} | | | | | {r['rss_growth_mb']:+.1f} MB "
+                f"(RSS {r['rss_mb']:.0f} MB) |")
+    if "ceiling" in r:
+        return f"| {r['scenario']} | {r['backend']} | {r['ceiling']['clips_per_s']:.4g} clips/s | | | | |"
+    stats = r["stats"]
+    items = stats["clips_per_s"] * stats["median_s"]  # per step
+    iqr = "–".join(f"{1000 * q / items:.3g}" for q in stats["iqr_s"])
+    ceiling = f"{r['ratio_to_ceiling']:.2f}" if "ratio_to_ceiling" in r else ""
+    ptv = f"{r['speedup_vs_pytorchvideo']:.1f}x" if "speedup_vs_pytorchvideo" in r else ""
+    return (f"| {r['scenario']} | {r['backend']} | {stats['clips_per_s']:.4g} {r['unit']}s/s | "
+            f"{stats['ms_per_clip']:.4g} [{iqr}] | {ceiling} | {ptv} | |")
+
+
 def table(results: dict) -> str:
     """The results as a Markdown table."""
     lines = ["| scenario | backend | throughput | ms median [IQR] | vs ceiling | vs PyTorchVideo | memory |",
              "|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        if r["scenario"] == "train_clip":
-            continue
-        if r["scenario"] == "memory":
-            lines.append(f"| memory ({r['reads']} reads) | {r['backend']} | | | | | "
-                         f"{r['rss_growth_mb']:+.1f} MB (RSS {r['rss_mb']:.0f} MB) |")
-            continue
-        unit = "clips" if "clips_per_s" in r else "videos"
-        rate = r.get("clips_per_s", r.get("videos_per_s"))
-        median = r.get("ms_per_clip_median", r.get("ms_per_video_median"))
-        iqr = "–".join(f"{q:g}" for q in r["ms_iqr"])
-        ceiling = f"{r['ratio_to_ceiling']:.2f}" if "ratio_to_ceiling" in r else ""
-        ptv = f"{r['speedup_vs_pytorchvideo']:.1f}x" if "speedup_vs_pytorchvideo" in r else ""
-        lines.append(f"| {r['scenario']} | {r['backend']} | {rate:g} {unit}/s | {median:g} [{iqr}] | {ceiling} | "
-                     f"{ptv} | |")
+    lines += [_table_line(r) for r in results["rows"] if r["scenario"] != "train_clip"]
     training = [r for r in results["rows"] if r["scenario"] == "train_clip"]
     if training:
         lines += ["", "Training samples (open, decode, scale, crop; one thread, CPU time):", "",

@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from videoml.bench.common import make_videos, write as write_results
-from videoml.bench.decode import DecodeBench
-from videoml.data.synth import SynthConfig
+from videoml.bench.common import make_videos, random_clips, timed_row, web_videos, write as write_results
+from videoml.bench.measure import Timing, time_rounds
 from videoml.data.transforms import pack_pathways
 from videoml.environment import environment
-from videoml.infer.predictor import Predictor, load_predictor
+from videoml.infer.predictor import load_predictor
 from videoml.infer.run import InferConfig, infer
-from videoml.models.weights import ModelCard, save_checkpoint
 from videoml.models.registry import build_model, model_input
+from videoml.models.weights import ModelCard, save_checkpoint
 from videoml.runtime import parse_device
 from videoml.vocab import Precision
 
@@ -42,14 +39,17 @@ from videoml.vocab import Precision
 @dataclass(frozen=True)
 class InferBench:
     data: str = "data/bench"
+    """where the benchmark videos are made"""
     out: str = "runs/bench/infer"
+    """results directory"""
     model: str = "x3d_xs"
+    """registry model, random weights"""
     views: int = 5
     crops: int = 1
     videos: int = 48
     """10-second videos, made once"""
     baseline_videos: int = 8
-    """the tutorial loop is slow: timed on the first few videos"""
+    """videos the tutorial loop is timed on (it is slow)"""
     batch_size: int = 16
     num_workers: int = 2
     device: str = "cpu"
@@ -86,81 +86,59 @@ def _tutorial_loop(paths: list[Path], model: torch.nn.Module, card: ModelCard, v
         torch.stack(scores).mean(0).cpu()
 
 
-def _model_only(predictor: Predictor, card: ModelCard, batch: int, repeats: int) -> list[float]:
-    """Seconds per batch of ``batch`` clips, model alone (warm-up excluded), per repeat."""
-    spec = card.input
-    clips = torch.randint(0, 256, (batch, 3, spec.frames, spec.crop, spec.crop), dtype=torch.uint8)
-    video = pack_pathways(clips, spec.slowfast_alpha)
-    for _ in range(3):
-        predictor(video)
-    times = []
-    for _ in range(repeats * 5):
-        start = time.perf_counter()
-        predictor(video)  # returns logits on the CPU: synchronised
-        times.append(time.perf_counter() - start)
-    return times
+def _whole_runs(run, repeats: int) -> list[float]:
+    """Seconds per whole run of ``run()``, ``repeats`` times."""
+    return time_rounds(run, Timing(warmup=0, steps=1, repeats=repeats, max_spread=None))
 
 
 def run(bench: InferBench) -> dict:
     import videoml  # noqa: F401  (compat before pytorchvideo)
 
-    classes = SynthConfig().classes
-    per_class = -(-bench.videos // len(classes))
-    config = DecodeBench().videos(10, classes, per_class)  # 10 s, 320x240, 30 fps, GOP 60, B-frames
-    paths = make_videos(Path(bench.data) / f"infer-{per_class * len(classes)}x10s", config)[: bench.videos]
+    kinds = len(web_videos(10).classes)
+    per_class = -(-bench.videos // kinds)
+    paths = make_videos(Path(bench.data) / f"infer-{per_class * kinds}x10s", web_videos(10, per_class=per_class))
+    paths = paths[: bench.videos]
     device = parse_device(bench.device)
     labels = tuple(f"class_{i}" for i in range(400))  # a Kinetics-sized head
     card = ModelCard(bench.model, labels, model_input(bench.model), views=bench.views, crops=bench.crops)
     torch.manual_seed(bench.seed)
     model = build_model(bench.model, len(labels)).eval()
-    rows = []
+    clips = len(paths) * bench.views * bench.crops
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "model.ckpt"
         save_checkpoint(model, card, checkpoint)
         predictor = load_predictor(checkpoint, device, bench.precision)
-
-        per_batch = _model_only(predictor, card, bench.batch_size, bench.repeats)
-        model_rate = bench.batch_size / float(np.median(per_batch))
-        rows.append({"scenario": "model_only", "clips_per_s": round(model_rate, 2),
-                     "ms_per_clip_iqr": [round(1000 * q / bench.batch_size, 3) for q in np.percentile(per_batch, [25, 75])]})
-
-        clips = len(paths) * bench.views * bench.crops
-        infer_times = []
-        for k in range(bench.repeats):
-            out = Path(tmp) / f"run{k}.jsonl"
-            start = time.perf_counter()
-            summary = infer(InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], output=str(out),
-                                        batch_size=bench.batch_size, num_workers=bench.num_workers,
-                                        devices=(bench.device,), precision=bench.precision, progress=False))
-            infer_times.append(time.perf_counter() - start)
-            if summary.failed:
-                raise RuntimeError(f"videoml infer failed on {summary.failed} benchmark videos")
-        seconds = float(np.median(infer_times))
-        rows.append({"scenario": "videoml_infer", "videos_per_s": round(len(paths) / seconds, 3),
-                     "clips_per_s": round(clips / seconds, 2), "seconds": [round(t, 3) for t in infer_times],
-                     "clips_vs_model_only": round(clips / seconds / model_rate, 3)})
-
+        batch = random_clips(card.input, bench.batch_size, dtype=torch.uint8)
+        model_only = timed_row(time_rounds(lambda: predictor(batch), Timing(3, 5, bench.repeats, max_spread=None)),
+                               bench.batch_size, scenario="model_only")
+        options = InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], output=str(Path(tmp) / "out"),
+                              batch_size=bench.batch_size, num_workers=bench.num_workers, devices=(bench.device,),
+                              precision=bench.precision, progress=False, overwrite=True)
+        ours = timed_row(_whole_runs(lambda: _infer_all(options), bench.repeats), clips, scenario="videoml_infer")
         baseline = paths[: bench.baseline_videos]
         loop_model = model.to(device)
-        loop_times = []
-        for _ in range(bench.repeats):
-            start = time.perf_counter()
-            _tutorial_loop(baseline, loop_model, card, bench.views, device)
-            loop_times.append(time.perf_counter() - start)
-        loop_rate = len(baseline) / float(np.median(loop_times))
-        rows.append({"scenario": "pytorchvideo_loop", "videos_per_s": round(loop_rate, 3),
-                     "clips_per_s": round(loop_rate * bench.views, 2), "seconds": [round(t, 3) for t in loop_times]})
-        rows[1]["speedup_vs_pytorchvideo"] = round(rows[1]["videos_per_s"] / loop_rate, 2)
-    return {"config": asdict(bench), "environment": environment(device), "rows": rows}
+        loop = timed_row(_whole_runs(lambda: _tutorial_loop(baseline, loop_model, card, bench.views, device),
+                                     bench.repeats), len(baseline) * bench.views, scenario="pytorchvideo_loop")
+    for row, per_video in ((ours, bench.views * bench.crops), (loop, bench.views)):
+        row["videos_per_s"] = row["stats"]["clips_per_s"] / per_video
+    ours["clips_vs_model_only"] = round(ours["stats"]["clips_per_s"] / model_only["stats"]["clips_per_s"], 3)
+    ours["speedup_vs_pytorchvideo"] = round(ours["videos_per_s"] / loop["videos_per_s"], 2)
+    return {"config": asdict(bench), "environment": environment(device), "rows": [model_only, ours, loop]}
+
+
+def _infer_all(options: InferConfig) -> None:
+    summary = infer(options)
+    if summary.failed:
+        raise RuntimeError(f"videoml infer failed on {summary.failed} benchmark videos")
 
 
 def table(results: dict) -> str:
     lines = ["| scenario | videos/s | clips/s | vs PyTorchVideo loop | vs model only |", "|---|---|---|---|---|"]
     for r in results["rows"]:
-        videos = f"{r['videos_per_s']:g}" if "videos_per_s" in r else ""
+        videos = f"{r['videos_per_s']:.4g}" if "videos_per_s" in r else ""
         ptv = f"{r['speedup_vs_pytorchvideo']:.1f}x" if "speedup_vs_pytorchvideo" in r else ""
         model = f"{r['clips_vs_model_only']:.2f}" if "clips_vs_model_only" in r else ""
-        lines.append(f"| {r['scenario']} | {videos} | {r['clips_per_s']:g} | {ptv} | {model} |")
+        lines.append(f"| {r['scenario']} | {videos} | {r['stats']['clips_per_s']:.4g} | {ptv} | {model} |")
     return "\n".join(lines)
 
 

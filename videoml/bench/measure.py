@@ -33,26 +33,41 @@ class Timing:
     min_round_s: float = 0.0  # more steps per round when ``steps`` calls take less than this (as timeit's autorange)
 
 
-def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], None] = lambda: None) -> list[float]:
-    """Seconds per call of ``step``, one value per timed round."""
+def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], None] = lambda: None,
+                clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds per call of ``step``, one value per timed round; ``clock``: wall time, or ``time.process_time`` for
+    the process's CPU time. A step that reads a different item per call (a clip, a video) cycles through them
+    itself: each round then averages over ``steps`` items."""
     for _ in range(timing.warmup):
         step()
     sync()
     steps = timing.steps
     if timing.min_round_s > 0:  # short calls: rounds long enough that clock and scheduler jitter average out
-        start = time.perf_counter()
+        start = clock()
         step()
         sync()
-        steps = max(steps, math.ceil(timing.min_round_s / max(time.perf_counter() - start, 1e-9)))
+        steps = max(steps, math.ceil(timing.min_round_s / max(clock() - start, 1e-9)))
     rounds = []
     for _ in range(timing.repeats):
         sync()
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             step()
         sync()
-        rounds.append((time.perf_counter() - start) / steps)
+        rounds.append((clock() - start) / steps)
     return rounds
+
+
+def cycling(fn: Callable[[object], object], items) -> Callable[[], object]:
+    """A step that calls ``fn`` on the next of ``items`` each time, round and round."""
+    items, position = list(items), [0]
+
+    def step():
+        item = items[position[0] % len(items)]
+        position[0] += 1
+        return fn(item)
+
+    return step
 
 
 def bootstrap_median_ci(samples, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float,

@@ -21,10 +21,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from videoml.bench.measure import Timing
 from videoml.errors import UsageError, VideomlError
+from videoml.vocab import TFMode, choices
 
 STAGES = ("forward", "train_step", "decode", "transform", "h2d", "pipeline")
 ENCODINGS = ("original", "prepared")  # the benchmark videos as made, or after `videoml data prepare`
@@ -53,6 +52,9 @@ class SuiteConfig:
     seed: int = 0
     timing: dict = field(default_factory=lambda: asdict(Timing()))
     data: str = "data/bench"
+    """where the benchmark videos are made once"""
+    profile: bool = False
+    """also trace each PyTorch model cell's step (PyTorch Profiler) into <out>/profile-<cell>/"""
 
     def check(self, where) -> None:
         from videoml.bench.model import Mode
@@ -66,7 +68,7 @@ class SuiteConfig:
             for mode in modes:
                 if framework == "torch":
                     Mode.parse(mode)
-                elif mode not in ("eager", "graph", "xla"):
+                elif mode not in choices(TFMode):
                     raise UsageError(f"{where}: unknown tf mode {mode!r} (known: eager, graph, xla)")
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
@@ -105,16 +107,14 @@ class SuiteConfig:
 
 def _videos(config: SuiteConfig) -> dict[str, list[str]]:
     """encoding -> the benchmark videos: made once, and prepared once (at the largest training scale of the models)."""
-    from videoml.bench.common import make_videos, prepare_videos
-    from videoml.bench.decode import DecodeBench
+    from videoml.bench.common import make_videos, prepare_videos, web_videos
     from videoml.data.prepare import PrepareConfig
-    from videoml.data.synth import SynthConfig
     from videoml.models.registry import model_input
 
-    classes = SynthConfig().classes
-    per_class = -(-config.videos // len(classes))
-    root = Path(config.data) / f"suite-{per_class * len(classes)}x10s"
-    original = make_videos(root, DecodeBench().videos(10, classes, per_class))[: config.videos]
+    kinds = len(web_videos(10).classes)
+    per_class = -(-config.videos // kinds)
+    root = Path(config.data) / f"suite-{per_class * kinds}x10s"
+    original = make_videos(root, web_videos(10, per_class=per_class))[: config.videos]
     videos = {"original": [str(p) for p in original]}
     if "prepared" in config.encodings:
         short = max(model_input(m).train_scale[1] for m in config.models)
@@ -129,6 +129,7 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     import torch
 
     from videoml.bench import report
+    from videoml.bench.diagnose import summarize_suite
     from videoml.bench.ceilings import flops_per_clip, matmul_peak
     from videoml.runtime import parse_device
 
@@ -147,7 +148,8 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
             continue
         plan = {"suite": config.name, "framework": framework, "framework_package": FRAMEWORKS[framework],
                 "device": config.device, "threads": config.threads, "seed": config.seed, "classes": config.classes,
-                "timing": config.timing, "videos": videos, "cells": cells, "out": str(out)}
+                "timing": config.timing, "videos": videos, "cells": cells, "out": str(out),
+                "profile": config.profile}
         plan_path = out / f"plan-{framework}.json"
         plan_path.write_text(json.dumps(plan, indent=2) + "\n")
         result = subprocess.run([sys.executable, "-m", "videoml.bench.worker", str(plan_path)])
@@ -155,6 +157,6 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
             error = out / f"error-{framework}.txt"
             reason = error.read_text().strip() if error.is_file() else f"exit status {result.returncode}"
             raise VideomlError(f"the {framework} worker stopped: {reason} (results so far in {out}/runs)")
-    summary = report.summarize_suite(out, asdict(config), ceilings)
+    summary = summarize_suite(out, asdict(config), ceilings)
     report.write(summary, out)
     return summary

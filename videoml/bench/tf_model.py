@@ -15,12 +15,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from videoml.errors import UsageError  # noqa: E402
+from videoml.vocab import TFMode, check  # noqa: E402
 from videoml.models.registry import model_input  # noqa: E402
 from videoml.tf.mirror import build_keras_model  # noqa: E402
 from videoml.tf.optim import TorchSGD  # noqa: E402
-
-MODES = ("eager", "graph", "xla")
-
 
 def compiled(function, mode: str):
     """``function`` as ``mode`` runs it: as is (eager), as a ``tf.function`` (graph), or with XLA (xla)."""
@@ -43,8 +41,7 @@ def make_train_step(model: keras.Model, mode: str):
 
 def tf_steps(name: str, mode: str, batch_size: int, classes: int, seed: int = 0, threads: int | None = None):
     """The Keras model and ``{"forward": fn, "train_step": fn}``; each fn returns once its result is computed."""
-    if mode not in MODES:
-        raise UsageError(f"unknown TensorFlow mode {mode!r} (known: {', '.join(MODES)})")
+    check(mode, TFMode, "TensorFlow mode")
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     spec = model_input(name)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from videoml.bench.common import first_pass, make_videos, prepare_videos
+from videoml.bench.measure import Timing, cycling, time_rounds
 from videoml.data.datamodule import ClipDataset, encode_index
 from videoml.data.datasets import VideoList
 from videoml.data.prepare import PrepareConfig
@@ -76,12 +77,11 @@ def _prepared(data: Path, train: TrainSet, originals: list[Path], variant: str) 
 
 
 def _cpu_seconds(dataset: ClipDataset, epoch: int) -> float:
-    """Process CPU seconds per clip for one pass over the data set."""
+    """Process CPU seconds per clip for one pass over the data set (epoch ``epoch``'s clips)."""
     n = len(dataset)
-    start = time.process_time()
-    for i in range(n):
-        dataset[encode_index(epoch, i, False, n)]
-    return (time.process_time() - start) / (n * dataset.repeats)
+    step = cycling(lambda i: dataset[encode_index(epoch, i, False, n)], range(n))
+    seconds = time_rounds(step, Timing(warmup=0, steps=n, repeats=1, max_spread=None), clock=time.process_time)
+    return seconds[0] / dataset.repeats
 
 
 def rows(data: str | Path, rounds: int, videos_per_class: int = 8, seconds: int = 10, seed: int = 0) -> list[dict]:

@@ -20,14 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from videoml.bench.measure import Timing, TooNoisy, check_noise, summarize, time_rounds
+from videoml.bench.measure import Timing, TooNoisy, check_noise, cycling, summarize, time_rounds
 from videoml.environment import environment
 
 SCHEMA = "videoml-bench-run/1"
@@ -62,41 +59,64 @@ def cell_name(cell: dict) -> str:
 def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> None:
     import torch
 
-    from videoml.bench.model import Mode, torch_steps
-    from videoml.runtime import parse_device
+    from videoml.runtime import parse_device, synchronize
 
     torch.set_num_threads(plan["threads"])
     device = parse_device(plan["device"])
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = lambda: synchronize(device)  # noqa: E731
     for cell in cells:
         if cell["kind"] == "model":
-            _, steps = torch_steps(cell["model"], Mode.parse(cell["mode"]), cell["batch_size"], device,
-                                   plan["classes"], plan["seed"])
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            rounds = time_rounds(steps[cell["stage"]], timing, sync)
-            memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory,
-                 operators=_operator_shares(steps[cell["stage"]], device, sync))
+            _model_cell(plan, cell, timing, emit, device, sync)
         elif cell["kind"] == "decode":
             _decode_cell(plan, cell, data_timing, emit)
-        elif cell["kind"] == "transform":
-            from videoml.data.transforms import normalize
-            from videoml.models.registry import model_input
-
-            spec = model_input(cell["model"])
-            batch = torch.randint(0, 256, (cell["batch_size"], 3, spec.frames, spec.crop, spec.crop),
-                                  dtype=torch.uint8, device=device)
-            emit(cell, time_rounds(lambda: normalize(batch, spec.mean, spec.std), timing, sync), cell["batch_size"])
-        elif cell["kind"] == "h2d":
-            from videoml.models.registry import model_input
-
-            spec = model_input(cell["model"])
-            batch = torch.randint(0, 256, (cell["batch_size"], 3, spec.frames, spec.crop, spec.crop),
-                                  dtype=torch.uint8).pin_memory()
-            emit(cell, time_rounds(lambda: batch.to(device, non_blocking=True), timing, sync), cell["batch_size"])
+        elif cell["kind"] in ("transform", "h2d"):
+            _transfer_cell(cell, timing, emit, device, sync)
         elif cell["kind"] == "pipeline":
             _torch_pipeline(plan, cell, data_timing, emit, device, sync)
+
+
+def _model_cell(plan: dict, cell: dict, timing: Timing, emit, device, sync) -> None:
+    """A model's forward or train step in a mode: timed, its peak memory on a GPU, its operators' shares (and a
+    profiler trace when the plan asks for one)."""
+    import torch
+
+    from videoml.bench.model import Mode, torch_steps
+    from videoml.profiling import Profile, ProfileSchedule
+
+    _, steps = torch_steps(cell["model"], Mode.parse(cell["mode"]), cell["batch_size"], device, plan["classes"],
+                           plan["seed"])
+    step = steps[cell["stage"]]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rounds = time_rounds(step, timing, sync)
+    memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    if plan.get("profile"):
+        schedule = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
+        with Profile(Path(plan["out"]) / f"profile-{cell_name(cell)}", device.type, schedule) as profile:
+            for _ in range(4):
+                step()
+                sync()
+                profile.step()
+    emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory, operators=_operator_shares(step, device, sync))
+
+
+def _transfer_cell(cell: dict, timing: Timing, emit, device, sync) -> None:
+    """uint8 -> normalised float of a batch on the device (transform), or a pinned uint8 batch to the GPU (h2d)."""
+    import torch
+
+    from videoml.bench.common import random_clips
+    from videoml.data.transforms import normalize
+    from videoml.models.registry import model_input
+
+    spec = model_input(cell["model"])
+    if cell["kind"] == "transform":
+        batch = random_clips(spec, cell["batch_size"], device, torch.uint8)
+        step = lambda: normalize(batch, spec.mean, spec.std)  # noqa: E731
+    else:
+        batch = random_clips(spec, cell["batch_size"], dtype=torch.uint8)
+        parts = [b.pin_memory() for b in (batch if isinstance(batch, list) else [batch])]
+        step = lambda: [b.to(device, non_blocking=True) for b in parts]  # noqa: E731
+    emit(cell, time_rounds(step, timing, sync), cell["batch_size"])
 
 
 def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
@@ -132,33 +152,27 @@ def _clip_dataset(plan: dict, cell: dict, backend: str = "pyav"):
 
 def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
     """Per call, the next training sample (cycling over the videos), with the process's CPU time per clip; the
-    ceiling (one clip per video) is FFmpeg's time per frame on these files times the frames each sample's clip needs
-    decoded (from the key frame before it to its last)."""
+    ceiling (one clip per video): FFmpeg decoding each sample's clip, from the key frame before it to its last."""
     import torch
 
-    from videoml.bench.decode import ffmpeg_frame_seconds
+    from videoml.bench.ceilings import decode_ceiling
     from videoml.data.datamodule import encode_index
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
     torch.set_num_threads(1)
     dataset = _clip_dataset(plan, cell, cell["backend"])
-    counter = iter(range(10**9))
+    n = len(dataset)
+    step = cycling(lambda i: dataset[encode_index(1, i, False, n)], range(n))
     cpu = time.process_time()
-    rounds = time_rounds(lambda: dataset[encode_index(1, next(counter) % len(dataset), False, len(dataset))],
-                         timing)
-    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (next(counter) * dataset.repeats)
+    rounds = time_rounds(step, timing)
+    calls = timing.warmup + timing.steps * timing.repeats
+    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (calls * dataset.repeats)
     ceiling = None
-    if shutil.which("ffmpeg") and dataset.repeats == 1:
-        frames = []
-        for index in range(len(dataset)):
-            path = dataset.videos.items[index][0]
-            frame_index = load_index(path)
-            clip = random_clip(dataset.clip, frame_index.timestamps, dataset.sample_rng(1, index))
-            frames.append(clip[-1] - frame_index.key_before[clip[0]] + 1)
-        per_frame = float(np.median([ffmpeg_frame_seconds(p, 3) for p, _ in dataset.videos.items[:3]]))
-        ceiling = {"kind": "decode", "clips_per_s": 1 / (per_frame * float(np.mean(frames))),
-                   "ffmpeg_ms_per_frame": 1000 * per_frame, "frames_decoded_per_clip": float(np.mean(frames))}
+    if dataset.repeats == 1:
+        clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))
+                 for index, (path, _) in enumerate(dataset.videos.items)]
+        ceiling = decode_ceiling(clips, repeats=1)  # many files: their spread averages out
     torch.set_num_threads(plan["threads"])
     emit(cell, rounds, dataset.repeats, ceiling=ceiling, cpu_ms_per_clip=cpu_ms_per_clip)
 
@@ -166,21 +180,18 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
 def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
     """Seconds per batch for each round of ``timing.steps`` batches, and the fraction of time spent waiting for
     the next batch."""
-    iterator = iter(batches)
-    for _ in range(timing.warmup):
+    iterator, waited = iter(batches), [0.0]
+
+    def next_step():
+        before = time.perf_counter()
+        batch = next(iterator)
+        waited[0] += time.perf_counter() - before
+        step(batch)
+
+    for _ in range(timing.warmup):  # untimed, and not counted as waiting
         step(next(iterator))
-    rounds, waited, total = [], 0.0, 0.0
-    for _ in range(timing.repeats):
-        start = time.perf_counter()
-        for _ in range(timing.steps):
-            before = time.perf_counter()
-            batch = next(iterator)
-            waited += time.perf_counter() - before
-            step(batch)
-        elapsed = time.perf_counter() - start
-        total += elapsed
-        rounds.append(elapsed / timing.steps)
-    return rounds, waited / total
+    rounds = time_rounds(next_step, dataclasses.replace(timing, warmup=0, min_round_s=0.0))
+    return rounds, waited[0] / (sum(rounds) * timing.steps)
 
 
 def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
@@ -206,8 +217,8 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     spec = dataset.spec
 
     def step(batch):
-        video = normalize(batch["video"].to(device, non_blocking=True), spec.mean, spec.std, memory_format)
-        steps["train_step"](video, batch["label"].to(device) % plan["classes"])
+        video = normalize(batch.video.to(device, non_blocking=True), spec.mean, spec.std, memory_format)
+        steps["train_step"](video, batch.label.to(device) % plan["classes"])
         sync()
 
     rounds, wait = _timed_pipeline(loader, step, timing)

@@ -39,7 +39,7 @@ def model(bench: ModelBench) -> int:
         model_entry(name)  # unknown names fail before anything runs
     for mode in bench.modes:
         Mode.parse(mode)
-    return _run(bench, "model")
+    return suite(bench.suite(), bench.out)
 
 
 def infer(bench: InferBench) -> int:
@@ -59,7 +59,7 @@ def suite(config: SuiteConfig, out: str | None = None, only_frameworks: list[str
     from videoml.bench import suite as runner
 
     config.check("suite config")
-    out = out or f"runs/bench/{config.name}"
+    out = str(out or f"runs/bench/{config.name}")
     summary = runner.run(config, out, only_frameworks)
     print((Path(out) / "table.md").read_text())
     print(f"results in {out}: suite.json, table.md, throughput.png, stages.png, scaling.png, runs/ "

@@ -19,6 +19,7 @@ import docstring_parser
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fields' docstrings are their help
+NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when stderr is one), not by the user
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,11 @@ def command_parser(prog: str, command: Command, shapes: dict) -> ArgumentParser:
         hint, default = options[name]
         many = _is_sequence(hint)
         nargs = ("+" if default is inspect.Parameter.empty else "*") if many else None
-        parser.add_argument(name, nargs=nargs, type=str, help=_arg_help(doc, command.run, name))
+        parser.add_argument(name, nargs=nargs, type=str, help=_arg_help(doc, name))
     skip = set(command.positional)
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):
-            parser.add_class_arguments(hint, as_group=False, skip=skip | {"progress"})
+            parser.add_class_arguments(hint, as_group=False, skip=skip | NOT_OPTIONS)
             skip.add(name)
     parser.add_function_arguments(command.run, as_group=False, skip=skip)
     conventional(parser, {k: v for k, v in options.items() if k not in command.positional}, command.aliases,
@@ -94,7 +95,7 @@ def _add_names(parser, action, names) -> None:
             parser._option_string_actions[alias] = action
 
 
-def _arg_help(doc: str, function, name: str) -> str | None:
+def _arg_help(doc: str, name: str) -> str | None:
     return next((p.description for p in docstring_parser.parse(doc).params if p.arg_name == name), None)
 
 
@@ -126,6 +127,6 @@ def call(command: Command, values: dict) -> int:
     kwargs = {}
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):
-            fields = {f.name for f in dataclasses.fields(hint) if f.init and f.name != "progress"}
+            fields = {f.name for f in dataclasses.fields(hint) if f.init and f.name not in NOT_OPTIONS}
             kwargs[name] = hint(**{k: values.pop(k) for k in fields if k in values})
     return command.run(**kwargs, **values)

@@ -16,6 +16,7 @@ for SlowFast), ``label``, ``video_index``, ``view``, ``weight`` (0 for padding a
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import lightning as L
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
@@ -74,6 +75,19 @@ def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> l
     return list(sampler)
 
 
+class Sample(NamedTuple):
+    """One clip of a data set, as loaders batch it (after collation: the same fields, stacked)."""
+
+    video: torch.Tensor | list[torch.Tensor]  # uint8 (C, T, H, W), evaluation (crops, C, T, H, W); SlowFast [slow, fast]
+    label: int
+    video_index: int  # the video's position in its listing
+    view: int  # evaluation: which temporal view of the video
+    weight: float  # 1, or 0 for padding and unreadable videos (left out of the loss and the scores)
+    bad: bool  # the video could not be read (counted against max_bad_fraction)
+    short: bool  # shorter than a clip: padded (counted)
+    repeat: int = 0  # training with data.clips_per_video: which of the video's clips
+
+
 class ClipDataset(Dataset):
     """Training: a random clip per video (scale jitter, random crop, optional flip and time reversal), or
     ``clips_per_video`` independently drawn and augmented clips from one decode of the video (repeated sampling).
@@ -109,30 +123,29 @@ class ClipDataset(Dataset):
         """The generator a clip's position, scale, crop and flips are drawn from, in that order."""
         return np.random.default_rng([self.seed, epoch, index, *([repeat] if repeat else [])])
 
-    def __getitem__(self, value: int) -> dict:
+    def __getitem__(self, value: int) -> Sample:
         epoch, index, padding = decode_index(value, len(self))
         video_index, view = divmod(index, self.views)
         path, label = self.videos.items[video_index]
         rngs = [self.sample_rng(epoch, index, r) for r in range(self.repeats)]
-        sample = {"label": label, "video_index": video_index, "view": view, "weight": 0.0 if padding else 1.0,
-                  "bad": False, "short": False}
-        spec = self.spec
+        spec, short, bad = self.spec, False, False
         try:
             with time_budget(self.decode_timeout, path):
                 video, size = self._open(path, video_index)
                 with video:
                     if video.num_frames < 2:
                         raise VideoDecodeError(path, "a single picture, not a video")
-                    sample["short"] = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
+                    short = not fits(self.clip, video.timestamps)  # padded (ClipSpec.pad), counted
                     plans = [self._plan(video, rng, view) for rng in rngs]
                     clips = self._read(video, plans, size)
         except VideoDecodeError as e:
             log.warning("skipping unreadable video: %s", e)
             plans = [(None, spec.crop)] * self.repeats
             clips = [torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)] * self.repeats
-            sample.update(weight=0.0, bad=True)
-        samples = [self._augment(frames, dict(sample, repeat=r), rng, size) for r, (frames, rng, (_, size)) in
-                   enumerate(zip(clips, rngs, plans))]
+            bad = True
+        weight = 0.0 if padding or bad else 1.0
+        samples = [Sample(*self._augment(frames, label, rng, size), video_index, view, weight, bad, short, r)
+                   for r, (frames, rng, (_, size)) in enumerate(zip(clips, rngs, plans))]
         return samples[0] if self.repeats == 1 else default_collate(samples)  # k clips: a leading k axis
 
     def _plan(self, video, rng: np.random.Generator, view: int) -> tuple[np.ndarray, int]:
@@ -172,30 +185,30 @@ class ClipDataset(Dataset):
         frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=size)
         return list(torch.split(frames, [len(indices) for indices, _ in plans]))
 
-    def _augment(self, frames: torch.Tensor, sample: dict, rng: np.random.Generator, size: int) -> dict:
+    def _augment(self, frames: torch.Tensor, label: int, rng: np.random.Generator, size: int):
+        """(the clip in the model's layout, its label): cropped, and flipped or reversed (with their labels)."""
         spec = self.spec
         if self.train:
             frames = transforms.scaled_random_crop(frames, size, spec.crop, rng)
             if self.flip and rng.random() < 0.5:
                 frames = transforms.horizontal_flip(frames)
-                sample["label"] = self.flip_labels.get(sample["label"], sample["label"])
-            if sample["label"] in self.reverse_labels and rng.random() < 0.5:
+                label = self.flip_labels.get(label, label)
+            if label in self.reverse_labels and rng.random() < 0.5:
                 frames = frames.flip(0)
-                sample["label"] = self.reverse_labels[sample["label"]]
+                label = self.reverse_labels[label]
         else:
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
-        sample["video"] = transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha)
-        return sample
+        return transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha), label
 
 
-def flatten_repeats(items: list[dict]) -> dict:
+def flatten_repeats(items: list[Sample]) -> Sample:
     """Collate items of k stacked clips (B, k, ...) into one batch of B * k clips, a video's clips side by side."""
     batch = default_collate(items)
 
     def flat(value):
         return [flat(v) for v in value] if isinstance(value, list) else value.flatten(0, 1)
 
-    return {key: flat(value) for key, value in batch.items()}
+    return Sample(*(flat(value) for value in batch))
 
 
 def worker_init(_):

@@ -57,17 +57,22 @@ class PrepareConfig:
     """Everything that decides the prepared files. Equal configs over equal sources give equal outputs."""
 
     short_side: int = 320
+    """scale the short side down to this (never up)"""
     max_fps: float | None = None
+    """keep at most this many frames a second (default: all; frame i then stays the source's frame i)"""
     # The defaults are what decodes a training clip cheapest (docs/benchmarks.md, "Prepared data"): short GOPs; B-frames
     # that nothing refers to, which a reader skips when a clip does not need them; x264's fastdecode tuning (no CABAC,
     # no deblocking filter: each frame decodes faster, exactly, for some 20 % more bytes).
     gop: int = 16
-    """key frame interval in frames"""
+    """a key frame every this many frames, 1 for every frame"""
     bframes: int = 2
+    """B-frames that nothing refers to"""
     crf: int = 23
     """x264's constant-quality scale: 0 lossless, 23 its default, 51 worst"""
     preset: str = "fast"
+    """x264 preset"""
     tune: str | None = "fastdecode"
+    """x264 tune; null for none"""
 
     def __post_init__(self):
         problems = []

@@ -1,1 +1,3 @@
 """Batch inference: ``videoml infer``."""
+
+__all__ = ["clips", "predictor", "results", "run"]

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -30,6 +31,31 @@ from videoml.errors import VideoDecodeError, first_line
 from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.infer")
+
+
+@dataclass
+class VideoItem:
+    """One video's clips for inference, or the error that kept it from being read."""
+
+    index: int  # position in the run's list
+    path: str
+    error: str | None = None
+    video: torch.Tensor | list[torch.Tensor] | None = None  # uint8 (clips * crops, C, T, H, W); SlowFast [slow, fast]
+    clips: int = 0  # views (or dense clips) x crops
+    crops: int = 1
+    starts: torch.Tensor | None = None  # each view's first and last frame time, seconds from the video's start
+    ends: torch.Tensor | None = None
+    decode_s: float = 0.0
+    replaced_frames: list = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)  # filled in batches by the model
+    model_s: float = 0.0
+
+    def pin_memory(self) -> "VideoItem":
+        """Pinned clips, for the DataLoader's pin_memory (CUDA): copied to the device asynchronously."""
+        if self.video is not None:
+            self.video = [v.pin_memory() for v in self.video] if isinstance(self.video, list) else \
+                self.video.pin_memory()
+        return self
 
 
 class VideoClips(Dataset):
@@ -51,9 +77,8 @@ class VideoClips(Dataset):
         fps = (len(timestamps) - 1) / duration if duration > 0 else 1.0
         return dense_clips(self.clip, timestamps, max(int(round(self.dense_step * fps)), 1))
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> VideoItem:
         path = self.paths[index]
-        item = {"index": index, "path": path, "error": None}
         started = time.perf_counter()
         try:
             info = get_worker_info()
@@ -63,22 +88,18 @@ class VideoClips(Dataset):
                                                                      bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
                 frames = video.get_clips(clips, size=self.spec.eval_scale)  # (K, T, H, W, 3)
-                item["replaced_frames"] = video.replaced  # damaged pictures stood in for by their neighbours
+                replaced = video.replaced  # damaged pictures stood in for by their neighbours
                 stamps, frame_time = video.timestamps, 1.0 / video.fps if video.fps > 0 else 0.0
         except VideoDecodeError as e:
-            item["error"] = str(e)
-            return item
+            return VideoItem(index, path, str(e))
         except Exception as e:  # a batch job records any failure of one file and goes on
-            item["error"] = f"{path}: {type(e).__name__}: {e}"
-            return item
+            return VideoItem(index, path, f"{path}: {type(e).__name__}: {e}")
         crops = torch.stack([transforms.spatial_crops(f, self.spec.crop, self.crops) for f in frames])
         layout = transforms.to_model_layout(crops.flatten(0, 1))  # (K * crops, C, T, s, s)
-        item["video"] = transforms.pack_pathways(layout, self.spec.slowfast_alpha)
-        item["clips"], item["crops"] = len(layout), self.crops
-        item["starts"] = torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64)
-        item["ends"] = torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64)
-        item["decode_s"] = time.perf_counter() - started
-        return item
+        return VideoItem(index, path, None, transforms.pack_pathways(layout, self.spec.slowfast_alpha), len(layout),
+                         self.crops, torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64),
+                         torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64),
+                         time.perf_counter() - started, replaced)
 
 
 def _loader(dataset: VideoClips, indices: list[int], num_workers: int, pin_memory: bool) -> DataLoader:
@@ -86,7 +107,7 @@ def _loader(dataset: VideoClips, indices: list[int], num_workers: int, pin_memor
                       worker_init_fn=worker_init, prefetch_factor=4 if num_workers else None, pin_memory=pin_memory)
 
 
-def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = False) -> Iterator[dict]:
+def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = False) -> Iterator[VideoItem]:
     """``dataset``'s items in order, decoded in ``num_workers`` DataLoader workers.
 
     A worker that dies (a crash inside a decoder on some file, an out-of-memory kill) would end the DataLoader and
@@ -104,7 +125,7 @@ def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = Fals
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         try:
             for item in iterator:
-                delivered.add(item["index"])
+                delivered.add(item.index)
                 yield item
             return
         # torch: "DataLoader worker (pid(s) N) exited unexpectedly"; or the worker died while handing over a tensor
@@ -120,5 +141,4 @@ def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = Fals
             delivered.add(culprit)
             todo = [i for i in todo if i not in delivered]
             path = dataset.paths[culprit]
-            yield {"index": culprit, "path": path, "error": f"{path}: the decoding process died reading it "
-                                                             f"({first_line(e)})"}
+            yield VideoItem(culprit, path, f"{path}: the decoding process died reading it ({first_line(e)})")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from videoml.data.decoding.budget import DEFAULT_SECONDS
 from videoml.data.files import find_videos
 from videoml.errors import UsageError, VideomlError
-from videoml.infer.clips import VideoClips, decoded_items
+from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
 from videoml.runtime import parse_device
@@ -152,17 +152,16 @@ class _Batcher:
         self.queue: list[tuple[dict, int]] = []  # (video, first clip not yet batched)
         self.queued = 0
 
-    def add(self, item: dict) -> None:
-        item["logits"], item["model_s"] = [], 0.0
+    def add(self, item: VideoItem) -> None:
         self.videos.append(item)
         self.queue.append((item, 0))
-        self.queued += item["clips"]
+        self.queued += item.clips
 
     def ready(self, final: bool = False) -> list[dict]:
         while self.queued >= self.size or (final and self.queued):
             self._run_batch()
         finished = []
-        while self.videos and sum(len(x) for x in self.videos[0]["logits"]) == self.videos[0]["clips"]:
+        while self.videos and sum(len(x) for x in self.videos[0].logits) == self.videos[0].clips:
             finished.append(self.videos.pop(0))
         return finished
 
@@ -170,11 +169,11 @@ class _Batcher:
         parts, owners, room = [], [], self.size
         while room and self.queue:
             item, start = self.queue[0]
-            take = min(room, item["clips"] - start)
-            parts.append(_slice(item["video"], start, start + take))
+            take = min(room, item.clips - start)
+            parts.append(_slice(item.video, start, start + take))
             owners.append((item, take))
             room -= take
-            if start + take == item["clips"]:
+            if start + take == item.clips:
                 self.queue.pop(0)
             else:
                 self.queue[0] = (item, start + take)
@@ -187,25 +186,25 @@ class _Batcher:
         self.queued -= batch
         offset = 0
         for item, n in owners:
-            item["logits"].append(logits[offset:offset + n])
-            item["model_s"] += elapsed * n / batch
+            item.logits.append(logits[offset:offset + n])
+            item.model_s += elapsed * n / batch
             offset += n
 
 
 def _record(item: dict, predictor: Predictor, config: InferConfig) -> dict:
-    logits = torch.cat(item["logits"])
+    logits = torch.cat(item.logits)
     classes = predictor.classes
     scores = aggregate(logits, config.aggregate)
-    record = {"path": item["path"], "status": "ok", "top_k": _top(scores, classes, config.top_k),
-              "clips": item["clips"], "seconds": round(item["decode_s"] + item["model_s"], 6),
-              "decode_s": round(item["decode_s"], 6), "model_s": round(item["model_s"], 6),
-              "replaced_frames": item["replaced_frames"], "error": None}
+    record = {"path": item.path, "status": "ok", "top_k": _top(scores, classes, config.top_k),
+              "clips": item.clips, "seconds": round(item.decode_s + item.model_s, 6),
+              "decode_s": round(item.decode_s, 6), "model_s": round(item.model_s, 6),
+              "replaced_frames": item.replaced_frames, "error": None}
     if config.per_clip or config.dense is not None:
-        crops = item["crops"]
+        crops = item.crops
         segments = []
-        for k in range(len(item["starts"])):
+        for k in range(len(item.starts)):
             clip_scores = aggregate(logits[k * crops:(k + 1) * crops], config.aggregate)  # a clip's crops
-            segments.append({"start": round(float(item["starts"][k]), 4), "end": round(float(item["ends"][k]), 4),
+            segments.append({"start": round(float(item.starts[k]), 4), "end": round(float(item.ends[k]), 4),
                              "top_k": _top(clip_scores, classes, config.top_k)})
         record["timeline" if config.dense is not None else "per_clip"] = segments
     return record
@@ -238,14 +237,14 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
             for item in items:
                 writer.write(_record(item, predictor, config))
                 summary.done += 1
-                summary.clips += item["clips"]
+                summary.clips += item.clips
                 bar.update()
 
         with profile or contextlib.nullcontext():
             for item in items:
-                if item["error"]:
-                    log.warning("%s", item["error"])
-                    writer.write(_error_record(item["path"], item["error"]))
+                if item.error:
+                    log.warning("%s", item.error)
+                    writer.write(_error_record(item.path, item.error))
                     summary.failed += 1
                     bar.update()
                     continue

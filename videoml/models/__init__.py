@@ -1,1 +1,3 @@
-"""Model registry and weights loading."""
+"""Model registry (build and list) and weights (checkpoints, model cards)."""
+
+__all__ = ["registry", "weights"]

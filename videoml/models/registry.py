@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import torch
 from torch import nn
 
 import videoml  # noqa: F401  (compat alias before pytorchvideo)

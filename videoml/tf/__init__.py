@@ -27,3 +27,5 @@ except ImportError as e:  # pragma: no cover - depends on the installation
 # The custom Keras classes saved in .keras files (layers, optimisers, schedule) are registered on import, so that
 # keras.saving.load_model reads a run's checkpoints once videoml.tf is imported.
 from videoml.tf import layers, optim  # noqa: E402,F401
+
+__all__ = ["data", "fit", "layers", "mirror", "optim"]

@@ -50,11 +50,11 @@ class ClipPipeline:
 
     def _load(self, value):
         sample = self.clips[int(value)]
-        if np.any(np.asarray(sample["bad"])):
+        if np.any(np.asarray(sample.bad)):
             with self._lock:
-                self.bad.update(np.atleast_1d(np.asarray(sample["video_index"])).tolist())
-        video = np.ascontiguousarray(np.moveaxis(sample["video"].numpy(), -4, -1))  # (..., C, T, H, W) -> (..., C)
-        return (video, *(np.asarray(sample[key], dtype) for key, dtype in
+                self.bad.update(np.atleast_1d(np.asarray(sample.video_index)).tolist())
+        video = np.ascontiguousarray(np.moveaxis(sample.video.numpy(), -4, -1))  # (..., C, T, H, W) -> (..., C)
+        return (video, *(np.asarray(getattr(sample, key), dtype) for key, dtype in
                          (("label", np.int32), ("weight", np.float32), ("video_index", np.int32), ("bad", np.bool_))))
 
     def epoch(self, epoch: int = 0) -> tf.data.Dataset:

@@ -216,7 +216,7 @@ def _forward(model, mode: str):
 
 def fit(config, options: FitOptions) -> dict:
     """Train (and validate, and test the best epoch) as ``config`` (``videoml fit``'s parsed configuration, see
-    :func:`videoml.train.cli.parse_config`) says; returns the last metrics row."""
+    :func:`videoml.commands.tf.parse_config`) says; returns the last metrics row."""
     seed, trainer = int(config.seed_everything or 0), config.trainer
     data = VideoDataModule(**config.data.as_dict())
     if "train" not in data.sources:

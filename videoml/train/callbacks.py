@@ -37,7 +37,7 @@ class Throughput(L.Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
         self._last_end = time.perf_counter()
-        video = batch["video"]
+        video = batch.video
         clips = (video[0] if isinstance(video, list) else video).shape[0]
         for clock in (self.epoch, self.recent):
             clock.busy += self._last_end - self._start

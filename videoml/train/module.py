@@ -90,26 +90,25 @@ class VideoClassifier(L.LightningModule):
 
     # --- data on the device ---
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        batch["video"] = normalize(batch["video"], self.spec.mean, self.spec.std, self.memory_format)
-        return batch
+        return batch._replace(video=normalize(batch.video, self.spec.mean, self.spec.std, self.memory_format))
 
     # --- training ---
     def training_step(self, batch, batch_idx):
-        logits = self(batch["video"])
-        weight = batch["weight"].to(logits.dtype)
-        losses = F.cross_entropy(logits, batch["label"], reduction="none",
+        logits = self(batch.video)
+        weight = batch.weight.to(logits.dtype)
+        losses = F.cross_entropy(logits, batch.label, reduction="none",
                                  label_smoothing=self.hparams.label_smoothing)
         loss = (losses * weight).sum() / weight.sum().clamp(min=1)
         counted = weight > 0
         size = int(counted.sum())
         if size:
-            correct = (logits[counted].argmax(-1) == batch["label"][counted]).float().mean()
+            correct = (logits[counted].argmax(-1) == batch.label[counted]).float().mean()
             self.log("train/top1", correct, batch_size=size, on_step=False, on_epoch=True, prog_bar=True,
                      sync_dist=True)
         self.log("train/loss", loss, batch_size=max(size, 1), prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
         for flag, found in self._flagged.items():  # unreadable and shorter-than-a-clip videos, by index
-            found.append(batch["video_index"][batch[flag]])
+            found.append(batch.video_index[getattr(batch, flag)])
         self._clips += int(counted.sum())
         return loss
 
@@ -148,13 +147,13 @@ class VideoClassifier(L.LightningModule):
 
     # --- evaluation: views and crops averaged per video, every video counted once across ranks ---
     def _eval_step(self, batch):
-        video = batch["video"]
+        video = batch.video
         first = video[0] if isinstance(video, list) else video
         size, crops = first.shape[:2]
         flat = [v.flatten(0, 1) for v in video] if isinstance(video, list) else video.flatten(0, 1)
         probs = self(flat).float().softmax(-1).view(size, crops, -1).mean(1)
-        self._outputs.append({"video_index": batch["video_index"], "weight": batch["weight"], "probs": probs,
-                              "label": batch["label"], "bad": batch["bad"]})
+        self._outputs.append({"video_index": batch.video_index, "weight": batch.weight, "probs": probs,
+                              "label": batch.label, "bad": batch.bad})
         return probs
 
     def validation_step(self, batch, batch_idx):
@@ -164,7 +163,7 @@ class VideoClassifier(L.LightningModule):
         self._eval_step(batch)
 
     def predict_step(self, batch, batch_idx):
-        return {"video_index": batch["video_index"], "view": batch["view"], "weight": batch["weight"],
+        return {"video_index": batch.video_index, "view": batch.view, "weight": batch.weight,
                 "probs": self._eval_step(batch)}
 
     def video_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
