@@ -49,8 +49,9 @@ DEBUG_FLAGS = ("--debug", "-v")
 PROFILER = "videoml.profiling.TrainingProfiler"
 
 
-def build_parser(shapes: dict | None = None) -> ArgumentParser:
-    shapes = {} if shapes is None else shapes
+def build_parser() -> ArgumentParser:
+    """Every command, for --help."""
+    shapes: dict = {}
     parser = ArgumentParser(prog="videoml", description="Video understanding on PyTorchVideo.", exit_on_error=False,
                             version=f"videoml {__version__}")
     parser.add_argument("--debug", "-v", action="store_true", help="show tracebacks for errors")
@@ -82,14 +83,19 @@ def _add_commands(parser, prog: str, table: dict, shapes: dict) -> None:
 # --- running --------------------------------------------------------------------------------------------------------
 
 
-def _selected(config, table: dict) -> tuple[Command, dict]:
-    """The command the parsed ``config`` chose, and its options."""
-    while True:
-        name = config["subcommand"]
-        entry, config = table[name], config[name]
-        if isinstance(entry, Command):
-            return entry, config.as_dict()
-        table = entry
+def _parse(rest: list[str]) -> tuple[Command, dict]:
+    """The command ``rest`` names and its parsed options. The command's own parser reads its options (jsonargparse
+    reports errors inside nested subcommands poorly); the whole tree answers --help and misses a command."""
+    words = _command_words(rest)
+    entry = COMMANDS
+    for word in words:
+        entry = entry[word]
+    if not isinstance(entry, Command):
+        build_parser().parse_args(rest)  # prints help and exits, or raises the error
+        raise UsageError("expected a command (see 'videoml --help')")
+    shapes: dict = {}
+    parser = command_parser(f"videoml {' '.join(words)}", entry, shapes)
+    return entry, parser.parse_args(normalize(rest[len(words):], shapes)).as_dict()
 
 
 def _report(error: Exception, debug: bool) -> int:
@@ -111,7 +117,7 @@ def _command_words(argv: list[str]) -> list[str]:
 
 
 def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    return UsageError(f"{option_error_line(error)} (see 'videoml {' '.join(_command_words(argv))} --help')")
+    return UsageError(f"{option_error_line(error)} (see '{' '.join(['videoml', *_command_words(argv)])} --help')")
 
 
 def _delegated(argv: list[str], debug: bool) -> int | None:
@@ -145,13 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         delegated = _delegated(rest, debug)
         if delegated is not None:
             return delegated
-        shapes: dict = {}
-        parser = build_parser(shapes)
         try:
-            config = parser.parse_args(normalize(rest, shapes))
+            command, values = _parse(rest)
         except Exception as e:  # jsonargparse's ArgumentError, or a type's own error while parsing a value
-            return _report(_usage_error(e, rest), debug)
-        command, values = _selected(config, COMMANDS)
+            return _report(e if isinstance(e, UsageError) else _usage_error(e, rest), debug)
         return call(command, values)
     except (VideomlError, OSError) as e:
         return _report(e, debug)

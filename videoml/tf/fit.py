@@ -154,6 +154,11 @@ def _pipelines(data: VideoDataModule, replicas: int, seed: int) -> tuple[ClipPip
     return train, evaluation
 
 
+def _plain(value):
+    """A config value as JSON: a dataclass (the data's input spec) as its fields, anything else (paths) as text."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+
 def _start_run(config, options: FitOptions, classes: list[str], strategy, global_batch: int) -> tuple[Path, dict]:
     """The run directory with its config, classes and environment written; the state to resume from."""
     root = Path(config.trainer.default_root_dir or "runs") / "tf"
@@ -163,8 +168,7 @@ def _start_run(config, options: FitOptions, classes: list[str], strategy, global
     state = json.loads(state_path.read_text()) if options.resume and state_path.is_file() else {}
     if options.resume and not state:
         raise VideomlError(f"{run}: nothing to resume (no state.json)")
-    resolved = config.clone().as_dict()
-    resolved["data"]["spec"] = dataclasses.asdict(resolved["data"]["spec"])
+    resolved = json.loads(json.dumps(config.clone().as_dict(), default=_plain))  # YAML-safe
     resolved["model"]["classes"] = classes
     resolved["tf"] = {"mode": options.mode, "replicas": strategy.num_replicas_in_sync,
                       "global_batch_size": global_batch, "devices": list(strategy.extended.worker_devices)}
