@@ -51,11 +51,10 @@ PROFILER = "videoml.profiling.TrainingProfiler"
 
 def build_parser() -> ArgumentParser:
     """Every command, for --help."""
-    shapes: dict = {}
     parser = ArgumentParser(prog="videoml", description="Video understanding on PyTorchVideo.", exit_on_error=False,
                             version=f"videoml {__version__}")
     parser.add_argument("--debug", "-v", action="store_true", help="show tracebacks for errors")
-    _add_commands(parser, "videoml", COMMANDS, shapes)
+    _add_commands(parser, "videoml", COMMANDS)
     return parser
 
 
@@ -63,7 +62,7 @@ GROUPS = {"data": "make and check video data sets", "bench": "benchmarks",
           "tf": "the TensorFlow twin (needs the [tf] extra)"}
 
 
-def _add_commands(parser, prog: str, table: dict, shapes: dict) -> None:
+def _add_commands(parser, prog: str, table: dict) -> None:
     commands = parser.add_subcommands(title="commands", metavar="COMMAND", required=True)
     for name in LIGHTNING_COMMANDS if prog == "videoml" else ():  # listed for --help; LightningCLI parses them
         commands.add_subcommand(name, ArgumentParser(), help=f"{name} with Lightning: videoml {name} --config "
@@ -72,12 +71,11 @@ def _add_commands(parser, prog: str, table: dict, shapes: dict) -> None:
         if isinstance(entry, dict):  # a group: added before its own commands, as jsonargparse wants
             group = ArgumentParser(prog=f"{prog} {name}", exit_on_error=False)
             commands.add_subcommand(name, group, help=GROUPS[name])
-            _add_commands(group, f"{prog} {name}", entry, shapes.setdefault(name, {}))
+            _add_commands(group, f"{prog} {name}", entry)
         elif entry is None:  # parsed elsewhere (videoml tf fit); listed for --help
             commands.add_subcommand(name, ArgumentParser(), help=f"see videoml {prog[8:]} {name} --help")
         else:
-            parser = command_parser(f"{prog} {name}", entry, shapes.setdefault(name, {}))
-            commands.add_subcommand(name, parser, help=entry.help)
+            commands.add_subcommand(name, command_parser(f"{prog} {name}", entry, {}), help=entry.help)
 
 
 # --- running --------------------------------------------------------------------------------------------------------
@@ -86,10 +84,7 @@ def _add_commands(parser, prog: str, table: dict, shapes: dict) -> None:
 def _parse(rest: list[str]) -> tuple[Command, dict]:
     """The command ``rest`` names and its parsed options. The command's own parser reads its options (jsonargparse
     reports errors inside nested subcommands poorly); the whole tree answers --help and misses a command."""
-    words = _command_words(rest)
-    entry = COMMANDS
-    for word in words:
-        entry = entry[word]
+    words, entry = _command(rest)
     if not isinstance(entry, Command):
         build_parser().parse_args(rest)  # prints help and exits, or raises the error
         raise UsageError("expected a command (see 'videoml --help')")
@@ -106,18 +101,19 @@ def _report(error: Exception, debug: bool) -> int:
     return getattr(error, "exit_code", 1)
 
 
-def _command_words(argv: list[str]) -> list[str]:
-    words, table = [], COMMANDS
+def _command(argv: list[str]) -> tuple[list[str], Command | dict]:
+    """The leading words of ``argv`` that name a command or group, and what they name."""
+    words, entry = [], COMMANDS
     for word in argv:
-        if not isinstance(table, dict) or word not in table:
+        if not isinstance(entry, dict) or word not in entry:
             break
         words.append(word)
-        table = table[word]
-    return words
+        entry = entry[word]
+    return words, entry
 
 
 def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    return UsageError(f"{option_error_line(error)} (see '{' '.join(['videoml', *_command_words(argv)])} --help')")
+    return UsageError(f"{option_error_line(error)} (see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
 
 
 def _delegated(argv: list[str], debug: bool) -> int | None:

@@ -30,14 +30,15 @@ def first_line(error: BaseException) -> str:
 
 def option_error_line(error: BaseException) -> str:
     """A command-line parser's error (jsonargparse's, several lines) in one line, led by the option it is about:
-    ``--num-workers: -1 does not conform to restriction v>=0``."""
+    ``--num_workers: -1 does not conform to restriction v>=0`` (underscores: the spelling every parser accepts,
+    LightningCLI's dotted options included)."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     key = re.match(r'Parser key "([^"]+)":\s*(.*)', text)
     if not key:
         return text
     detail = key.group(2)
     reason = re.search(r"Not of type \w+: (.*?)(?= - |$)|(Expected a .*?)(?= - |$)", detail)
-    text = f"--{key.group(1).replace('_', '-')}: {next(g for g in reason.groups() if g) if reason else detail}"
+    text = f"--{key.group(1)}: {next(g for g in reason.groups() if g) if reason else detail}"
     given = re.search(r"(?:Given value|Got value): (.*?)(?= \(|$)", detail)
     text = re.sub(r"\. Got value: .*$", "", text)
     text = re.sub(r"Expected a typing\.Literal\[(.*?)\]", lambda m: "expected one of " + m.group(1).replace("'", ""), text)

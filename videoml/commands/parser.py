@@ -101,14 +101,8 @@ def _arg_help(doc: str, name: str) -> str | None:
 
 def normalize(argv: list[str], shapes: dict) -> list[str]:
     """``--no-X`` -> ``--X false``; a comma-separated value of a list option -> a YAML list. ``shapes``: option ->
-    "bool", "list" or "value", or command name -> such a mapping for the command's words in ``argv``."""
-    words = []
-    while argv[len(words):] and isinstance(shapes.get(argv[len(words)]), dict):
-        words.append(argv[len(words)])
-        shapes = shapes[words[-1]]
-    if any(isinstance(v, dict) for v in shapes.values()):
-        return argv
-    out, items = words, iter(argv[len(words):])
+    "bool", "list" or "value" (:func:`conventional` records them)."""
+    out, items = [], iter(argv)
     for item in items:
         name = item.split("=", 1)[0]
         if name.startswith("--no-") and shapes.get("--" + name[5:]) == "bool":

@@ -8,9 +8,10 @@ Sharding (:class:`ShardSampler`): like ``DistributedSampler``, shards are padded
 number of steps on every rank), but each index carries the epoch and a padding flag. A padded duplicate gets weight 0:
 it adds nothing to the loss and is left out of evaluation, so one epoch counts every sample exactly once across ranks.
 
-A sample is a dict: ``video`` (uint8; (C, T, H, W) for training, (crops, C, T, H, W) for evaluation; a list of two
-for SlowFast), ``label``, ``video_index``, ``view``, ``weight`` (0 for padding and for unreadable videos) and ``bad``
-(the video could not be decoded: the training loop counts these, see ``VideoClassifier``).
+A sample is a :class:`Sample`: ``video`` (uint8; (C, T, H, W) for training, (crops, C, T, H, W) for evaluation; a
+list of two for SlowFast), ``label``, ``video_index``, ``view``, ``weight`` (0 for padding and for unreadable videos),
+``bad`` (the video could not be decoded: the training loop counts these, see ``VideoClassifier``), ``short`` and
+``repeat``; a batch is the same named tuple with its fields stacked.
 """
 
 from __future__ import annotations
