@@ -44,7 +44,6 @@ COMMANDS = {
     "tf": {"fit": None},  # train the Keras twin of a videoml fit config (videoml.commands.tf)
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")  # parsed by LightningCLI (videoml.train.cli)
-TF_COMMANDS = ("fit",)  # videoml tf fit: the same parser as videoml fit (videoml.commands.tf)
 DEBUG_FLAGS = ("--debug", "-v")
 PROFILER = "videoml.profiling.TrainingProfiler"
 
@@ -116,21 +115,15 @@ def _usage_error(error: Exception, argv: list[str]) -> UsageError:
     return UsageError(f"{option_error_line(error)} (see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
 
 
-def _delegated(argv: list[str], debug: bool) -> int | None:
-    """``fit|validate|test|predict`` (LightningCLI) and ``tf fit``: parsed by Lightning's parser; None otherwise."""
-    command = argv[0] if argv else None
-    if command in LIGHTNING_COMMANDS:
-        if "--profile" in argv:  # shorthand for Lightning's profiler option with our schedule (in place, so that
-            at = argv.index("--profile")  # --trainer.profiler.init_args.* after it still apply)
-            argv = argv[:at] + ["--trainer.profiler", PROFILER] + argv[at + 1:]
-        from videoml.train.cli import main as lightning_main
+def _lightning(argv: list[str]) -> int:
+    """``fit|validate|test|predict``, parsed by LightningCLI; ``--profile`` is a shorthand for Lightning's profiler
+    option with our schedule, replaced in place so that ``--trainer.profiler.init_args.*`` after it still apply."""
+    if "--profile" in argv:
+        at = argv.index("--profile")
+        argv = argv[:at] + ["--trainer.profiler", PROFILER] + argv[at + 1:]
+    from videoml.train.cli import main as lightning_main
 
-        return lightning_main(argv)
-    if command == "tf" and len(argv) > 1 and argv[1] in TF_COMMANDS:
-        from videoml.commands.tf import fit
-
-        return fit(argv[2:])
-    return None
+    return lightning_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     debug, rest = lead > 0, argv[lead:]
     if rest and rest[0] in LIGHTNING_COMMANDS:  # Lightning handles SIGTERM itself (a checkpoint at the next batch)
         try:
-            return _delegated(rest, debug)
+            return _lightning(rest)
         except (VideomlError, OSError) as e:
             return _report(e, debug)
     stop_on_sigterm()  # SIGTERM unwinds like Ctrl-C: outputs closed, child processes terminated
     try:
-        delegated = _delegated(rest, debug)
-        if delegated is not None:
-            return delegated
+        if rest[:2] == ["tf", "fit"]:  # videoml fit's own parser (videoml.commands.tf)
+            from videoml.commands.tf import fit
+
+            return fit(rest[2:])
         try:
             command, values = _parse(rest)
         except Exception as e:  # jsonargparse's ArgumentError, or a type's own error while parsing a value

@@ -32,6 +32,10 @@ def test_model_bench_times_every_model_mode_and_stage(tmp_path):
     assert summary["config"]["frameworks"] == {"torch": ["fp32", "cl3d"]} and summary["config"]["models"] == ["x3d_tiny"]
     table = (out / "table.md").read_text()
     assert "| torch fp32 | " in table and "| torch cl3d | " in table and "## train_step, batch 2" in table
+    for stage in ("forward", "train_step"):  # each mode against the first, as the suite's notes say it
+        ratio = runs[f"model-torch-x3d_tiny-cl3d-{stage}-b2"]["stats"]["clips_per_s"] / \
+            runs[f"model-torch-x3d_tiny-fp32-{stage}-b2"]["stats"]["clips_per_s"]
+        assert f"x3d_tiny {stage}, batch 2, torch: cl3d {ratio:.2f}x the clips/s of fp32" in summary["notes"]
     for name in names:
         assert list((out / f"profile-{name}").glob("trace.*.json"))
 

@@ -26,6 +26,15 @@ def make_videos(root: Path, config: SynthConfig) -> list[Path]:
     return [dataset.root / r["path"] for r in dataset.manifest()]
 
 
+def ten_second_videos(folder: str | os.PathLike, prefix: str, count: int) -> tuple[Path, list[Path]]:
+    """``count`` 10-second :func:`web_videos`, made once under ``folder/<prefix>-<made>x10s`` (every class alike, so
+    a few more may be made): that folder, and the videos."""
+    kinds = len(web_videos(10).classes)
+    per_class = -(-count // kinds)
+    root = Path(folder) / f"{prefix}-{per_class * kinds}x10s"
+    return root, make_videos(root, web_videos(10, per_class=per_class))[:count]
+
+
 def prepare_videos(paths: list[Path], root: Path, config) -> list[Path]:
     """``paths`` prepared under ``root`` with ``config`` (a :class:`~videoml.data.prepare.PrepareConfig`), once
     (kept when already there); their listing is written beside ``root``."""

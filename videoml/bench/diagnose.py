@@ -127,9 +127,26 @@ def _pipeline_note(rows: list[dict], pipeline: dict, decode: dict | None, cores:
     return text
 
 
+def _mode_notes(rows: list[dict], config: dict, model: str, stage: str) -> list[str]:
+    """Each framework's modes against its first listed one, per batch size: what a mode is worth."""
+    notes = []
+    for framework, modes in config["frameworks"].items():
+        for batch in config["batch_sizes"]:
+            found = {m: best(rows, kind="model", framework=framework, model=model, stage=stage, mode=m,
+                             batch_size=batch) for m in modes}
+            if len(modes) < 2 or not found[modes[0]]:
+                continue
+            base = found[modes[0]]["clips_per_s"]
+            ratios = [f"{m} {found[m]['clips_per_s'] / base:.2f}x" for m in modes[1:] if found[m]]
+            notes.append(f"{model} {stage}, batch {batch}, {framework}: " + ", ".join(ratios)
+                         + f" the clips/s of {modes[0]}")
+    return notes
+
+
 def diagnose(summary: dict) -> list[str]:
-    """Plain-language findings computed from the numbers: who wins per model and stage, where pipelines wait for
-    data and what would help, how far each model stands from the compute ceiling."""
+    """Plain-language findings computed from the numbers: who wins per model and stage, what each execution mode is
+    worth against a framework's first, where pipelines wait for data and what would help, how far each model stands
+    from the compute ceiling."""
     rows, notes = summary["rows"], []
     models = summary["config"]["models"]
     cores = os.cpu_count() or 1
@@ -146,6 +163,7 @@ def diagnose(summary: dict) -> list[str]:
                 if ratio < 1 and torch_best.get("operators"):
                     note += "; " + _where_torch_spends(torch_best["operators"])
                 notes.append(note)
+            notes += _mode_notes(rows, summary["config"], model, stage)
             if torch_best and "compute_ceiling_fraction" in torch_best:
                 notes.append(f"{model} {stage}: torch {torch_best['mode']} reaches "
                              f"{torch_best['compute_ceiling_fraction']:.0%} of the matmul peak")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from videoml.bench.common import make_videos, random_clips, timed_row, web_videos, write as write_results
+from videoml.bench.common import random_clips, ten_second_videos, timed_row, write as write_results
 from videoml.bench.measure import Timing, time_rounds
 from videoml.data.transforms import pack_pathways
 from videoml.environment import environment
@@ -94,10 +94,7 @@ def _whole_runs(run, repeats: int) -> list[float]:
 def run(bench: InferBench) -> dict:
     import videoml  # noqa: F401  (compat before pytorchvideo)
 
-    kinds = len(web_videos(10).classes)
-    per_class = -(-bench.videos // kinds)
-    paths = make_videos(Path(bench.data) / f"infer-{per_class * kinds}x10s", web_videos(10, per_class=per_class))
-    paths = paths[: bench.videos]
+    _, paths = ten_second_videos(bench.data, "infer", bench.videos)
     device = parse_device(bench.device)
     labels = tuple(f"class_{i}" for i in range(400))  # a Kinetics-sized head
     card = ModelCard(bench.model, labels, model_input(bench.model), views=bench.views, crops=bench.crops)

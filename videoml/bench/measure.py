@@ -58,16 +58,17 @@ def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], N
     return rounds
 
 
-def cycling(fn: Callable[[object], object], items) -> Callable[[], object]:
-    """A step that calls ``fn`` on the next of ``items`` each time, round and round."""
-    items, position = list(items), [0]
+class cycling:  # noqa: N801  (used as a function: a step)
+    """A step that calls ``fn`` on the next of ``items`` each time, round and round; ``calls`` counts them (warm-up
+    and the probe of ``min_round_s`` included, which :func:`time_rounds` adds to its timed steps)."""
 
-    def step():
-        item = items[position[0] % len(items)]
-        position[0] += 1
-        return fn(item)
+    def __init__(self, fn: Callable[[object], object], items):
+        self.fn, self.items, self.calls = fn, list(items), 0
 
-    return step
+    def __call__(self):
+        item = self.items[self.calls % len(self.items)]
+        self.calls += 1
+        return self.fn(item)
 
 
 def bootstrap_median_ci(samples, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float,

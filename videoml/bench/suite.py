@@ -107,14 +107,11 @@ class SuiteConfig:
 
 def _videos(config: SuiteConfig) -> dict[str, list[str]]:
     """encoding -> the benchmark videos: made once, and prepared once (at the largest training scale of the models)."""
-    from videoml.bench.common import make_videos, prepare_videos, web_videos
+    from videoml.bench.common import prepare_videos, ten_second_videos
     from videoml.data.prepare import PrepareConfig
     from videoml.models.registry import model_input
 
-    kinds = len(web_videos(10).classes)
-    per_class = -(-config.videos // kinds)
-    root = Path(config.data) / f"suite-{per_class * kinds}x10s"
-    original = make_videos(root, web_videos(10, per_class=per_class))[: config.videos]
+    root, original = ten_second_videos(config.data, "suite", config.videos)
     videos = {"original": [str(p) for p in original]}
     if "prepared" in config.encodings:
         short = max(model_input(m).train_scale[1] for m in config.models)

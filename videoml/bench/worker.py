@@ -166,8 +166,7 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
     step = cycling(lambda i: dataset[encode_index(1, i, False, n)], range(n))
     cpu = time.process_time()
     rounds = time_rounds(step, timing)
-    calls = timing.warmup + timing.steps * timing.repeats
-    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (calls * dataset.repeats)
+    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (step.calls * dataset.repeats)
     ceiling = None
     if dataset.repeats == 1:
         clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))

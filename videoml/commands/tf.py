@@ -23,21 +23,21 @@ def fit(args: list[str]) -> int:
     return 0
 
 
-def parse_config(args: list[str], extra: type | None = None):
+def parse_config(args: list[str], extra: type):
     """``videoml fit``'s configuration from ``args`` (``--config FILE``, ``--section.key VALUE``), checked and
-    completed by the same parser, links applied, nothing built; ``extra`` (a dataclass) adds top-level options.
-    The TensorFlow twin trains from it."""
+    completed by the same parser, links applied, nothing built; the fields of ``extra`` (a dataclass) are added as
+    top-level options. The TensorFlow twin trains from it."""
     from videoml.train.cli import VideoCLI, build
 
     class ParseOnly(VideoCLI):
         def add_arguments_to_parser(self, parser):
             super().add_arguments_to_parser(parser)
-            if extra is not None:
-                parser.add_class_arguments(extra, as_group=False, skip=NOT_OPTIONS)
-                conventional(parser, options_of(extra), {}, {}, known)
+            parser.add_class_arguments(extra, as_group=False, skip=NOT_OPTIONS)
+            conventional(parser, options_of(extra), {}, {}, {})
 
         def instantiate_classes(self):
             pass
 
-    known = {f"--{name}": "bool" for name, (hint, _) in options_of(extra).items() if hint is bool} if extra else {}
-    return build(ParseOnly, normalize(args, known), "tf fit", run=False).config
+    # the parser reads the arguments as it is made: --no-X of extra's bool options is known from their types
+    bools = {f"--{name}": "bool" for name, (hint, _) in options_of(extra).items() if hint is bool}
+    return build(ParseOnly, normalize(args, bools), "tf fit", run=False).config
