@@ -112,7 +112,11 @@ def _command(argv: list[str]) -> tuple[list[str], Command | dict]:
 
 
 def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    return UsageError(f"{option_error_line(error)} (see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
+    text = option_error_line(error)
+    config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
+    if config and text.startswith("Problems parsing config"):  # jsonargparse names the text, not the file
+        text = f"{config}: {text}"
+    return UsageError(f"{text} (see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
 
 
 def _lightning(argv: list[str]) -> int:
