@@ -9,6 +9,7 @@ import yaml
 from helpers import videoml
 
 from videoml.bench.measure import TooNoisy, Timing, check_noise, summarize, time_rounds
+from videoml.bench.records import Cell, Run, write_run
 
 SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
              batch_sizes=[2], stages=["forward", "train_step", "decode", "transform", "pipeline"],
@@ -84,7 +85,7 @@ def test_suite_data_cells_compare_prepared_videos_and_repeated_clips_against_the
 def _runs(folder, rates):
     (folder / "runs").mkdir(parents=True)
     for name, seconds in rates.items():
-        (folder / "runs" / f"{name}.json").write_text(json.dumps({"name": name, "stats": summarize(seconds, 8)}))
+        write_run(Run(name, Cell("model", model=name), seconds, summarize(seconds, 8), items_per_step=8), folder)
 
 
 def test_compare_flags_changes_beyond_the_noise(tmp_path):

@@ -1,4 +1,5 @@
-"""Benchmarks: the timing core, the suite (one worker process per framework), the decode, model and inference
-benchmarks, ceilings, diagnosis and reports."""
+"""Benchmarks: the timing core, the suite (one worker process per framework) and its presets (decode, model,
+infer), the video sets, ceilings, diagnosis and reports."""
 
-__all__ = ["ceilings", "common", "decode", "diagnose", "infer", "measure", "model", "report", "suite", "train_clips", "worker"]
+__all__ = ["ceilings", "diagnose", "inference", "measure", "model", "presets", "reading", "records", "report", "suite",
+           "tf_model", "videos", "worker"]

@@ -17,7 +17,7 @@ import subprocess
 import numpy as np
 import torch
 
-from videoml.bench.common import random_clips
+from videoml.bench.model import random_clips
 from videoml.bench.measure import Timing, summarize, time_rounds
 from videoml.data.decoding import load_index
 from videoml.models.registry import build_model, model_input

@@ -3,68 +3,82 @@ plain-language diagnosis. Rendering (tables, plots, comparisons) is :mod:`videom
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from videoml.bench.ceilings import TRAIN_FLOPS_FACTOR
-from videoml.errors import VideomlError
+from videoml.bench.records import Run, best, load_runs
 from videoml.models.registry import model_input
 
 
-def load_runs(folder: str | os.PathLike) -> dict[str, dict]:
-    runs = sorted(Path(folder, "runs").glob("*.json"))
-    if not runs:
-        raise VideomlError(f"{folder}: no benchmark runs (runs/*.json)")
-    return {r["name"]: r for r in (json.loads(p.read_text()) for p in runs)}
+@dataclass
+class Summary:
+    """A suite's results: its config, the ceilings, every run (with what was derived) and the notes."""
+    config: dict
+    ceilings: dict
+    runs: list[Run]
+    notes: list[str]
+
+    def as_json(self) -> dict:
+        return {"config": self.config, "ceilings": self.ceilings, "rows": [r.row() for r in self.runs],
+                "notes": self.notes}
 
 
-def _compute_fraction(run: dict, ceilings: dict) -> float | None:
-    cell = run["cell"]
-    flops = ceilings["flops_per_clip"].get(cell.get("model"))
-    if cell["kind"] != "model" or not flops:
-        return None
-    per_clip = flops * (TRAIN_FLOPS_FACTOR if cell["stage"] == "train_step" else 1)
-    return run["stats"]["clips_per_s"] * per_clip / ceilings["matmul"]["flops_per_s"]
+def _per_cpu(run: Run) -> float | None:
+    return 1 / run.cpu_ms_per_clip if run.cpu_ms_per_clip else None
 
 
-def summarize_suite(folder: Path, config: dict, ceilings: dict) -> dict:
+def _per_video(run: Run) -> float | None:
+    return run.clips_per_s / run.clips_per_unit if run.clips_per_unit else None
+
+
+# What a run is held against: (the runs it applies to, the baseline's cell as changes to its own, the ratio's name,
+# the rate compared). Runs without the baseline in the suite get no ratio.
+BASELINES = (
+    ({"kind": "open_random_clip"}, {"backend": "pytorchvideo"}, "speedup_vs_pytorchvideo", Run.clips_per_s.fget),
+    ({"kind": "test_views"}, {"backend": "pytorchvideo"}, "speedup_vs_pytorchvideo", Run.clips_per_s.fget),
+    ({"kind": "decode"}, {"data": "original", "clips_per_video": 1}, "ratio_to_original", _per_cpu),
+    ({"kind": "infer", "stage": "videoml_infer"}, {"stage": "pytorchvideo_loop", "batch_size": None, "workers": None},
+     "speedup_vs_pytorchvideo", _per_video),
+    ({"kind": "infer", "stage": "videoml_infer"}, {"stage": "model_only", "workers": None}, "clips_vs_model_only",
+     Run.clips_per_s.fget),
+)
+
+
+def _derive(run: Run, runs: dict[str, Run], ceilings: dict) -> None:
+    """Fractions of the ceilings, ratios to the baselines, a pipeline against its train step alone."""
+    from dataclasses import replace
+
+    cell, derived = run.cell, run.derived
+    flops = ceilings["flops_per_clip"].get(cell.model)
+    if cell.kind == "model" and flops:
+        per_clip = flops * (TRAIN_FLOPS_FACTOR if cell.stage == "train_step" else 1)
+        derived["compute_ceiling_fraction"] = run.clips_per_s * per_clip / ceilings["matmul"]["flops_per_s"]
+    if run.ceiling:
+        derived.update(decode_ceiling_clips_per_s=run.ceiling["clips_per_s"],
+                       decode_ceiling_fraction=run.clips_per_s / run.ceiling["clips_per_s"],
+                       frames_decoded_per_clip=run.ceiling["frames_decoded_per_clip"])
+    if run.clips_per_unit:
+        derived["videos_per_s"] = _per_video(run)
+    for applies, changes, name, rate in BASELINES:
+        base = runs.get(replace(cell, **changes).name) if run.matches(**applies) else None
+        if base and base is not run and rate(run) and rate(base):
+            derived[name] = rate(run) / rate(base)
+    step = cell.kind == "pipeline" and best(runs.values(), kind="model", stage="train_step", model=cell.model,
+                                            framework=cell.framework, batch_size=cell.batch_size)
+    if step:  # end to end against the same train step alone: what the data path leaves of the model's speed
+        derived["pipeline_to_step"] = run.clips_per_s / step.clips_per_s
+
+
+def summarize_suite(folder: Path, config: dict, ceilings: dict) -> Summary:
     runs = load_runs(folder)
-    rows = []
-    for name, run in runs.items():
-        row = {"name": name, **run["cell"], "clips_per_s": run["stats"]["clips_per_s"],
-               "clips_per_s_ci95": run["stats"]["clips_per_s_ci95"], "spread": run["stats"]["spread"],
-               "ms_per_clip": run["stats"]["ms_per_clip"]}
-        fraction = _compute_fraction(run, ceilings)
-        if fraction is not None:
-            row["compute_ceiling_fraction"] = fraction
-        if run.get("ceiling"):
-            row["decode_ceiling_clips_per_s"] = run["ceiling"]["clips_per_s"]
-            row["decode_ceiling_fraction"] = row["clips_per_s"] / run["ceiling"]["clips_per_s"]
-            row["frames_decoded_per_clip"] = run["ceiling"]["frames_decoded_per_clip"]
-        if "data_wait" in run:
-            row["data_wait"] = run["data_wait"]
-        if "cpu_ms_per_clip" in run:
-            row["cpu_ms_per_clip"] = run["cpu_ms_per_clip"]
-        if run.get("peak_memory_mb") is not None:
-            row["peak_memory_mb"] = run["peak_memory_mb"]
-        if run.get("operators"):
-            row["operators"] = run["operators"]
-        rows.append(row)
-    for row in rows:  # end to end against the same train step alone: what the data path leaves of the model's speed
-        step = row["kind"] == "pipeline" and best(rows, kind="model", stage="train_step", model=row["model"],
-                                                   framework=row["framework"], batch_size=row["batch_size"])
-        if step:
-            row["pipeline_to_step"] = row["clips_per_s"] / step["clips_per_s"]
-    summary = {"config": config, "ceilings": ceilings, "rows": rows}
-    summary["notes"] = diagnose(summary)
+    for run in runs.values():
+        _derive(run, runs, ceilings)
+    summary = Summary(config, ceilings, list(runs.values()), [])
+    summary.notes = diagnose(summary)
     return summary
-
-
-def best(rows, **match) -> dict | None:
-    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
-    return max(found, key=lambda r: r["clips_per_s"]) if found else None
 
 
 _HEAVY = ("conv", "mm", "matmul", "linear", "addmm", "bmm")
@@ -83,34 +97,32 @@ def _where_torch_spends(operators: list) -> str:
     return text
 
 
-def _pipeline_note(rows: list[dict], pipeline: dict, decode: dict | None, cores: int) -> str:
+def _pipeline_note(runs: list[Run], pipeline: Run, decode: Run | None, cores: int) -> str:
     """Where a data -> model pipeline stands: waiting for data (and what would help) or not (and why)."""
-    model = pipeline["model"]
-    wait = pipeline.get("data_wait", 0.0)
-    text = (f"{model} pipeline ({pipeline['framework']}, {pipeline['workers']} workers): "
-            f"{pipeline['clips_per_s']:.1f} clips/s, waiting for data {wait:.0%} of the time")
-    step = best(rows, kind="model", framework=pipeline["framework"], model=model, stage="train_step",
-                 mode=pipeline["mode"])
+    cell, wait, rate = pipeline.cell, pipeline.data_wait or 0.0, pipeline.clips_per_s
+    text = (f"{cell.model} pipeline ({cell.framework}, {cell.workers} workers): {rate:.1f} clips/s, waiting for "
+            f"data {wait:.0%} of the time")
+    step = best(runs, kind="model", framework=cell.framework, model=cell.model, stage="train_step", mode=cell.mode)
     if wait > 0.2 and decode:
-        per_worker = decode["clips_per_s"]
-        needed = math.ceil(step["clips_per_s"] / per_worker) if step else None
+        per_worker = decode.clips_per_s
+        needed = math.ceil(step.clips_per_s / per_worker) if step else None
         advice = []
-        if needed and needed <= pipeline["workers"]:
-            advice.append(f"decoding alone would keep up ({pipeline['workers']} worker(s) decode "
-                          f"{pipeline['workers'] * per_worker:.1f} clips/s against "
-                          f"{step['clips_per_s']:.1f} needed), so the loader's own overhead is the limit "
-                          "(loading in threads, as tf.data's Python functions do, shares the GIL and the "
-                          "cores with the training loop)")
+        if needed and needed <= cell.workers:
+            advice.append(f"decoding alone would keep up ({cell.workers} worker(s) decode "
+                          f"{cell.workers * per_worker:.1f} clips/s against {step.clips_per_s:.1f} needed), so the "
+                          "loader's own overhead is the limit (loading in threads, as tf.data's Python functions do, "
+                          "shares the GIL and the cores with the training loop)")
         elif needed and needed <= cores:
             advice.append(f"use {needed} loader workers (one decodes {per_worker:.1f} clips/s, the step "
-                          f"takes {step['clips_per_s']:.1f})")
+                          f"takes {step.clips_per_s:.1f})")
         elif needed:
             advice.append(f"{needed} workers would be needed but there are {cores} cores: decode at a "
                           "lower resolution or use a faster backend")
-        if decode.get("decode_ceiling_fraction", 1) < 0.5:
-            advice.append(f"the {decode['backend']} reader reaches {decode['decode_ceiling_fraction']:.0%} "
-                          "of FFmpeg's speed on these files: try another backend")
-        frames, spec = decode.get("frames_decoded_per_clip"), model_input(model)
+        fraction = decode.derived.get("decode_ceiling_fraction", 1)
+        if fraction < 0.5:
+            advice.append(f"the {decode.cell.backend} reader reaches {fraction:.0%} of FFmpeg's speed on these "
+                          "files: try another backend")
+        frames, spec = decode.derived.get("frames_decoded_per_clip"), model_input(cell.model)
         span = (spec.frames - 1) * spec.stride + 1
         if frames and frames > 2 * span:
             advice.append(f"each clip decodes {frames:.0f} frames (from the key frame before it) for a "
@@ -118,56 +130,89 @@ def _pipeline_note(rows: list[dict], pipeline: dict, decode: dict | None, cores:
         text += "; data-bound" + (": " + "; ".join(advice) if advice else "")
     elif wait <= 0.2:
         text += "; not waiting for data"
-        if step and pipeline["clips_per_s"] < 0.7 * step["clips_per_s"]:
-            text += (f", but the train step runs at {pipeline['clips_per_s'] / step['clips_per_s']:.0%} "
-                     f"of its speed alone: the loader workers compete with it for the {cores} cores "
-                     "(more cores, or cheaper decoding: videoml data prepare, data.clips_per_video)")
+        if step and rate < 0.7 * step.clips_per_s:
+            text += (f", but the train step runs at {rate / step.clips_per_s:.0%} of its speed alone: the loader "
+                     f"workers compete with it for the {cores} cores (more cores, or cheaper decoding: videoml data "
+                     "prepare, data.clips_per_video)")
         else:
             text += ": the model is the limit (a faster execution mode or device helps, more workers do not)"
     return text
 
 
-def _mode_notes(rows: list[dict], config: dict, model: str, stage: str) -> list[str]:
+def _mode_notes(runs: list[Run], config: dict, model: str, stage: str) -> list[str]:
     """Each framework's modes against its first listed one, per batch size: what a mode is worth."""
     notes = []
     for framework, modes in config["frameworks"].items():
         for batch in config["batch_sizes"]:
-            found = {m: best(rows, kind="model", framework=framework, model=model, stage=stage, mode=m,
+            found = {m: best(runs, kind="model", framework=framework, model=model, stage=stage, mode=m,
                              batch_size=batch) for m in modes}
             if len(modes) < 2 or not found[modes[0]]:
                 continue
-            base = found[modes[0]]["clips_per_s"]
-            ratios = [f"{m} {found[m]['clips_per_s'] / base:.2f}x" for m in modes[1:] if found[m]]
+            base = found[modes[0]].clips_per_s
+            ratios = [f"{m} {found[m].clips_per_s / base:.2f}x" for m in modes[1:] if found[m]]
             notes.append(f"{model} {stage}, batch {batch}, {framework}: " + ", ".join(ratios)
                          + f" the clips/s of {modes[0]}")
     return notes
 
 
-def diagnose(summary: dict) -> list[str]:
+def _model_notes(runs: list[Run], config: dict, model: str) -> list[str]:
+    """Who wins per stage (and why PyTorch trails, from its profile), what each mode is worth, the compute
+    ceiling."""
+    notes = []
+    for stage in ("forward", "train_step"):
+        torch_best = best(runs, kind="model", framework="torch", model=model, stage=stage)
+        tf_best = best(runs, kind="model", framework="tf", model=model, stage=stage)
+        if torch_best and tf_best:
+            ratio = torch_best.clips_per_s / tf_best.clips_per_s
+            verdict = "PyTorch leads" if ratio >= 1 else "TensorFlow leads"
+            note = (f"{model} {stage}: {verdict}, best modes torch {torch_best.cell.mode} {torch_best.clips_per_s:.1f}"
+                    f" vs tf {tf_best.cell.mode} {tf_best.clips_per_s:.1f} clips/s ({ratio:.2f}x)")
+            if ratio < 1 and torch_best.operators:
+                note += "; " + _where_torch_spends(torch_best.operators)
+            notes.append(note)
+        notes += _mode_notes(runs, config, model, stage)
+        if torch_best and "compute_ceiling_fraction" in torch_best.derived:
+            notes.append(f"{model} {stage}: torch {torch_best.cell.mode} reaches "
+                         f"{torch_best.derived['compute_ceiling_fraction']:.0%} of the matmul peak")
+    return notes
+
+
+def _reading_notes(runs: list[Run]) -> list[str]:
+    """The fastest reader of each reading stage, against FFmpeg or PyTorchVideo; memory that grows."""
+    notes = []
+    for kind, videos in dict.fromkeys((r.cell.kind, r.cell.videos) for r in runs if r.cell.kind in
+                                      ("random_clip", "open_random_clip", "test_views")):
+        top = best([r for r in runs if r.cell.backend != "pytorchvideo"], kind=kind, videos=videos)
+        versus = [f"{top.derived[k]:{f}}{what}" for k, f, what in (
+            ("decode_ceiling_fraction", ".0%", " of FFmpeg's speed"), ("speedup_vs_pytorchvideo", ".1f",
+                                                                       "x PyTorchVideo's speed")) if k in top.derived]
+        notes.append(f"{kind} ({videos} videos): {top.cell.backend} fastest, {top.clips_per_s:.1f} {top.unit}s/s"
+                     + (f", {', '.join(versus)}" if versus else ""))
+    notes += [f"memory: {r.cell.backend} resident memory {r.rss_growth_mb:+.1f} MB over {r.reads} reads"
+              for r in runs if r.cell.kind == "memory" and r.rss_growth_mb > 20]
+    return notes
+
+
+def _infer_notes(runs: list[Run]) -> list[str]:
+    notes = []
+    for run in runs:
+        if run.matches(kind="infer", stage="videoml_infer"):
+            versus = [f"{run.derived[k]:{f}}{what}" for k, f, what in (
+                ("speedup_vs_pytorchvideo", ".1f", "x the videos/s of PyTorchVideo's tutorial loop"),
+                ("clips_vs_model_only", ".0%", " of the model alone's clips/s")) if k in run.derived]
+            notes.append(f"{run.cell.model} videoml infer: {run.derived['videos_per_s']:.2f} videos/s"
+                         + (f", {', '.join(versus)}" if versus else ""))
+    return notes
+
+
+def diagnose(summary: Summary) -> list[str]:
     """Plain-language findings computed from the numbers: who wins per model and stage, what each execution mode is
     worth against a framework's first, where pipelines wait for data and what would help, how far each model stands
-    from the compute ceiling."""
-    rows, notes = summary["rows"], []
-    models = summary["config"]["models"]
-    cores = os.cpu_count() or 1
-    for model in models:
-        for stage in ("forward", "train_step"):
-            torch_best = best(rows, kind="model", framework="torch", model=model, stage=stage)
-            tf_best = best(rows, kind="model", framework="tf", model=model, stage=stage)
-            if torch_best and tf_best:
-                ratio = torch_best["clips_per_s"] / tf_best["clips_per_s"]
-                verdict = "PyTorch leads" if ratio >= 1 else "TensorFlow leads"
-                note = (f"{model} {stage}: {verdict}, best modes torch {torch_best['mode']} "
-                        f"{torch_best['clips_per_s']:.1f} vs tf {tf_best['mode']} {tf_best['clips_per_s']:.1f} "
-                        f"clips/s ({ratio:.2f}x)")
-                if ratio < 1 and torch_best.get("operators"):
-                    note += "; " + _where_torch_spends(torch_best["operators"])
-                notes.append(note)
-            notes += _mode_notes(rows, summary["config"], model, stage)
-            if torch_best and "compute_ceiling_fraction" in torch_best:
-                notes.append(f"{model} {stage}: torch {torch_best['mode']} reaches "
-                             f"{torch_best['compute_ceiling_fraction']:.0%} of the matmul peak")
-        decode = best(rows, kind="decode", model=model)
-        notes += [_pipeline_note(rows, pipeline, decode, cores) for pipeline in rows
-                  if pipeline["kind"] == "pipeline" and pipeline["model"] == model]
-    return notes
+    from the compute ceiling; the fastest reader per reading stage; what videoml infer reaches."""
+    runs, notes, cores = summary.runs, [], os.cpu_count() or 1
+    for model in summary.config["models"]:
+        notes += _model_notes(runs, summary.config, model)
+        decode = best(runs, kind="decode", model=model)
+        notes += [_pipeline_note(runs, pipeline, decode, cores) for pipeline in runs
+                  if pipeline.matches(kind="pipeline", model=model)]
+    return notes + _reading_notes(runs) + _infer_notes(runs)

@@ -1,13 +1,9 @@
-"""``videoml bench model``: forward (inference) and train-step clips/s of registry models per execution mode.
+"""The PyTorch side of the model stages: a registry model's forward and train step in an execution mode.
 
 A mode combines a memory format (``contiguous`` or ``channels_last_3d``), a precision (fp32, or bf16 / fp16
 autocast) and ``torch.compile`` (off or on), written like ``cl3d+bf16+compile``. The same model, batch and input
 (random clips at the model's canonical size, already on the device) for every mode. A train step is forward,
 cross-entropy, backward and an SGD step.
-
-The benchmark is a preset of the suite (:meth:`ModelBench.suite`): PyTorch model cells only, measured and written as
-every suite is (:mod:`videoml.bench.suite`: one JSON per cell with the timing statistics, the compute ceiling,
-``table.md``, plots).
 """
 
 from __future__ import annotations
@@ -17,10 +13,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from videoml.bench.common import random_clips
+from videoml.data.transforms import pack_pathways
 from videoml.errors import UsageError
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
+from videoml.spec import InputSpec
 from videoml.vocab import Precision, choices
 
 
@@ -51,36 +48,19 @@ class Mode:
         return "+".join(parts + (["compile"] if self.compile else []))
 
 
-@dataclass(frozen=True)
-class ModelBench:
-    models: tuple[str, ...] = ("x3d_tiny", "x3d_xs")
-    """registry names"""
-    modes: tuple[str, ...] = ("fp32", "cl3d", "cl3d+bf16", "cl3d+compile")
-    """execution modes, e.g. fp32, cl3d, cl3d+bf16, bf16+compile"""
-    batch_size: int = 8
-    device: str = "cpu"
-    warmup: int = 3
-    """untimed steps first"""
-    steps: int = 5
-    """steps a timed round"""
-    repeats: int = 5
-    """timed rounds"""
-    classes: int = 400
-    out: str = "runs/bench/model"
-    """results directory"""
-    profile: bool = False
-    """also trace each model and mode's step (PyTorch Profiler) into OUT/profile-<cell>/"""
-    seed: int = 0
-
-    def suite(self):
-        """The suite that measures this: PyTorch model cells, every mode, forward and train step."""
-        from videoml.bench.suite import SuiteConfig
-
-        timing = {"warmup": self.warmup, "steps": self.steps, "repeats": self.repeats, "max_spread": None}
-        return SuiteConfig(name="model", device=self.device, models=list(self.models),
-                           frameworks={"torch": list(self.modes)}, batch_sizes=[self.batch_size],
-                           stages=["forward", "train_step"], classes=self.classes, seed=self.seed, timing=timing,
-                           profile=self.profile)
+def random_clips(spec: InputSpec, batch: int, device: str | torch.device = "cpu", dtype=torch.float32,
+                 memory_format=torch.contiguous_format):
+    """A batch of random clips at ``spec``'s input, (B, C, T, H, W) (SlowFast: ``[slow, fast]``): normal floats,
+    or uint8 pixels as decoding gives them."""
+    shape = (batch, 3, spec.frames, spec.crop, spec.crop)
+    if dtype == torch.uint8:
+        video = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    else:
+        video = torch.randn(shape, dtype=dtype, device=device)
+    video = pack_pathways(video, spec.slowfast_alpha)
+    if isinstance(video, list):
+        return [v.contiguous(memory_format=memory_format) for v in video]
+    return video.contiguous(memory_format=memory_format)
 
 
 def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, classes: int, seed: int = 0):

@@ -1,11 +1,13 @@
 """``videoml bench suite CONFIG``: a declared matrix of measurements, one process per framework, one results folder.
 
 A suite config (``configs/bench/*.yaml``, documented in each) declares models, frameworks with their modes, batch
-sizes, stages, the data stages' backends and loader workers, the timing and the thread count. The suite
+sizes, stages, the data stages' backends, video sets, encodings and loader workers, the reading and infer stages'
+settings, the timing and the thread count. ``videoml bench model|decode|infer`` are presets of it
+(:mod:`videoml.bench.presets`). The suite
 
 1. measures the ceilings once, in this process, before any worker runs: the device's matmul rate and each
    model's FLOPs per clip (:mod:`videoml.bench.ceilings`);
-2. makes the benchmark videos once (10-s 320x240 H.264, GOP 60, B-frames: web video);
+2. makes the video sets its cells read once (:mod:`videoml.bench.videos`);
 3. runs one worker process per framework (:mod:`videoml.bench.worker`), one after the other, so that neither
    framework's threads or memory disturb the other's measurements;
 4. writes ``suite.json`` (config, ceilings, every run's summary, the diagnosis), ``table.md`` and the plots
@@ -20,14 +22,59 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videoml.bench.measure import Timing
+from videoml.bench.records import Cell
+from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError, VideomlError
-from videoml.vocab import TFMode, choices
+from videoml.vocab import Backend, Precision, TFMode, choices
 
-STAGES = ("forward", "train_step", "decode", "transform", "h2d", "pipeline")
-ENCODINGS = ("original", "prepared")  # the benchmark videos as made, or after `videoml data prepare`
+if TYPE_CHECKING:
+    from videoml.bench.diagnose import Summary
+
+MODEL_STAGES = ("forward", "train_step")
+READING_STAGES = ("random_clip", "open_random_clip", "test_views", "memory")
+STAGES = (*MODEL_STAGES, "decode", "transform", "h2d", "pipeline", *READING_STAGES, "infer")
+INFER_STAGES = ("model_only", "videoml_infer", "pytorchvideo_loop")
 FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
+
+
+@dataclass
+class Reading:
+    """The reading stages (random_clip, open_random_clip, test_views, memory) and the training video sets."""
+    backends: list[str] = field(default_factory=lambda: list(choices(Backend)))
+    """pytorchvideo: PyTorchVideo's EncodedVideo as the baseline of open_random_clip and test_views"""
+    frames: int = 8
+    """T of the clips read"""
+    stride: int = 8
+    """τ"""
+    clips: int = 60
+    """random clips (test_views: a quarter as many videos) a cell reads, each once a round"""
+    views: int = 10
+    """test_views: clips per video"""
+    memory_reads: int = 5000
+    sets: list[str] = field(default_factory=lambda: ["short", "long", "real"])
+    """random_clip: the video sets read (short, long, real)"""
+    short_seconds: int = 10
+    """length of the short videos (18 of them)"""
+    long_seconds: int = 600
+    """length of the long video"""
+    train_videos_per_class: int = 8
+    """the synth set: 6 classes x this; kinetics_like a quarter of it at each of two sizes"""
+    train_seconds: int = 10
+    """the kinetics_like videos' length"""
+
+
+@dataclass
+class Inference:
+    """The infer stage: videoml infer, PyTorchVideo's tutorial loop and the model alone (batch: the first batch
+    size; decoding workers: the first of workers)."""
+    views: int = 5
+    crops: int = 1
+    baseline_videos: int = 8
+    """videos the tutorial loop is timed on (it is slow)"""
+    precision: Precision = "fp32"
 
 
 @dataclass
@@ -42,15 +89,22 @@ class SuiteConfig:
     """decode stage"""
     workers: list[int] = field(default_factory=lambda: [2])
     """pipeline stage"""
+    video_sets: list[str] = field(default_factory=lambda: ["web"])
+    """data stages: web (the suite's videos, read for each model), synth, kinetics_like (each read for its model)"""
     encodings: list[str] = field(default_factory=lambda: ["original"])
-    """data stages: original and/or prepared"""
+    """data stages: original, prepared, prepared-no_bframes, prepared-no_fastdecode, prepared-gop1"""
     clips_per_video: list[int] = field(default_factory=lambda: [1])
     """data stages: repeated sampling"""
     videos: int = 8
+    """the web set's 10-s videos"""
     classes: int = 400
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 16))
     seed: int = 0
     timing: dict = field(default_factory=lambda: asdict(Timing()))
+    data_timing: dict | None = None
+    """the data and reading stages' timing (default: timing, with 4x the steps a round)"""
+    reading: Reading = field(default_factory=Reading)
+    inference: Inference = field(default_factory=Inference)
     data: str = "data/bench"
     """where the benchmark videos are made once"""
     profile: bool = False
@@ -70,64 +124,65 @@ class SuiteConfig:
                     Mode.parse(mode)
                 elif mode not in choices(TFMode):
                     raise UsageError(f"{where}: unknown tf mode {mode!r} (known: eager, graph, xla)")
-        bad = [s for s in self.stages if s not in STAGES]
-        if bad:
-            raise UsageError(f"{where}: unknown stages {bad} (known: {', '.join(STAGES)})")
-        bad = [e for e in self.encodings if e not in ENCODINGS]
-        if bad or not self.encodings or min(self.clips_per_video, default=0) < 1:
-            raise UsageError(f"{where}: encodings must name some of {', '.join(ENCODINGS)} (got {self.encodings}) "
-                             f"and clips_per_video be >= 1 (got {self.clips_per_video})")
+        for what, values, known in (("stages", self.stages, STAGES), ("encodings", self.encodings, ENCODINGS),
+                                    ("video_sets", self.video_sets, ("web", *TRAIN_SETS)),
+                                    ("backends", self.backends, choices(Backend)),
+                                    ("reading.backends", self.reading.backends, (*choices(Backend), "pytorchvideo")),
+                                    ("reading.sets", self.reading.sets, ("short", "long", "real"))):
+            bad = [v for v in values if v not in known]
+            if bad:
+                raise UsageError(f"{where}: unknown {what} {bad} (known: {', '.join(known)})")
+        if not self.encodings or min(self.clips_per_video, default=0) < 1:
+            raise UsageError(f"{where}: encodings must name at least one encoding (got {self.encodings}) and "
+                             f"clips_per_video be >= 1 (got {self.clips_per_video})")
         Timing(**self.timing)
+        Timing(**(self.data_timing or {}))
 
-    def cells(self, framework: str) -> list[dict]:
+    def cells(self, framework: str) -> list[Cell]:
         """What a framework's worker measures."""
         modes = self.frameworks.get(framework, [])
-        cells = []
-        for model in self.models:
-            for batch in self.batch_sizes:
-                for mode in modes:
-                    for stage in ("forward", "train_step"):
-                        if stage in self.stages:
-                            cells.append({"kind": "model", "framework": framework, "model": model, "mode": mode,
-                                          "stage": stage, "batch_size": batch})
-            batch = self.batch_sizes[0]
-            data = [{"data": e, "clips_per_video": k} for e in self.encodings for k in self.clips_per_video]
-            if framework == "torch":
-                if "decode" in self.stages:
-                    cells += [{"kind": "decode", "model": model, "backend": b, **d} for b in self.backends for d in data]
-                if "transform" in self.stages:
-                    cells.append({"kind": "transform", "model": model, "batch_size": batch})
-                if "h2d" in self.stages and self.device.startswith("cuda"):
-                    cells.append({"kind": "h2d", "model": model, "batch_size": batch})
-            if "pipeline" in self.stages and modes:  # in the mode whose train step was fastest ("best")
-                cells += [{"kind": "pipeline", "framework": framework, "model": model, "mode": "best",
-                           "modes": modes, "batch_size": batch, "workers": w, **d} for w in self.workers for d in data]
+        cells = [Cell("model", framework, model, mode, stage=stage, batch_size=batch)
+                 for model in self.models for batch in self.batch_sizes for mode in modes
+                 for stage in MODEL_STAGES if stage in self.stages]
+        if framework == "torch":
+            cells += self._torch_only_cells()
+        if "pipeline" in self.stages and modes:  # in the mode whose train step was fastest ("best")
+            cells += [Cell("pipeline", framework, model, "best", batch_size=self.batch_sizes[0], workers=w,
+                           videos=videos, data=e, clips_per_video=k)
+                      for videos, model in self._data_sets() for w in self.workers
+                      for e in self.encodings for k in self.clips_per_video]
+        return cells
+
+    def _data_sets(self) -> list[tuple[str, str]]:
+        """(video set, model) of the data stages: the web set for every model, a training set for its own."""
+        return [(v, m) for v in self.video_sets for m in ([TRAIN_SETS[v]] if v in TRAIN_SETS else self.models)]
+
+    def _torch_only_cells(self) -> list[Cell]:
+        stages, batch, first = self.stages, self.batch_sizes[0], self.models[:1]
+        cells = [Cell("decode", model=m, backend=b, videos=v, data=e, clips_per_video=k) for v, m in self._data_sets()
+                 for b in self.backends for e in self.encodings for k in self.clips_per_video if "decode" in stages]
+        cells += [Cell(kind, model=m, batch_size=batch) for m in self.models for kind in ("transform", "h2d")
+                  if kind in stages and (kind == "transform" or self.device.startswith("cuda"))]
+        reading = [b for b in self.reading.backends if b != "pytorchvideo"]
+        cells += [Cell("random_clip", backend=b, videos=v) for v in self.reading.sets for b in reading
+                  if "random_clip" in stages]
+        cells += [Cell(kind, backend=b, videos="short") for kind in READING_STAGES[1:] if kind in stages
+                  for b in (self.reading.backends if kind != "memory" else reading)]
+        cells += [Cell("infer", model=m, stage=s, batch_size=batch if s != "pytorchvideo_loop" else None, videos="web",
+                       workers=self.workers[0] if s == "videoml_infer" else None)
+                  for m in first * ("infer" in stages) for s in INFER_STAGES]
         return cells
 
 
-def _videos(config: SuiteConfig) -> dict[str, list[str]]:
-    """encoding -> the benchmark videos: made once, and prepared once (at the largest training scale of the models)."""
-    from videoml.bench.common import prepare_videos, ten_second_videos
-    from videoml.data.prepare import PrepareConfig
-    from videoml.models.registry import model_input
-
-    root, original = ten_second_videos(config.data, "suite", config.videos)
-    videos = {"original": [str(p) for p in original]}
-    if "prepared" in config.encodings:
-        short = max(model_input(m).train_scale[1] for m in config.models)
-        prepared = prepare_videos(original, root.with_name(f"{root.name}-prepared-s{short}"),
-                                  PrepareConfig(short_side=short))
-        videos["prepared"] = [str(p) for p in prepared]
-    return videos
-
-
-def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> dict:
-    """Run the suite into ``out``; returns the summary (also ``out/suite.json``)."""
+def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> tuple[Summary, list[str]]:
+    """Run the suite into ``out``: its :class:`~videoml.bench.diagnose.Summary` (also ``out/suite.json``) and the
+    names of the files written beside ``runs/``."""
     import torch
 
     from videoml.bench import report
-    from videoml.bench.diagnose import summarize_suite
     from videoml.bench.ceilings import flops_per_clip, matmul_peak
+    from videoml.bench.diagnose import summarize_suite
+    from videoml.bench.videos import video_sets
     from videoml.runtime import parse_device
 
     out = Path(out)
@@ -136,17 +191,16 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     torch.set_num_threads(config.threads)
     ceilings = {"matmul": matmul_peak(device),
                 "flops_per_clip": {m: flops_per_clip(m, config.classes) for m in config.models}}
-    videos = {}
-    if any(s in config.stages for s in ("decode", "pipeline")):
-        videos = _videos(config)
-    for framework in frameworks or list(config.frameworks):
-        cells = config.cells(framework)
-        if not cells:
+    cells = {framework: config.cells(framework) for framework in frameworks or list(config.frameworks)}
+    videos = video_sets(config, {c.videos for framework in cells.values() for c in framework if c.videos})
+    for framework, todo in cells.items():
+        if not todo:
             continue
         plan = {"suite": config.name, "framework": framework, "framework_package": FRAMEWORKS[framework],
                 "device": config.device, "threads": config.threads, "seed": config.seed, "classes": config.classes,
-                "timing": config.timing, "videos": videos, "cells": cells, "out": str(out),
-                "profile": config.profile}
+                "timing": config.timing, "data_timing": config.data_timing, "reading": asdict(config.reading),
+                "inference": asdict(config.inference), "modes": config.frameworks[framework], "videos": videos,
+                "cells": [c.as_dict() for c in todo], "out": str(out), "profile": config.profile}
         plan_path = out / f"plan-{framework}.json"
         plan_path.write_text(json.dumps(plan, indent=2) + "\n")
         result = subprocess.run([sys.executable, "-m", "videoml.bench.worker", str(plan_path)])
@@ -155,5 +209,4 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
             reason = error.read_text().strip() if error.is_file() else f"exit status {result.returncode}"
             raise VideomlError(f"the {framework} worker stopped: {reason} (results so far in {out}/runs)")
     summary = summarize_suite(out, asdict(config), ceilings)
-    report.write(summary, out)
-    return summary
+    return summary, report.write(summary, out)

@@ -5,14 +5,16 @@ count and where to write. Each cell becomes one JSON file under ``<out>/runs/`` 
 imports only its own framework (the TensorFlow worker imports torch only to build the model it mirrors). A cell
 too noisy to report ends the worker with exit status 3 and the message in ``<out>/error-<framework>.txt``.
 
-Cells (``kind``):
+Cells (``kind``, :class:`~videoml.bench.records.Cell`):
   - ``model``: ``stage`` forward or train_step of ``model`` in ``mode`` at ``batch_size`` (random clips, on the
     device);
-  - ``decode``: one training sample of the data set (open, decode the clip's frames, scale, crop) per call with
-    ``backend``, single-threaded, against FFmpeg decoding the same frames;
+  - ``decode``: one training sample of a video set (open, decode the clip's frames, scale, crop) per call with
+    ``backend``, single-threaded, with the process's CPU time and against FFmpeg decoding the same frames;
   - ``transform``: uint8 -> normalised float of a batch on the device; ``h2d``: a pinned uint8 batch to the GPU;
   - ``pipeline``: data -> model training with ``workers`` loader workers (DataLoader / tf.data), with the
-    fraction of the time the step waited for data.
+    fraction of the time the step waited for data;
+  - ``random_clip``, ``open_random_clip``, ``test_views``, ``memory``: reading clips (:mod:`videoml.bench.reading`);
+  - ``infer``: ``videoml infer``, PyTorchVideo's tutorial loop, the model alone (:mod:`videoml.bench.inference`).
 """
 
 from __future__ import annotations
@@ -25,33 +27,24 @@ import time
 from pathlib import Path
 
 from videoml.bench.measure import Timing, TooNoisy, check_noise, cycling, summarize, time_rounds
+from videoml.bench.records import Cell, Run, write_run
 from videoml.environment import environment
 
-SCHEMA = "videoml-bench-run/1"
 # Every call of a data cell reads another video (another clip position, another distance from a key frame), so its
-# rounds are this many times longer than a model cell's, for a median as stable.
+# rounds are this many times longer than a model cell's, for a median as stable (unless the suite sets data_timing).
 DATA_STEPS_FACTOR = 4
+MACHINE = ("cpu", "cores", "gpus", "platform", "python", "torch", "cuda", "tensorflow", "ffmpeg", "device")
 
 
-def run_record(plan: dict, cell: dict, rounds: list[float], items_per_step: int, **extra) -> dict:
+def run_record(plan: dict, cell: Cell, rounds: list[float] | None, items_per_step: int, **measured) -> Run:
     """One measurement as written to ``runs/<name>.json`` (schema in docs/benchmarks.md)."""
     env = plan["environment"]
-    return {"schema": SCHEMA, "name": cell_name(cell), "suite": plan["suite"], "cell": cell,
-            "framework": {"name": plan["framework"], "version": env.get(plan["framework_package"])},
-            "machine": {k: env.get(k) for k in ("cpu", "cores", "gpus", "platform", "python", "torch", "cuda",
-                                                 "tensorflow", "ffmpeg", "device")},
-            "commit": env.get("git_commit"), "dirty": env.get("git_dirty"), "seed": plan["seed"],
-            "threads": plan["threads"], "timing": plan["timing"], "items_per_step": items_per_step,
-            "samples_s": rounds, "stats": summarize(rounds, items_per_step),
-            "tensorflow_loaded": "tensorflow" in sys.modules, **extra}
-
-
-def cell_name(cell: dict) -> str:
-    keys = ("kind", "framework", "model", "mode", "backend", "stage", "batch_size", "workers", "data",
-            "clips_per_video")
-    prefix = {"batch_size": "b", "workers": "w", "clips_per_video": "k"}
-    return "-".join(f"{prefix.get(k, '')}{cell[k]}" for k in keys
-                    if cell.get(k) is not None and (k, cell[k]) not in (("data", "original"), ("clips_per_video", 1)))
+    return Run(name=cell.name, cell=cell, samples_s=rounds or [],
+               stats=summarize(rounds, items_per_step) if rounds else None, items_per_step=items_per_step,
+               suite=plan["suite"], framework={"name": plan["framework"], "version": env.get(plan["framework_package"])},
+               machine={k: env.get(k) for k in MACHINE}, commit=env.get("git_commit"), dirty=env.get("git_dirty"),
+               seed=plan["seed"], threads=plan["threads"], timing=plan["timing"],
+               tensorflow_loaded="tensorflow" in sys.modules, **measured)
 
 
 # --- PyTorch -------------------------------------------------------------------------------------------------------
@@ -59,23 +52,31 @@ def cell_name(cell: dict) -> str:
 def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> None:
     import torch
 
+    from videoml.bench.inference import infer_cell
+    from videoml.bench.reading import memory_cell, open_cell, random_clip_cell
     from videoml.runtime import parse_device, synchronize
 
     torch.set_num_threads(plan["threads"])
     device = parse_device(plan["device"])
     sync = lambda: synchronize(device)  # noqa: E731
+    single = {"decode": _decode_cell, "random_clip": random_clip_cell, "open_random_clip": open_cell,
+              "test_views": open_cell, "memory": memory_cell}  # one thread: what one loader worker does
     for cell in cells:
-        if cell["kind"] == "model":
+        if cell.kind == "model":
             _model_cell(plan, cell, timing, emit, device, sync)
-        elif cell["kind"] == "decode":
-            _decode_cell(plan, cell, data_timing, emit)
-        elif cell["kind"] in ("transform", "h2d"):
+        elif cell.kind in single:
+            torch.set_num_threads(1)
+            single[cell.kind](plan, cell, data_timing, emit)
+            torch.set_num_threads(plan["threads"])
+        elif cell.kind in ("transform", "h2d"):
             _transfer_cell(cell, timing, emit, device, sync)
-        elif cell["kind"] == "pipeline":
+        elif cell.kind == "pipeline":
             _torch_pipeline(plan, cell, data_timing, emit, device, sync)
+        elif cell.kind == "infer":
+            infer_cell(plan, cell, timing, emit)
 
 
-def _model_cell(plan: dict, cell: dict, timing: Timing, emit, device, sync) -> None:
+def _model_cell(plan: dict, cell: Cell, timing: Timing, emit, device, sync) -> None:
     """A model's forward or train step in a mode: timed, its peak memory on a GPU, its operators' shares (and a
     profiler trace when the plan asks for one)."""
     import torch
@@ -83,40 +84,39 @@ def _model_cell(plan: dict, cell: dict, timing: Timing, emit, device, sync) -> N
     from videoml.bench.model import Mode, torch_steps
     from videoml.profiling import Profile, ProfileSchedule
 
-    _, steps = torch_steps(cell["model"], Mode.parse(cell["mode"]), cell["batch_size"], device, plan["classes"],
-                           plan["seed"])
-    step = steps[cell["stage"]]
+    _, steps = torch_steps(cell.model, Mode.parse(cell.mode), cell.batch_size, device, plan["classes"], plan["seed"])
+    step = steps[cell.stage]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rounds = time_rounds(step, timing, sync)
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     if plan.get("profile"):
         schedule = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
-        with Profile(Path(plan["out"]) / f"profile-{cell_name(cell)}", device.type, schedule) as profile:
+        with Profile(Path(plan["out"]) / f"profile-{cell.name}", device.type, schedule) as profile:
             for _ in range(4):
                 step()
                 sync()
                 profile.step()
-    emit(cell, rounds, cell["batch_size"], peak_memory_mb=memory, operators=_operator_shares(step, device, sync))
+    emit(cell, rounds, cell.batch_size, peak_memory_mb=memory, operators=_operator_shares(step, device, sync))
 
 
-def _transfer_cell(cell: dict, timing: Timing, emit, device, sync) -> None:
+def _transfer_cell(cell: Cell, timing: Timing, emit, device, sync) -> None:
     """uint8 -> normalised float of a batch on the device (transform), or a pinned uint8 batch to the GPU (h2d)."""
     import torch
 
-    from videoml.bench.common import random_clips
+    from videoml.bench.model import random_clips
     from videoml.data.transforms import normalize
     from videoml.models.registry import model_input
 
-    spec = model_input(cell["model"])
-    if cell["kind"] == "transform":
-        batch = random_clips(spec, cell["batch_size"], device, torch.uint8)
+    spec = model_input(cell.model)
+    if cell.kind == "transform":
+        batch = random_clips(spec, cell.batch_size, device, torch.uint8)
         step = lambda: normalize(batch, spec.mean, spec.std)  # noqa: E731
     else:
-        batch = random_clips(spec, cell["batch_size"], dtype=torch.uint8)
+        batch = random_clips(spec, cell.batch_size, dtype=torch.uint8)
         parts = [b.pin_memory() for b in (batch if isinstance(batch, list) else [batch])]
         step = lambda: [b.to(device, non_blocking=True) for b in parts]  # noqa: E731
-    emit(cell, time_rounds(step, timing, sync), cell["batch_size"])
+    emit(cell, time_rounds(step, timing, sync), cell.batch_size)
 
 
 def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
@@ -134,34 +134,32 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
     return [[e.key, round(getattr(e, key) / total, 4)] for e in events[:top]]
 
 
-def _clip_dataset(plan: dict, cell: dict, backend: str = "pyav"):
-    """The training data set of a data cell: its videos (original or prepared), clips per video, backend."""
-    from videoml.bench.common import first_pass
-    from videoml.data.datamodule import ClipDataset
+def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
+    """The training data set of a data cell (its video set, encoding, clips per video, backend), read once untimed:
+    frame indices built and cached, as from a training run's second epoch on."""
+    from videoml.data.datamodule import ClipDataset, encode_index
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
-    videos = [Path(p) for p in plan["videos"][cell.get("data", "original")]]
+    videos = [Path(p) for p in plan["videos"][cell.videos or "web"][cell.data or "original"]]
     items = tuple((p, i % 8) for i, p in enumerate(videos))
     dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
-                          model_input(cell["model"]), train=True, backend=backend, seed=plan["seed"],
-                          clips_per_video=cell.get("clips_per_video", 1))
-    first_pass(dataset)
+                          model_input(cell.model), train=True, backend=backend, seed=plan["seed"],
+                          clips_per_video=cell.clips_per_video or 1)
+    for index in range(len(dataset)):
+        dataset[encode_index(0, index, False, len(dataset))]
     return dataset
 
 
-def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
+def _decode_cell(plan: dict, cell: Cell, timing: Timing, emit) -> None:
     """Per call, the next training sample (cycling over the videos), with the process's CPU time per clip; the
     ceiling (one clip per video): FFmpeg decoding each sample's clip, from the key frame before it to its last."""
-    import torch
-
     from videoml.bench.ceilings import decode_ceiling
     from videoml.data.datamodule import encode_index
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
-    torch.set_num_threads(1)
-    dataset = _clip_dataset(plan, cell, cell["backend"])
+    dataset = _clip_dataset(plan, cell, cell.backend)
     n = len(dataset)
     step = cycling(lambda i: dataset[encode_index(1, i, False, n)], range(n))
     cpu = time.process_time()
@@ -172,8 +170,8 @@ def _decode_cell(plan: dict, cell: dict, timing: Timing, emit) -> None:
         clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))
                  for index, (path, _) in enumerate(dataset.videos.items)]
         ceiling = decode_ceiling(clips, repeats=1)  # many files: their spread averages out
-    torch.set_num_threads(plan["threads"])
-    emit(cell, rounds, dataset.repeats, ceiling=ceiling, cpu_ms_per_clip=cpu_ms_per_clip)
+    emit(cell, rounds, dataset.repeats, ceiling=ceiling, cpu_ms_per_clip=cpu_ms_per_clip,
+         bytes=sum(path.stat().st_size for path, _ in dataset.videos.items))
 
 
 def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
@@ -202,17 +200,17 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     from videoml.runtime import MEMORY_FORMATS
 
     dataset = _clip_dataset(plan, cell)
-    per_batch = cell["batch_size"] // dataset.repeats  # items of k clips
+    per_batch = cell.batch_size // dataset.repeats  # items of k clips
     needed = (timing.warmup + timing.steps * timing.repeats) * per_batch
     order = [v for epoch in range(-(-needed // len(dataset)))
              for v in epoch_order(dataset, epoch, shuffle=True, seed=plan["seed"])]  # as training reads them
-    loader = DataLoader(dataset, batch_size=per_batch, sampler=order[:needed], num_workers=cell["workers"],
+    loader = DataLoader(dataset, batch_size=per_batch, sampler=order[:needed], num_workers=cell.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda",
                         collate_fn=flatten_repeats if dataset.repeats > 1 else None,
-                        prefetch_factor=4 if cell["workers"] else None)
-    mode = Mode.parse(cell["mode"])
+                        prefetch_factor=4 if cell.workers else None)
+    mode = Mode.parse(cell.mode)
     memory_format = MEMORY_FORMATS[mode.memory_format]
-    _, steps = torch_steps(cell["model"], mode, cell["batch_size"], device, plan["classes"], plan["seed"])
+    _, steps = torch_steps(cell.model, mode, cell.batch_size, device, plan["classes"], plan["seed"])
     spec = dataset.spec
 
     def step(batch):
@@ -221,7 +219,7 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
         sync()
 
     rounds, wait = _timed_pipeline(loader, step, timing)
-    emit(cell, rounds, cell["batch_size"], data_wait=wait)
+    emit(cell, rounds, cell.batch_size, data_wait=wait)
 
 
 # --- TensorFlow ----------------------------------------------------------------------------------------------------
@@ -233,11 +231,11 @@ def _tf_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> N
     from videoml.bench.tf_model import tf_steps
 
     for cell in cells:
-        if cell["kind"] == "model":
-            _, steps = tf_steps(cell["model"], cell["mode"], cell["batch_size"], plan["classes"], plan["seed"],
+        if cell.kind == "model":
+            _, steps = tf_steps(cell.model, cell.mode, cell.batch_size, plan["classes"], plan["seed"],
                                 threads=plan["threads"])
-            emit(cell, time_rounds(steps[cell["stage"]], timing), cell["batch_size"])
-        elif cell["kind"] == "pipeline":
+            emit(cell, time_rounds(steps[cell.stage], timing), cell.batch_size)
+        elif cell.kind == "pipeline":
             _tf_pipeline(plan, cell, data_timing, emit)
 
 
@@ -248,15 +246,15 @@ def _tf_pipeline(plan, cell, timing, emit) -> None:
     from videoml.tf.mirror import build_keras_model
 
     dataset = _clip_dataset(plan, cell)
-    pipeline = ClipPipeline(dataset, cell["batch_size"], parallel=max(cell["workers"], 1), seed=plan["seed"])
-    net = build_keras_model(cell["model"], plan["classes"], seed=plan["seed"])
-    train_step = make_train_step(with_normalization(net, dataset.spec.mean, dataset.spec.std), cell["mode"])
+    pipeline = ClipPipeline(dataset, cell.batch_size, parallel=max(cell.workers, 1), seed=plan["seed"])
+    net = build_keras_model(cell.model, plan["classes"], seed=plan["seed"])
+    train_step = make_train_step(with_normalization(net, dataset.spec.mean, dataset.spec.std), cell.mode)
     needed = timing.warmup + timing.steps * timing.repeats
     epochs = -(-needed // pipeline.steps)
     batches = (b for e in range(epochs) for b in pipeline.epoch(e))
     rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"] % plan["classes"]).numpy(),
                                    timing)
-    emit(cell, rounds, cell["batch_size"], data_wait=wait)
+    emit(cell, rounds, cell.batch_size, data_wait=wait)
 
 
 def main(plan_path: str) -> int:
@@ -265,6 +263,8 @@ def main(plan_path: str) -> int:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     framework = plan["framework"]
     timing = Timing(**plan["timing"])
+    data_timing = Timing(**plan["data_timing"]) if plan.get("data_timing") else \
+        dataclasses.replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
     if framework == "tf":
         import videoml.tf  # noqa: F401  (before TensorFlow loads: it sets up the import order)
     plan["environment"] = environment(plan["device"] if framework == "torch" else None)
@@ -272,27 +272,24 @@ def main(plan_path: str) -> int:
 
     fastest: dict[tuple, tuple[float, str]] = {}  # (model, batch) -> the fastest train step so far, and its mode
 
-    def emit(cell, rounds, items, **extra):
-        record = run_record(plan, cell, rounds, items, **extra)
-        if cell["kind"] == "model" and cell["stage"] == "train_step":
-            key, rate = (cell["model"], cell["batch_size"]), record["stats"]["clips_per_s"]
-            fastest[key] = max(fastest.get(key, (0.0, "")), (rate, cell["mode"]))
-        check_noise(record["stats"], record["name"], timing)
-        (out / "runs" / f"{record['name']}.json").write_text(json.dumps(record, indent=2) + "\n")
-        print(f"{record['name']}: {record['stats']['clips_per_s']:.2f} clips/s "
-              f"(spread {record['stats']['spread']:.0%})", flush=True)
+    def emit(cell: Cell, rounds: list[float] | None, items: int, **measured) -> None:
+        run = run_record(plan, cell, rounds, items, **measured)
+        if cell.kind == "model" and cell.stage == "train_step":
+            key = (cell.model, cell.batch_size)
+            fastest[key] = max(fastest.get(key, (0.0, "")), (run.clips_per_s, cell.mode))
+        if run.stats:
+            check_noise(run.stats, run.name, timing)
+        write_run(run, out)
+        print(f"{run.name}: " + (f"{run.clips_per_s:.2f} {run.unit}s/s (spread {run.stats['spread']:.0%})"
+                                 if run.stats else f"{run.rss_growth_mb:+.1f} MB resident"), flush=True)
 
-    def resolve(cell):
+    def resolve(cell: Cell) -> Cell:
         """A pipeline cell's mode "best": the mode of the fastest train step measured (else the first listed)."""
-        if cell.get("mode") != "best":
+        if cell.mode != "best":
             return cell
-        first = cell["modes"][0]
-        cell = {k: v for k, v in cell.items() if k != "modes"}
-        cell["mode"] = fastest.get((cell["model"], cell["batch_size"]), (0.0, first))[1]
-        return cell
+        return dataclasses.replace(cell, mode=fastest.get((cell.model, cell.batch_size), (0.0, plan["modes"][0]))[1])
 
-    cells = (resolve(c) for c in plan["cells"])
-    data_timing = dataclasses.replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
+    cells = (resolve(Cell(**c)) for c in plan["cells"])
     try:
         (_tf_cells if framework == "tf" else _torch_cells)(plan, cells, timing, data_timing, emit)
     except TooNoisy as e:

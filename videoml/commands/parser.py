@@ -115,6 +115,13 @@ def normalize(argv: list[str], shapes: dict) -> list[str]:
     return out
 
 
+def _dataclass(hint, values: dict):
+    """``hint`` made from parsed values, its dataclass fields (given as dicts) made too."""
+    hints = typing.get_type_hints(hint)
+    return hint(**{k: _dataclass(hints[k], v) if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict) else v
+                   for k, v in values.items()})
+
+
 def call(command: Command, values: dict) -> int:
     """Call a command with parsed values: a dataclass parameter made from its fields."""
     values.pop("config", None)
@@ -122,5 +129,5 @@ def call(command: Command, values: dict) -> int:
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):
             fields = {f.name for f in dataclasses.fields(hint) if f.init and f.name not in NOT_OPTIONS}
-            kwargs[name] = hint(**{k: values.pop(k) for k in fields if k in values})
+            kwargs[name] = _dataclass(hint, {k: values.pop(k) for k in fields if k in values})
     return command.run(**kwargs, **values)
