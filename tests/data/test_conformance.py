@@ -95,7 +95,7 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
     assert set(got) == set(FOLDER) and all(r["status"] == "ok" for r in got.values())
     assert {name for name, r in got.items() if r["replaced_frames"]} <= {"corrupt.mkv"}
 
-    from videoml.data.datamodule import VideoDataModule, encode_index
+    from videoml.data.datamodule import SampleKey, VideoDataModule
     from videoml.models.registry import model_input
 
     listing = tmp_path / "train.csv"
@@ -103,6 +103,6 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
     data = VideoDataModule(train={"kind": "labeled_paths", "path": str(listing)}, spec=model_input("x3d_tiny"), num_workers=0)
     clips = data.dataset("train")
     with caplog.at_level("WARNING"):
-        samples = [clips[encode_index(epoch, i, False, len(clips))] for epoch in range(2) for i in range(len(clips))]
+        samples = [clips[SampleKey(i, epoch)] for epoch in range(2) for i in range(len(clips))]
     assert not any(s.bad for s in samples)
     assert "could not be decoded" not in caplog.text and "skipping" not in caplog.text

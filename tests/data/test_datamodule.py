@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from videoml.data.datamodule import (ClipDataset, ShardSampler, VideoDataModule, decode_index, encode_index,
+from videoml.data.datamodule import (ClipDataset, SampleKey, ShardSampler, VideoDataModule,
                                      flatten_repeats)
 from videoml.data.datasets import VideoList, labeled_paths
 from videoml.errors import VideomlError
@@ -25,8 +25,7 @@ def test_shards_count_every_sample_exactly_once_across_ranks(n, world):
             sampler.set_epoch(epoch)
             values = list(sampler)
             shard_lengths.add(len(values))
-            for v in values:
-                e, index, padding = decode_index(v, n)
+            for index, e, padding in values:
                 assert e == epoch
                 if not padding:
                     real.append(index)
@@ -38,7 +37,7 @@ def test_order_changes_with_the_epoch_and_repeats_with_the_seed():
     def order(epoch, seed):
         sampler = ShardSampler(Sized(50), num_replicas=1, rank=0, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
-        return [decode_index(v, 50)[1] for v in sampler]
+        return [key.index for key in sampler]
 
     assert order(0, 1) == order(0, 1) and order(0, 1) != order(1, 1) and order(0, 1) != order(0, 2)
 
@@ -48,12 +47,13 @@ def test_training_samples_depend_only_on_seed_epoch_and_index(small_synth):
     spec = model_input("x3d_tiny")
     dataset = ClipDataset(videos, spec, train=True)
     again = ClipDataset(videos, spec, train=True)
-    a, b = dataset[(0 * 8 + 3) * 2], again[(0 * 8 + 3) * 2]
+    a, b = dataset[SampleKey(3, epoch=0)], again[SampleKey(3, epoch=0)]
     assert a.video.shape == (3, spec.frames, 64, 64) and a.video.dtype == torch.uint8
     assert torch.equal(a.video, b.video) and a.label == videos.items[3][1] and a.weight == 1.0
-    later = dataset[(1 * 8 + 3) * 2]  # same video, next epoch: another clip or crop
+    assert torch.equal(dataset[3].video, a.video)  # a plain index is that sample in epoch 0
+    later = dataset[SampleKey(3, epoch=1)]  # same video, next epoch: another clip or crop
     assert not torch.equal(a.video, later.video)
-    padded = dataset[(0 * 8 + 3) * 2 + 1]
+    padded = dataset[SampleKey(3, epoch=0, padding=True)]
     assert padded.weight == 0.0 and torch.equal(padded.video, a.video)
 
 
@@ -82,12 +82,12 @@ def test_repeated_clips_are_drawn_and_augmented_independently_from_one_decode(sm
     calls = []
     decode = PyAVReader.get_frames
     monkeypatch.setattr(PyAVReader, "get_frames", lambda self, *a, **k: calls.append(1) or decode(self, *a, **k))
-    item = repeated[encode_index(2, 5, False, len(repeated))]
+    item = repeated[SampleKey(5, 2)]
     assert len(calls) == 1  # one decode for the four clips
     assert item.video.shape == (4, 3, spec.frames, 64, 64) and item.repeat.tolist() == [0, 1, 2, 3]
     assert len({clip.numpy().tobytes() for clip in item.video}) == 4
     assert (item.video_index == 5).all() and (item.weight == 1).all()
-    first = single[encode_index(2, 5, False, len(single))]  # repeat 0 draws what a single clip draws
+    first = single[SampleKey(5, 2)]  # repeat 0 draws what a single clip draws
     rng = single.sample_rng(2, 5)
     assert first.label == item.label[0]
     difference = (first.video.float() - item.video[0].float()).abs().mean()
@@ -110,7 +110,7 @@ def test_decoded_videos_kept_in_memory_give_the_same_clips_without_reopening_fil
     n = len(videos)
     for epoch in range(3):
         for i in range(n):
-            a, b = plain[encode_index(epoch, i, False, n)], cached[encode_index(epoch, i, False, n)]
+            a, b = plain[SampleKey(i, epoch)], cached[SampleKey(i, epoch)]
             assert torch.equal(a.video, b.video) and torch.equal(a.label, b.label)
     reopened = len(opened) - 3 * n - n  # the plain data set opens every video every epoch; the cache once each
     assert reopened == (0 if megabytes == 64 else 2 * n)
@@ -132,7 +132,7 @@ def test_mirrored_and_reversed_clips_take_the_mapped_labels(small_synth):
     index = next(i for i, (_, label) in enumerate(videos.items) if label == 0)
     seen = set()
     for epoch in range(16):
-        value = encode_index(epoch, index, False, len(plain))
+        value = SampleKey(index, epoch)
         clip, sample = plain[value].video, augmented[value]  # the same clip and crop, then flips
         outcomes = {"none": (clip, 0), "mirrored": (clip.flip(-1), 1), "reversed": (clip.flip(1), 1),
                     "both": (clip.flip(-1).flip(1), 0)}
@@ -154,7 +154,7 @@ def test_evaluation_samples_are_video_view_pairs_with_all_crops(small_synth):
     videos = labeled_paths(small_synth.split_file("val"))
     dataset = ClipDataset(videos, model_input("x3d_tiny"), train=False, views=3, crops=3)
     assert len(dataset) == 8 * 3
-    sample = dataset[2 * (3 * 4 + 2)]  # video 4, view 2
+    sample = dataset[3 * 4 + 2]  # video 4, view 2
     assert (sample.video_index, sample.view) == (4, 2)
     assert sample.video.shape == (3, 3, 4, 64, 64)  # 3 crops of x3d_tiny's 4x64x64 clips
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import videoml
 
-from videoml.data.datamodule import VideoDataModule, encode_index
+from videoml.data.datamodule import SampleKey, VideoDataModule
 from videoml.data.synth import SynthConfig, generate
 from videoml.data.transforms import normalize
 from videoml.infer.run import EXIT_SOME_FAILED, aggregate
@@ -32,7 +32,7 @@ def reference_scores(checkpoint, dataset):
     scores = {}
     with torch.inference_mode():
         for i in range(len(clips)):
-            sample = clips[encode_index(0, i, False, len(clips))]
+            sample = clips[SampleKey(i, 0)]
             video = normalize(sample.video, card.input.mean, card.input.std)
             path = str(clips.videos.items[sample.video_index][0])
             scores.setdefault(path, []).append(model(video).softmax(-1).mean(0))

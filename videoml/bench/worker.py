@@ -137,7 +137,7 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
 def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
     """The training data set of a data cell (its video set, encoding, clips per video, backend), read once untimed:
     frame indices built and cached, as from a training run's second epoch on."""
-    from videoml.data.datamodule import ClipDataset, encode_index
+    from videoml.data.datamodule import ClipDataset, SampleKey
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
@@ -147,7 +147,7 @@ def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
                           model_input(cell.model), train=True, backend=backend, seed=plan["seed"],
                           clips_per_video=cell.clips_per_video or 1)
     for index in range(len(dataset)):
-        dataset[encode_index(0, index, False, len(dataset))]
+        dataset[SampleKey(index, epoch=0)]
     return dataset
 
 
@@ -155,13 +155,13 @@ def _decode_cell(plan: dict, cell: Cell, timing: Timing, emit) -> None:
     """Per call, the next training sample (cycling over the videos), with the process's CPU time per clip; the
     ceiling (one clip per video): FFmpeg decoding each sample's clip, from the key frame before it to its last."""
     from videoml.bench.ceilings import decode_ceiling
-    from videoml.data.datamodule import encode_index
+    from videoml.data.datamodule import SampleKey
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
     dataset = _clip_dataset(plan, cell, cell.backend)
     n = len(dataset)
-    step = cycling(lambda i: dataset[encode_index(1, i, False, n)], range(n))
+    step = cycling(lambda i: dataset[SampleKey(i, epoch=1)], range(n))
     cpu = time.process_time()
     rounds = time_rounds(step, timing)
     cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (step.calls * dataset.repeats)

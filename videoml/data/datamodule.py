@@ -5,7 +5,7 @@ Map-style, so the length is known: samplers shard it, progress bars show totals,
 pytorchvideo #186, #102.)
 
 Sharding (:class:`ShardSampler`): like ``DistributedSampler``, shards are padded to equal length (DDP needs the same
-number of steps on every rank), but each index carries the epoch and a padding flag. A padded duplicate gets weight 0:
+number of steps on every rank), but each key (:class:`SampleKey`) carries the epoch and a padding flag. A padded duplicate gets weight 0:
 it adds nothing to the loss and is left out of evaluation, so one epoch counts every sample exactly once across ranks.
 
 A sample is a :class:`Sample`: ``video`` (uint8; (C, T, H, W) for training, (crops, C, T, H, W) for evaluation; a
@@ -39,17 +39,22 @@ from videoml.spec import InputSpec
 log = logging.getLogger("videoml.data")
 
 
-def encode_index(epoch: int, index: int, padding: bool, size: int) -> int:
-    return ((epoch * size) + index) * 2 + int(padding)
+class SampleKey(NamedTuple):
+    """What a sampler hands a :class:`ClipDataset`: which sample, in which epoch (with the seed, it decides the
+    sample's random draws), and whether it is a padding duplicate of equal shards. A plain int ``i`` is sample ``i``
+    of epoch 0."""
 
+    index: int
+    epoch: int = 0
+    padding: bool = False
 
-def decode_index(value: int, size: int) -> tuple[int, int, bool]:
-    """(epoch, index, padding) of a value made by :func:`encode_index` (a plain index ``k`` would be read as
-    sample ``k // 2``: index data sets with the values a :class:`ShardSampler` or :func:`epoch_order` gives)."""
-    value = int(value)
-    position, padding = divmod(value, 2)
-    epoch, index = divmod(position, size)
-    return epoch, index, bool(padding)
+    @classmethod
+    def of(cls, key) -> "SampleKey":
+        """A key from an int, a SampleKey, or the 3 numbers of one as tf.data hands them over."""
+        if np.ndim(key) == 0:
+            return cls(int(key))
+        index, epoch, padding = (int(v) for v in key)
+        return cls(index, epoch, bool(padding))
 
 
 class ShardSampler(DistributedSampler):
@@ -66,11 +71,11 @@ class ShardSampler(DistributedSampler):
         padded = [(i, False) for i in order]
         padded += [(order[k % n], True) for k in range(self.total_size - n)]
         mine = padded[self.rank:self.total_size:self.num_replicas]
-        return iter([encode_index(self.epoch, i, pad, n) for i, pad in mine])
+        return iter([SampleKey(i, self.epoch, pad) for i, pad in mine])
 
 
-def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> list[int]:
-    """The sample values of one epoch for a single process, in the order its ShardSampler gives them."""
+def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> list[SampleKey]:
+    """The sample keys of one epoch for a single process, in the order its ShardSampler gives them."""
     sampler = ShardSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
     sampler.set_epoch(epoch)
     return list(sampler)
@@ -124,8 +129,8 @@ class ClipDataset(Dataset):
         """The generator a clip's position, scale, crop and flips are drawn from, in that order."""
         return np.random.default_rng([self.seed, epoch, index, *([repeat] if repeat else [])])
 
-    def __getitem__(self, value: int) -> Sample:
-        epoch, index, padding = decode_index(value, len(self))
+    def __getitem__(self, key: SampleKey | int) -> Sample:
+        index, epoch, padding = SampleKey.of(key)
         video_index, view = divmod(index, self.views)
         path, label = self.videos.items[video_index]
         rngs = [self.sample_rng(epoch, index, r) for r in range(self.repeats)]

@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from videoml.data.datamodule import ClipDataset, epoch_order
+from videoml.data.datamodule import ClipDataset, SampleKey, epoch_order
 
 
 class ClipPipeline:
@@ -45,11 +45,11 @@ class ClipPipeline:
         return -(-self.samples // self.batch_size)
 
     def order(self, epoch: int) -> list[int]:
-        """The sample values (index, epoch and padding flag, see ``encode_index``) of one epoch, in order."""
+        """The sample keys (index, epoch, padding flag: ``SampleKey``) of one epoch, in order."""
         return epoch_order(self.clips, epoch, shuffle=self.clips.train, seed=self.seed)
 
-    def _load(self, value):
-        sample = self.clips[int(value)]
+    def _load(self, key):
+        sample = self.clips[SampleKey.of(key)]
         if np.any(np.asarray(sample.bad)):
             with self._lock:
                 self.bad.update(np.atleast_1d(np.asarray(sample.video_index)).tolist())
@@ -66,9 +66,9 @@ class ClipPipeline:
         repeats = self.clips.repeats
         per_item = (repeats,) if repeats > 1 else ()
 
-        def load(value):
+        def load(key):
             video, label, weight, index, bad = tf.numpy_function(
-                self._load, [value], (tf.uint8, tf.int32, tf.float32, tf.int32, tf.bool), stateful=False)
+                self._load, [key], (tf.uint8, tf.int32, tf.float32, tf.int32, tf.bool), stateful=False)
             video.set_shape((*per_item, *shape))
             return {"video": video, "label": tf.reshape(label, per_item), "weight": tf.reshape(weight, per_item),
                     "video_index": tf.reshape(index, per_item), "bad": tf.reshape(bad, per_item)}
