@@ -106,3 +106,22 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
         samples = [clips[SampleKey(i, epoch)] for epoch in range(2) for i in range(len(clips))]
     assert not any(s.bad for s in samples)
     assert "could not be decoded" not in caplog.text and "skipping" not in caplog.text
+
+
+def test_a_newly_opened_reader_starts_at_a_later_key_frame_as_ffmpeg_decodes_from_the_start(files):
+    """x264 before build 151 coded lossless 4:4:4 intra blocks its own way, and FFmpeg decodes them so only after
+    reading x264's version in the first packet: every backend must have its decoder see it first."""
+    from videoml.data.decoding import backend_available
+
+    path = next(f for f in files if f.name == "cockatoo.mp4")
+    with open_video(path, cache_dir=False) as video:
+        assert video.index.needs_primer and video.index.header["x264_build"] == 142
+        assert list(video.index.keyframes) == [0, 76, 145]
+    truth = FFmpegFrames(path)
+    try:
+        for backend in ("pyav", "torchcodec", "decord"):
+            if backend_available(backend):
+                verdict = check_backend(str(path), backend, truth)
+                assert verdict.status == "exact", verdict
+    finally:
+        truth.close()

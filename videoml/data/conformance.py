@@ -14,7 +14,9 @@ Each file x backend gets one verdict:
 - ``wrong``: a different count, or a different picture; the detail names the first bad index.
 
 Reads checked: every frame in sequential calls, random single frames, random clips (T x tau) and uniform multi-view
-clips, with the samplers training and inference use.
+clips, with the samplers training and inference use; and, by newly opened readers (as a data set opens a file per
+sample, so the decoder starts at a later key frame without having seen the file's start), random clips and the last
+frame.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class FFmpegFrames:
 
 
 def _reads(num_frames: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """(name, indices) of the reads checked: sequential chunks, random singles, random clips, multi-view clips."""
+    """(name, indices) of the reads checked on one reader: sequential chunks, random singles, random clips,
+    multi-view clips."""
     reads = [(f"frames {s}-{min(s + SEQUENTIAL_CHUNK, num_frames) - 1}", np.arange(s, min(s + SEQUENTIAL_CHUNK,
                                                                                            num_frames)))
              for s in range(0, num_frames, SEQUENTIAL_CHUNK)]
@@ -111,6 +114,12 @@ def _reads(num_frames: int, rng: np.random.Generator) -> list[tuple[str, np.ndar
         reads.append((f"random clip T={frames} tau={stride}", random_clip(ClipSpec(frames, stride), num_frames, rng)))
     reads.append(("3 uniform views T=8 tau=4", uniform_clips(ClipSpec(8, 4), num_frames, views=3).reshape(-1)))
     return reads
+
+
+def _fresh_reads(num_frames: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """(name, indices) of the reads checked each on a newly opened reader: random clips, the last frame."""
+    reads = [("newly opened, random clip T=8 tau=4", random_clip(ClipSpec(8, 4), num_frames, rng)) for _ in range(2)]
+    return reads + [("newly opened, last frame", np.array([num_frames - 1]))]
 
 
 def _first_mismatch(got, truth: FFmpegFrames, indices: np.ndarray, tolerance: float) -> tuple[int | None, float]:
@@ -136,8 +145,15 @@ def check_backend(path: str, backend: str, truth: FFmpegFrames, seed: int = 0, a
             if video.num_frames != len(truth):
                 return Verdict(str(path), backend, "wrong", f"num_frames {video.num_frames}, FFmpeg decodes "
                                f"{len(truth)}", len(truth))
-            for name, indices in _reads(video.num_frames, np.random.default_rng(seed)):
-                got = video.get_frames(indices).numpy()
+            rng = np.random.default_rng(seed)
+            reads = [(name, indices, video) for name, indices in _reads(video.num_frames, rng)]
+            reads += [(name, indices, None) for name, indices in _fresh_reads(video.num_frames, rng)]
+            for name, indices, reader in reads:
+                if reader is None:  # the same index, a new decoder
+                    with type(video)(path, video.index, autorotate=autorotate) as fresh:
+                        got = fresh.get_frames(indices).numpy()
+                else:
+                    got = reader.get_frames(indices).numpy()
                 bad, worst = _first_mismatch(got, truth, indices, tolerance)
                 verdict.max_diff = max(verdict.max_diff, worst)
                 if bad is not None:

@@ -28,7 +28,7 @@ from videoml.data.decoding import scan
 from videoml.data.lru import LRU
 from videoml.errors import VideoDecodeError
 
-_VERSION = 2  # bump when the index's content or meaning changes; older cache entries are then rebuilt
+_VERSION = 3  # bump when the index's content or meaning changes; older cache entries are then rebuilt
 
 # How frame numbers were established (FrameIndex.numbering):
 #   "packets":    the packets' time stamps in presentation order, verified against the decoder (most files)
@@ -98,6 +98,17 @@ class FrameIndex:
     def duration(self) -> float:
         """Seconds from the first frame's start to the last frame's end."""
         return self.num_frames / self.fps if self.fps else 0.0
+
+    @property
+    def needs_primer(self) -> bool:
+        """Whether pictures after the first key frame come out as FFmpeg decodes them from the start only once the
+        decoder has seen the stream's first packet. x264 before build 151 coded lossless 4:4:4 intra blocks
+        otherwise than the standard says, and FFmpeg's H.264 decoder follows the old way when x264's version SEI
+        (in the first packet only) names such a build (libavcodec/h264_mb.c); a decoder that starts at a later key
+        frame never sees it and returns other pictures, PyAV, torchcodec and decord alike (imageio's
+        cockatoo.mp4, in the corpus)."""
+        build = self.header.get("x264_build")
+        return self.codec == "h264" and build is not None and build < 151
 
     @property
     def keyframes(self) -> np.ndarray:
@@ -211,7 +222,7 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
     if numbering.rule == "sequential":  # no time stamps to speak of: the header's rate gives the frames' times
         time_base = Fraction(1, round(header["fps"])) if header["fps"] >= 1 else Fraction(1, 25)
     notes = list(numbering.notes)
-    header["open_gop"] = packets.open_gop
+    header["open_gop"], header["x264_build"] = packets.open_gop, packets.x264_build
     if packets.discarded:
         notes.append(f"edit list: {packets.discarded} packet(s) it hides are not frames")
     return FrameIndex(pts=numbering.pts, keyframe=numbering.keyframe, time_base=Fraction(time_base), width=width,

@@ -58,6 +58,7 @@ class VideoReader:
         self.bad_frames = bad_frames
         self.autorotate = autorotate
         self.replaced: list[int] = []  # frames of the last call that were replaced (policy "nearest")
+        self._primed: set = set()  # output sizes whose decoder has seen the first packet (FrameIndex.needs_primer)
         self.damaged: list[int] = []  # frames of the last call the decoder flagged as damaged (not returned)
 
     # --- what a video is ---
@@ -106,6 +107,9 @@ class VideoReader:
             raise IndexError(f"{self.path}: frame {int(bad[0])} out of range (the video has {self.num_frames} frames)")
         unique = np.unique(wanted)
         out_size = output_size(size, self.width, self.height)
+        if self.index.needs_primer and out_size not in self._primed and self.index.key_before[unique[-1]] > 0:
+            self._decode(np.zeros(1, np.int64), out_size)  # frame 0: the decoder reads the first packet (decord
+            self._primed.add(out_size)                     # keeps a decoder per output size)
         self.damaged = []
         decoded = self._decode(unique, out_size)
         missing = [int(i) for i in unique if int(i) not in decoded]

@@ -19,6 +19,7 @@ count from the start. Every pass is bounded by the file's packets; nothing seeks
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import av
@@ -37,6 +38,7 @@ class Packets:
     tiny: int = 0  # packets of at most 8 bytes: placeholders of packed B-frames ("N-VOPs") and the like
     discarded: int = 0  # packets the container marks for discarding (MP4 edit lists)
     error: str | None = None  # why the scan stopped early (truncated or corrupt data)
+    x264_build: int | None = None  # the x264 version its SEI in the first packet names (see FrameIndex.needs_primer)
 
     @property
     def open_gop(self) -> bool:
@@ -88,6 +90,9 @@ def scan_packets(container, stream) -> Packets:
         if packet.is_discard:
             out.discarded += 1
             continue
+        if not out.pts:
+            version = re.search(rb"x264 - core (\d+)", bytes(packet))
+            out.x264_build = int(version.group(1)) if version else None
         out.pts.append(packet.pts)
         out.dts.append(packet.dts)
         out.key.append(packet.is_keyframe)
