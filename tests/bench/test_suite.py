@@ -8,7 +8,7 @@ import pytest
 import yaml
 from helpers import videoml
 
-from videoml.bench.measure import TooNoisy, Timing, check_noise, summarize, time_rounds
+from videoml.bench.measure import TooNoisy, Timing, check_noise, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
 
 SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
@@ -136,3 +136,12 @@ def test_short_steps_get_rounds_of_at_least_min_round_s():
     assert len(rounds) == 3 and all(0.002 <= r < 0.01 for r in rounds)
     per_round = (len(calls) - 2) / 3  # the warm-up call and the one that sizes the rounds
     assert per_round >= 10  # 2 ms calls, 50 ms rounds (at most 25 when sleeping is exact)
+
+
+def test_round_robin_times_a_round_of_each_step_in_turn():
+    log = []
+    steps = [lambda: log.append("a"), lambda: (log.append("b"), time.sleep(0.001))]
+    a, b = round_robin(steps, Timing(warmup=1, steps=2, repeats=3))
+    assert log == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up, then one round of each in turn
+    assert len(a.seconds) == len(b.seconds) == 3 and a.calls == b.calls == 6
+    assert all(s >= 0.001 for s in b.seconds) and b.cpu_s >= 0 and max(a.seconds) < min(b.seconds)

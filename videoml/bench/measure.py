@@ -2,7 +2,8 @@
 
 ``warmup`` untimed calls first (compilation, autotuning, allocator growth); then ``repeats`` rounds of ``steps``
 calls (more when ``min_round_s`` asks for rounds at least that long), the device synchronised before and after each
-round; a round's time per call is one sample. Reported: the median, the interquartile range, a 95 % bootstrap
+round; a round's time per call is one sample. Several steps can be timed round-robin (:func:`round_robin`), a round
+of each in turn. Reported: the median, the interquartile range, a 95 % bootstrap
 interval of the median (resampling the rounds), and the spread (IQR / median). A measurement whose spread exceeds
 ``max_spread`` is refused (:class:`TooNoisy`): a median that moves by more than that between rounds says more about
 the machine than about the code.
@@ -38,29 +39,54 @@ def time_rounds(step: Callable[[], object], timing: Timing, sync: Callable[[], N
     """Seconds per call of ``step``, one value per timed round; ``clock``: wall time, or ``time.process_time`` for
     the process's CPU time. A step that reads a different item per call (a clip, a video) cycles through them
     itself: each round then averages over ``steps`` items."""
-    for _ in range(timing.warmup):
-        step()
+    return round_robin([step], timing, sync, clock)[0].seconds
+
+
+@dataclass
+class Rounds:
+    seconds: list[float]
+    """per timed round, seconds per call"""
+    cpu_s: float = 0.0
+    """the process's CPU seconds over the timed rounds"""
+    calls: int = 0
+    """calls in the timed rounds"""
+
+
+def _calls_per_round(step, timing: Timing, sync, clock) -> int:
+    """``timing.steps``, or more when ``min_round_s`` asks for rounds that long (one call timed to size them)."""
+    if timing.min_round_s <= 0:  # short calls: rounds long enough that clock and scheduler jitter average out
+        return timing.steps
+    start = clock()
+    step()
     sync()
-    steps = timing.steps
-    if timing.min_round_s > 0:  # short calls: rounds long enough that clock and scheduler jitter average out
-        start = clock()
-        step()
-        sync()
-        steps = max(steps, math.ceil(timing.min_round_s / max(clock() - start, 1e-9)))
-    rounds = []
-    for _ in range(timing.repeats):
-        sync()
-        start = clock()
-        for _ in range(steps):
+    return max(timing.steps, math.ceil(timing.min_round_s / max(clock() - start, 1e-9)))
+
+
+def round_robin(steps: list[Callable[[], object]], timing: Timing, sync: Callable[[], None] = lambda: None,
+                clock: Callable[[], float] = time.perf_counter) -> list[Rounds]:
+    """:func:`time_rounds` for several steps at once, a round of each in turn: a machine whose speed drifts during
+    the measurement shifts every step alike, so their ratios hold (what comparing encodings or settings needs)."""
+    for step in steps:
+        for _ in range(timing.warmup):
             step()
-        sync()
-        rounds.append((clock() - start) / steps)
-    return rounds
+    sync()
+    counts = [_calls_per_round(step, timing, sync, clock) for step in steps]
+    results = [Rounds([]) for _ in steps]
+    for _ in range(timing.repeats):
+        for step, calls, result in zip(steps, counts, results):
+            sync()
+            start, cpu = clock(), time.process_time()
+            for _ in range(calls):
+                step()
+            sync()
+            result.seconds.append((clock() - start) / calls)
+            result.cpu_s += time.process_time() - cpu
+            result.calls += calls
+    return results
 
 
 class cycling:  # noqa: N801  (used as a function: a step)
-    """A step that calls ``fn`` on the next of ``items`` each time, round and round; ``calls`` counts them (warm-up
-    and the probe of ``min_round_s`` included, which :func:`time_rounds` adds to its timed steps)."""
+    """A step that calls ``fn`` on the next of ``items`` each time, round and round."""
 
     def __init__(self, fn: Callable[[object], object], items):
         self.fn, self.items, self.calls = fn, list(items), 0

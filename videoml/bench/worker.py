@@ -20,13 +20,14 @@ Cells (``kind``, :class:`~videoml.bench.records.Cell`):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from videoml.bench.measure import Timing, TooNoisy, check_noise, cycling, summarize, time_rounds
+from videoml.bench.measure import Timing, TooNoisy, check_noise, cycling, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
 from videoml.environment import environment
 
@@ -59,21 +60,24 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
     torch.set_num_threads(plan["threads"])
     device = parse_device(plan["device"])
     sync = lambda: synchronize(device)  # noqa: E731
-    single = {"decode": _decode_cell, "random_clip": random_clip_cell, "open_random_clip": open_cell,
+    single = {"decode": _decode_cells, "random_clip": random_clip_cell, "open_random_clip": open_cell,
               "test_views": open_cell, "memory": memory_cell}  # one thread: what one loader worker does
-    for cell in cells:
-        if cell.kind == "model":
-            _model_cell(plan, cell, timing, emit, device, sync)
-        elif cell.kind in single:
-            torch.set_num_threads(1)
-            single[cell.kind](plan, cell, data_timing, emit)
-            torch.set_num_threads(plan["threads"])
-        elif cell.kind in ("transform", "h2d"):
-            _transfer_cell(cell, timing, emit, device, sync)
-        elif cell.kind == "pipeline":
-            _torch_pipeline(plan, cell, data_timing, emit, device, sync)
-        elif cell.kind == "infer":
-            infer_cell(plan, cell, timing, emit)
+    for kind, group in itertools.groupby(cells, key=lambda c: c.kind):  # lazily: "best" pipelines resolve late
+        if kind == "decode":  # all at once: timed round-robin
+            group = [list(group)]
+        for cell in group:
+            if kind in single:
+                torch.set_num_threads(1)
+                single[kind](plan, cell, data_timing, emit)
+                torch.set_num_threads(plan["threads"])
+            elif kind == "model":
+                _model_cell(plan, cell, timing, emit, device, sync)
+            elif kind in ("transform", "h2d"):
+                _transfer_cell(cell, timing, emit, device, sync)
+            elif kind == "pipeline":
+                _torch_pipeline(plan, cell, data_timing, emit, device, sync)
+            elif kind == "infer":
+                infer_cell(plan, cell, timing, emit)
 
 
 def _model_cell(plan: dict, cell: Cell, timing: Timing, emit, device, sync) -> None:
@@ -151,27 +155,26 @@ def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
     return dataset
 
 
-def _decode_cell(plan: dict, cell: Cell, timing: Timing, emit) -> None:
-    """Per call, the next training sample (cycling over the videos), with the process's CPU time per clip; the
+def _decode_cells(plan: dict, cells: list[Cell], timing: Timing, emit) -> None:
+    """Per call, a cell's next training sample (cycling over its videos), the cells timed round-robin so that their
+    ratios (encodings, clips per video) hold on a drifting machine; with the process's CPU time per clip and the
     ceiling (one clip per video): FFmpeg decoding each sample's clip, from the key frame before it to its last."""
     from videoml.bench.ceilings import decode_ceiling
     from videoml.data.datamodule import SampleKey
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
-    dataset = _clip_dataset(plan, cell, cell.backend)
-    n = len(dataset)
-    step = cycling(lambda i: dataset[SampleKey(i, epoch=1)], range(n))
-    cpu = time.process_time()
-    rounds = time_rounds(step, timing)
-    cpu_ms_per_clip = 1000 * (time.process_time() - cpu) / (step.calls * dataset.repeats)
-    ceiling = None
-    if dataset.repeats == 1:
-        clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))
-                 for index, (path, _) in enumerate(dataset.videos.items)]
-        ceiling = decode_ceiling(clips, repeats=1)  # many files: their spread averages out
-    emit(cell, rounds, dataset.repeats, ceiling=ceiling, cpu_ms_per_clip=cpu_ms_per_clip,
-         bytes=sum(path.stat().st_size for path, _ in dataset.videos.items))
+    datasets = [_clip_dataset(plan, cell, cell.backend) for cell in cells]
+    steps = [cycling(lambda i, d=d: d[SampleKey(i, epoch=1)], range(len(d))) for d in datasets]
+    for cell, dataset, rounds in zip(cells, datasets, round_robin(steps, timing)):
+        ceiling = None
+        if dataset.repeats == 1:
+            clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))
+                     for index, (path, _) in enumerate(dataset.videos.items)]
+            ceiling = decode_ceiling(clips, repeats=1)  # many files: their spread averages out
+        emit(cell, rounds.seconds, dataset.repeats, ceiling=ceiling,
+             cpu_ms_per_clip=1000 * rounds.cpu_s / (rounds.calls * dataset.repeats),
+             bytes=sum(path.stat().st_size for path, _ in dataset.videos.items))
 
 
 def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:
