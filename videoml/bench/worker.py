@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from videoml.bench.measure import Timing, TooNoisy, check_noise, cycling, round_robin, summarize, time_rounds
+from videoml.bench.measure import Timing, TooNoisy, check_noise, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
 from videoml.environment import environment
 
@@ -155,23 +155,40 @@ def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
     return dataset
 
 
-def _decode_cells(plan: dict, cells: list[Cell], timing: Timing, emit) -> None:
-    """Per call, a cell's next training sample (cycling over its videos), the cells timed round-robin so that their
-    ratios (encodings, clips per video) hold on a drifting machine; with the process's CPU time per clip and the
-    ceiling (one clip per video): FFmpeg decoding each sample's clip, from the key frame before it to its last."""
-    from videoml.bench.ceilings import decode_ceiling
+def _sample_key(call: int, n: int):
+    """The training sample a data cell's ``call``-th call reads: epoch 1's in order, then epoch 2's, ... (epoch 0
+    was the untimed first pass), so every pass draws other clip positions, as training does."""
     from videoml.data.datamodule import SampleKey
+
+    epoch, index = divmod(call, n)
+    return SampleKey(index, epoch=epoch + 1)
+
+
+def _sample_step(dataset):
+    calls = itertools.count()
+    return lambda: dataset[_sample_key(next(calls), len(dataset))]
+
+
+def _decode_cells(plan: dict, cells: list[Cell], timing: Timing, emit) -> None:
+    """Per call, a cell's next training sample; a round is as many calls as whole passes over the largest cell's
+    videos take (at least ``timing.steps``); the cells are timed round-robin so that their ratios (encodings, clips per video) hold on a drifting
+    machine. With the process's CPU time per clip, and the ceiling (one clip per video): FFmpeg decoding each clip
+    timed, from the key frame before it to its last."""
+    from videoml.bench.ceilings import decode_ceiling
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
 
     datasets = [_clip_dataset(plan, cell, cell.backend) for cell in cells]
-    steps = [cycling(lambda i, d=d: d[SampleKey(i, epoch=1)], range(len(d))) for d in datasets]
-    for cell, dataset, rounds in zip(cells, datasets, round_robin(steps, timing)):
+    n = max(len(d) for d in datasets)
+    passes = dataclasses.replace(timing, steps=n * -(-timing.steps // n), min_round_s=0.0)
+    for cell, dataset, rounds in zip(cells, datasets, round_robin([_sample_step(d) for d in datasets], passes)):
         ceiling = None
         if dataset.repeats == 1:
-            clips = [(path, random_clip(dataset.clip, load_index(path).timestamps, dataset.sample_rng(1, index)))
-                     for index, (path, _) in enumerate(dataset.videos.items)]
-            ceiling = decode_ceiling(clips, repeats=1)  # many files: their spread averages out
+            keys = [_sample_key(call, len(dataset)) for call in range(timing.warmup, timing.warmup + rounds.calls)]
+            paths = [dataset.videos.items[key.index][0] for key in keys]
+            ceiling = decode_ceiling([(path, random_clip(dataset.clip, load_index(path).timestamps,
+                                                         dataset.sample_rng(key.epoch, key.index)))
+                                      for path, key in zip(paths, keys)], repeats=1)  # many files: spread averages
         emit(cell, rounds.seconds, dataset.repeats, ceiling=ceiling,
              cpu_ms_per_clip=1000 * rounds.cpu_s / (rounds.calls * dataset.repeats),
              bytes=sum(path.stat().st_size for path, _ in dataset.videos.items))
