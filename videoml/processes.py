@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 
 _PR_SET_PDEATHSIG = 1
@@ -21,6 +22,22 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() == 1:  # the parent died before the request was made: it will never fire
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def quiet_handover_errors() -> None:
+    """Keep a loader worker's tensor hand-over thread quiet when it fails. That thread (``multiprocessing``'s
+    resource sharer, which passes file descriptors of shared memory to the process that reads the batches) reports
+    errors through ``sys.excepthook`` as a traceback, and it fails when that reading process died: which its own
+    parent reports in one line ("a shard process died; run again with --resume"). Other errors print as before."""
+    default = sys.excepthook
+
+    def hook(kind, value, tb):
+        frames = traceback.extract_tb(tb)
+        if frames and frames[0].filename.endswith(os.path.join("multiprocessing", "resource_sharer.py")):
+            return
+        default(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -78,3 +79,26 @@ def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     paths = [r["path"] for r in read_records(out)]
     assert sorted(paths) == videos and len(paths) == len(set(paths))  # every input exactly once
+
+
+def test_a_loader_workers_failed_handover_to_a_killed_process_prints_no_traceback():
+    """multiprocessing's resource sharer reports through sys.excepthook when the process it hands tensors to died;
+    a loader worker keeps that quiet, and any other uncaught error still prints."""
+    code = textwrap.dedent("""
+        import os, sys, multiprocessing
+        from videoml.data.datamodule import worker_init
+        worker_init(0)
+        serve = ("import sys\\ndef _serve():\\n    try:\\n        raise EOFError('the reader died')\\n"
+                 "    except Exception:\\n        sys.excepthook(*sys.exc_info())\\n")  # as resource_sharer does
+        scope = {}
+        exec(compile(serve, os.path.join(os.path.dirname(multiprocessing.__file__), "resource_sharer.py"), "exec"),
+             scope)
+        scope["_serve"]()
+        try:
+            1 / 0
+        except Exception:
+            sys.excepthook(*sys.exc_info())
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and "EOFError" not in result.stderr
+    assert result.stderr.count("Traceback") == 1 and "ZeroDivisionError" in result.stderr
