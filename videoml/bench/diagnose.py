@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from videoml.bench.ceilings import TRAIN_FLOPS_FACTOR
@@ -49,8 +49,6 @@ BASELINES = (
 
 def _derive(run: Run, runs: dict[str, Run], ceilings: dict) -> None:
     """Fractions of the ceilings, ratios to the baselines, a pipeline against its train step alone."""
-    from dataclasses import replace
-
     cell, derived = run.cell, run.derived
     flops = ceilings["flops_per_clip"].get(cell.model)
     if cell.kind == "model" and flops:

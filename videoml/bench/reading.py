@@ -31,7 +31,8 @@ _CEILINGS: dict[str, dict | None] = {}  # video set -> its clips' decode ceiling
 
 
 def _clips(plan: dict, videos: str, count: int, salt: int = 0) -> list[tuple[Path, np.ndarray]]:
-    """``count`` random clips (path, frame indices) of the set ``videos``: the same for every backend."""
+    """``count`` random clips (path, frame indices) of the set ``videos``: the same for every backend. Their indices
+    are loaded here, untimed (PyTorchVideo's reads look frame times up in them)."""
     reading = plan["reading"]
     spec = ClipSpec(reading["frames"], reading["stride"])
     rng = np.random.default_rng([plan["seed"], VIDEO_SETS.index(videos), salt])
@@ -92,8 +93,6 @@ def open_cell(plan: dict, cell, timing: Timing, emit) -> None:
         spec = ClipSpec(reading["frames"], reading["stride"])
         items, unit = [p for p, _ in _clips(plan, cell.videos, max(reading["clips"] // 4, 4), salt=1)], "video"
         step = cycling(lambda path: _read_views(path, cell.backend, spec, reading["views"]), items)
-    for path in {item[0] if unit == "clip" else item for item in items}:
-        load_index(path)  # PyTorchVideo reads by time: its frame times are looked up, not timed
     emit(cell, time_rounds(step, _one_pass(timing, items)), 1, unit=unit)
 
 

@@ -95,9 +95,9 @@ class Run:
     def row(self) -> dict:
         """The summary row of ``suite.json``: the cell, the headline numbers, what else was measured and derived."""
         stats = self.stats or {}
-        extra = {f.name: getattr(self, f.name) for f in fields(self)
-                 if f.name in ("cpu_ms_per_clip", "data_wait", "peak_memory_mb", "operators", "rss_growth_mb",
-                               "rss_mb", "reads", "bytes") and getattr(self, f.name) is not None}
+        measured = ("cpu_ms_per_clip", "data_wait", "peak_memory_mb", "operators", "rss_growth_mb", "rss_mb", "reads",
+                    "bytes")
+        extra = {k: getattr(self, k) for k in measured if getattr(self, k) is not None}
         return {"name": self.name, **self.cell.as_dict(), "unit": self.unit,
                 **{k: stats[k] for k in ("clips_per_s", "clips_per_s_ci95", "spread", "ms_per_clip") if k in stats},
                 **extra, **self.derived}

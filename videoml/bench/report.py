@@ -45,7 +45,7 @@ def _detail(run: Run) -> str:
 
 
 def _versus(run: Run) -> str:
-    values = {**run.row(), **run.derived}
+    values = run.row()  # what was measured and what was derived
     return "; ".join(show(run, values[key]) for key, show in _VERSUS if values.get(key) is not None)
 
 

@@ -170,7 +170,7 @@ class SuiteConfig:
                   for b in (self.reading.backends if kind != "memory" else reading)]
         cells += [Cell("infer", model=m, stage=s, batch_size=batch if s != "pytorchvideo_loop" else None, videos="web",
                        workers=self.workers[0] if s == "videoml_infer" else None)
-                  for m in first * ("infer" in stages) for s in INFER_STAGES]
+                  for m in (first if "infer" in stages else []) for s in INFER_STAGES]
         return cells
 
 

@@ -51,6 +51,8 @@ class SampleKey(NamedTuple):
     @classmethod
     def of(cls, key) -> "SampleKey":
         """A key from an int, a SampleKey, or the 3 numbers of one as tf.data hands them over."""
+        if isinstance(key, cls):  # what the samplers hand over: no conversion on the loading path
+            return key
         if np.ndim(key) == 0:
             return cls(int(key))
         index, epoch, padding = (int(v) for v in key)
