@@ -119,6 +119,7 @@ def test_a_noisy_suite_stops_with_one_line(tmp_path):
     ({"stages": ["forward", "backward"]}, "unknown stages ['backward']"),
     ({"frameworks": {"tf": ["turbo"]}}, "unknown tf mode 'turbo'"),
     ({"colour": "red"}, "Option 'colour' is not accepted"),
+    ({"reading": {"clips": 0}}, "these must be >= 1: reading.clips (got 0)"),
 ])
 def test_bad_suite_configs_are_one_line_errors(tmp_path, change, message):
     result = videoml("bench", "suite", "--config", str(_config(tmp_path, **change)), "--out", str(tmp_path / "out"))

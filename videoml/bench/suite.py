@@ -135,6 +135,10 @@ class SuiteConfig:
         if not self.encodings or min(self.clips_per_video, default=0) < 1:
             raise UsageError(f"{where}: encodings must name at least one encoding (got {self.encodings}) and "
                              f"clips_per_video be >= 1 (got {self.clips_per_video})")
+        counts = {f"{part}.{k}": v for part in ("reading", "inference")
+                  for k, v in asdict(getattr(self, part)).items() if isinstance(v, int) and v < 1}
+        if counts:
+            raise UsageError(f"{where}: these must be >= 1: " + ", ".join(f"{k} (got {v})" for k, v in counts.items()))
         Timing(**self.timing)
         Timing(**(self.data_timing or {}))
 
