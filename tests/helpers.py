@@ -1,6 +1,7 @@
 """Helpers shared by the tests."""
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,10 @@ def corpus_config(kind: str):
                        **options)
 
 
-def videoml(*args, cwd=None) -> subprocess.CompletedProcess:
-    """The command line, in a fresh process, as users run it."""
-    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True, cwd=cwd)
+def videoml(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """The command line, in a fresh process, as users run it (``env``: variables added to this one's)."""
+    return subprocess.run([sys.executable, "-m", "videoml", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **env} if env else None)
 
 
 def fit_args(dataset, root, *extra, train=None) -> list[str]:

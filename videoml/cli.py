@@ -22,6 +22,8 @@ from videoml.processes import Terminated, stop_on_sigterm
 COMMANDS = {
     "infer": Command(run.infer, "classify videos with a trained or exported model", ("inputs",),
                      {"model": ("-m",), "output": ("-o",), "devices": ("--device",)}, {"profile": ""}),
+    "extract": Command(run.extract, "embeddings of videos per clip and per video (npy + index, or HDF5)", ("inputs",),
+                       {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
     "export": Command(run.export, "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
                       ("checkpoint",), {"formats": ("-f", "--format"), "out": ("-o",)}),
     "data": {

@@ -1,4 +1,4 @@
-"""``videoml infer`` and ``videoml export``: running a trained model."""
+"""``videoml infer``, ``videoml extract`` and ``videoml export``: running a trained model."""
 
 from __future__ import annotations
 
@@ -11,23 +11,36 @@ from typing import Literal
 from jsonargparse.typing import PositiveInt
 
 from videoml.errors import UsageError, VideomlError
-from videoml.infer.run import InferConfig
+from videoml.infer.features import ExtractConfig
+from videoml.infer.run import InferConfig, VideoRun
 
 ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "all"]
 
 
 def infer(options: InferConfig) -> int:
-    """Classify video files with a checkpoint from `videoml fit` or a model from `videoml export`. Writes one JSON
-    record per video (path, status, top-k, timing, error), incrementally. Exit status: 0 when every video was
-    classified, 3 when some could not be (their records say why), 2 for usage errors, 1 when the run could not
-    start."""
+    """Classify video files with a checkpoint from `videoml fit`, a model from `videoml export` or published weights
+    (zoo:NAME). Writes one JSON record per video (path, status, top-k, timing, error), incrementally. Exit status: 0
+    when every video was classified, 3 when some could not be (their records say why), 2 for usage errors, 1 when the
+    run could not start."""
+    return _run_videos(options)
+
+
+def extract(options: ExtractConfig) -> int:
+    """Embeddings of video files (the classifier's input, or a named block's output) per clip and per video, from a
+    checkpoint of `videoml fit` or published weights (zoo:NAME), sampled and decoded as `videoml infer` does: one .npy
+    per video and clip set plus index.jsonl in the output folder (see docs/inference.md). Same exit status, records
+    and --resume as infer."""
+    return _run_videos(options)
+
+
+def _run_videos(options: VideoRun) -> int:
     from videoml.infer.run import EXIT_SOME_FAILED, infer as run
 
+    output = Path(options.outputs()[0])
     if options.profile == "":
-        output = Path(options.output)
         options = dataclasses.replace(options, profile=str(output.with_name(output.stem + ".profile")))
     summary = run(dataclasses.replace(options, progress=sys.stderr.isatty()))
-    print(f"{summary.line()}; results in {options.output}", file=sys.stderr)
+    print(f"{summary.line()}; results in {output}", file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else 0
 
 

@@ -47,7 +47,7 @@ class VideoItem:
     ends: torch.Tensor | None = None
     decode_s: float = 0.0
     replaced_frames: list = field(default_factory=list)
-    logits: list[torch.Tensor] = field(default_factory=list)  # filled in batches by the model
+    outputs: list[torch.Tensor] = field(default_factory=list)  # the model's, filled in batches
     model_s: float = 0.0
 
     def pin_memory(self) -> "VideoItem":

@@ -1,7 +1,8 @@
 """A model ready for inference, from a ``videoml fit`` checkpoint or an exported file.
 
 The file's kind comes from its name: ``.ts`` TorchScript, ``.pt2`` ``torch.export`` program, ``.onnx`` ONNX (run in
-ONNX Runtime on the CPU); anything else is read as a checkpoint. Every kind carries its :class:`ModelCard`.
+ONNX Runtime on the CPU), ``zoo:NAME`` published weights (:mod:`videoml.models.zoo`); anything else is read as a
+checkpoint. Every kind carries its :class:`ModelCard`.
 
 A :class:`Predictor` takes uint8 clips as the data pipeline makes them ((B, C, T, H, W), or SlowFast's
 ``[slow, fast]``), normalises them on its device, and returns float32 logits on the CPU.
@@ -18,7 +19,9 @@ import torch
 
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
+from videoml.models.features import FeatureModel
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
+from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
 from videoml.runtime import autocast, memory_format_for, parse_device
 from videoml.vocab import MemoryFormat, Precision, check
 
@@ -26,6 +29,8 @@ EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
 
 
 def model_kind(path: str | os.PathLike) -> str:
+    if str(path).startswith(ZOO_PREFIX):
+        return "zoo"
     return EXPORT_SUFFIXES.get(Path(path).suffix.lower(), "checkpoint")
 
 
@@ -60,15 +65,21 @@ class Predictor:
 
 
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
-                   memory_format: MemoryFormat = "auto") -> Predictor:
-    """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous"."""
+                   memory_format: MemoryFormat = "auto", features: str | None = None) -> Predictor:
+    """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".
+    ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; checkpoints and
+    published weights only: an exported model keeps only its logits)."""
     path = str(path)
-    if not os.path.isfile(path):
+    kind = model_kind(path)
+    if not os.path.isfile(path) and kind != "zoo":
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
-    kind = model_kind(path)
-    if kind == "checkpoint":
-        model, card = load_trained(path)
+    if features is not None and kind not in ("checkpoint", "zoo"):
+        raise UsageError(f"{path}: an exported model gives logits only; extract features from its checkpoint or "
+                         "from published weights (zoo:NAME)")
+    if kind in ("checkpoint", "zoo"):
+        model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
+        model = FeatureModel(model, features).eval() if features is not None else model
         layout = memory_format_for(memory_format, model, device.type)
         forward = model.to(device, memory_format=layout)
     elif kind == "torchscript":

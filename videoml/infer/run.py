@@ -41,24 +41,19 @@ EXIT_SOME_FAILED = 3  # some videos could not be classified (their records say w
 
 
 @dataclass
-class InferConfig:
+class VideoRun:
+    """What every run of a model over video files shares (``videoml infer``, ``videoml extract``): the inputs, how
+    their clips are sampled and decoded, where the model runs, and resuming. A kind of run says what it loads
+    (:meth:`load`), what it records of a video (:meth:`record`) and where (:meth:`outputs`)."""
+
     model: str
-    """checkpoint (.ckpt) or exported model (.ts TorchScript, .pt2 torch.export, .onnx)"""
+    """checkpoint (.ckpt), exported model (.ts TorchScript, .pt2 torch.export, .onnx), or published weights (zoo:NAME)"""
     inputs: list[str]
     """video files, folders (recursive), glob patterns, list files (@list or *.txt / *.lst: one path a line)"""
-    output: str = "predictions.jsonl"
-    """JSONL results file"""
-    csv: str | None = None
-    """also write the results as CSV here"""
     views: PositiveInt | None = None
     """temporal views per video (default: the model's recipe)"""
     crops: Literal[1, 3] | None = None
     """spatial crops per view (default: the model's recipe)"""
-    top_k: PositiveInt = 5
-    aggregate: Aggregate = "mean"
-    """how clip scores make a video's: mean of softmax, max of softmax, softmax of the mean logits"""
-    per_clip: bool = False
-    """also record every view's top-k"""
     dense: PositiveFloat | None = None
     """clips every this many seconds over the whole video instead of views: a timeline of segments"""
     batch_size: PositiveInt = 16
@@ -81,6 +76,73 @@ class InferConfig:
     progress: bool = True
     profile: str | None = None
     """profile the model calls into this folder (given alone: beside the output)"""
+
+    def outputs(self) -> tuple[str, str | None]:
+        """(the JSONL records, the CSV copy or None)."""
+        raise NotImplementedError
+
+    def load(self, device: str) -> Predictor:
+        return load_predictor(self.model, device, self.precision, self.memory_format)
+
+    def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
+        """The record of a video whose clips the model has run on (``outputs``: one row per clip and crop)."""
+        raise NotImplementedError
+
+    def error_record(self, path: str, error: str) -> dict:
+        return {"path": path, "status": "error", "clips": 0, "seconds": None, "error": error}
+
+    def timing(self, item: VideoItem) -> dict:
+        """What every record of a video says of its clips and time."""
+        return {"clips": item.clips, "seconds": round(item.decode_s + item.model_s, 6),
+                "decode_s": round(item.decode_s, 6), "model_s": round(item.model_s, 6),
+                "replaced_frames": item.replaced_frames}
+
+    def check(self) -> None:
+        """Options that cannot work together, refused before anything runs."""
+        for device in self.devices:
+            parse_device(device)  # every device exists before any work starts
+
+    def finish(self) -> None:
+        """After every video is recorded (all devices' shards merged)."""
+
+
+@dataclass
+class InferConfig(VideoRun):
+    output: str = "predictions.jsonl"
+    """JSONL results file"""
+    csv: str | None = None
+    """also write the results as CSV here"""
+    top_k: PositiveInt = 5
+    aggregate: Aggregate = "mean"
+    """how clip scores make a video's: mean of softmax, max of softmax, softmax of the mean logits"""
+    per_clip: bool = False
+    """also record every view's top-k"""
+
+    def outputs(self) -> tuple[str, str | None]:
+        return self.output, self.csv
+
+    def check(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        super().check()
+
+    def error_record(self, path: str, error: str) -> dict:
+        return {**super().error_record(path, error), "top_k": []}
+
+    def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
+        classes = predictor.classes
+        scores = aggregate(outputs, self.aggregate)
+        record = {"path": item.path, "status": "ok", "top_k": _top(scores, classes, self.top_k), **self.timing(item),
+                  "error": None}
+        if self.per_clip or self.dense is not None:
+            crops = item.crops
+            segments = []
+            for k in range(len(item.starts)):
+                clip_scores = aggregate(outputs[k * crops:(k + 1) * crops], self.aggregate)  # a clip's crops
+                segments.append({"start": round(float(item.starts[k]), 4), "end": round(float(item.ends[k]), 4),
+                                 "top_k": _top(clip_scores, classes, self.top_k)})
+            record["timeline" if self.dense is not None else "per_clip"] = segments
+        return record
 
 
 @dataclass
@@ -161,7 +223,7 @@ class _Batcher:
         while self.queued >= self.size or (final and self.queued):
             self._run_batch()
         finished = []
-        while self.videos and sum(len(x) for x in self.videos[0].logits) == self.videos[0].clips:
+        while self.videos and sum(len(x) for x in self.videos[0].outputs) == self.videos[0].clips:
             finished.append(self.videos.pop(0))
         return finished
 
@@ -178,7 +240,7 @@ class _Batcher:
             else:
                 self.queue[0] = (item, start + take)
         started = time.perf_counter()
-        logits = self.predictor(_cat(parts))
+        outputs = self.predictor(_cat(parts))
         elapsed = time.perf_counter() - started
         if self.profile:
             self.profile.step()
@@ -186,38 +248,15 @@ class _Batcher:
         self.queued -= batch
         offset = 0
         for item, n in owners:
-            item.logits.append(logits[offset:offset + n])
+            item.outputs.append(outputs[offset:offset + n])
             item.model_s += elapsed * n / batch
             offset += n
 
 
-def _record(item: dict, predictor: Predictor, config: InferConfig) -> dict:
-    logits = torch.cat(item.logits)
-    classes = predictor.classes
-    scores = aggregate(logits, config.aggregate)
-    record = {"path": item.path, "status": "ok", "top_k": _top(scores, classes, config.top_k),
-              "clips": item.clips, "seconds": round(item.decode_s + item.model_s, 6),
-              "decode_s": round(item.decode_s, 6), "model_s": round(item.model_s, 6),
-              "replaced_frames": item.replaced_frames, "error": None}
-    if config.per_clip or config.dense is not None:
-        crops = item.crops
-        segments = []
-        for k in range(len(item.starts)):
-            clip_scores = aggregate(logits[k * crops:(k + 1) * crops], config.aggregate)  # a clip's crops
-            segments.append({"start": round(float(item.starts[k]), 4), "end": round(float(item.ends[k]), 4),
-                             "top_k": _top(clip_scores, classes, config.top_k)})
-        record["timeline" if config.dense is not None else "per_clip"] = segments
-    return record
-
-
-def _error_record(path: str, error: str) -> dict:
-    return {"path": path, "status": "error", "top_k": [], "clips": 0, "seconds": None, "error": error}
-
-
-def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str, csv: str | None,
-                 position: int = 0) -> Summary:
-    """Classify ``paths`` on one device, appending to ``output``."""
-    predictor = load_predictor(config.model, device, config.precision, config.memory_format)
+def _run_shard(config: VideoRun, paths: list[str], device: str, output: str, csv: str | None,
+               position: int = 0) -> Summary:
+    """Run the model over ``paths`` on one device, appending their records to ``output``."""
+    predictor = config.load(device)
     card = predictor.card
     views, crops = config.views or card.views, config.crops or card.crops
     summary = Summary()
@@ -235,7 +274,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
 
         def finish(items):
             for item in items:
-                writer.write(_record(item, predictor, config))
+                writer.write(config.record(item, torch.cat(item.outputs), predictor))
                 summary.done += 1
                 summary.clips += item.clips
                 bar.update()
@@ -244,7 +283,7 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
             for item in items:
                 if item.error:
                     log.warning("%s", item.error)
-                    writer.write(_error_record(item.path, item.error))
+                    writer.write(config.error_record(item.path, item.error))
                     summary.failed += 1
                     bar.update()
                     continue
@@ -258,40 +297,42 @@ def _infer_shard(config: InferConfig, paths: list[str], device: str, output: str
 
 def _shard_worker(args) -> dict:
     config, paths, device, output, position = args
-    return dataclasses.asdict(_infer_shard(config, paths, device, output, None, position))
+    return dataclasses.asdict(_run_shard(config, paths, device, output, None, position))
 
 
-def infer(config: InferConfig) -> Summary:
-    """Run inference as configured; returns the counts. One process per device when there are several."""
-    if config.aggregate not in AGGREGATES:
-        raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {config.aggregate!r}")
+def infer(config: VideoRun) -> Summary:
+    """Run the model over the inputs as configured (:class:`InferConfig`: classify; ``ExtractConfig``: embed);
+    returns the counts. One process per device when there are several."""
+    config.check()
     if config.dense is not None and config.dense <= 0:
         raise UsageError(f"--dense needs a step in seconds > 0, got {config.dense}")
-    for device in config.devices:
-        parse_device(device)  # every device exists before any work starts
     paths = list({result_key(p): p for p in reversed(expand_inputs(config.inputs))}.values())[::-1]
     if not paths:  # (each video once, however it is spelled; the first spelling kept)
         raise UsageError("no input videos")
+    output, csv = config.outputs()
     if len(config.devices) == 1:
-        return _infer_shard(config, paths, config.devices[0], config.output, config.csv)
-    return _infer_sharded(config, paths)
+        summary = _run_shard(config, paths, config.devices[0], output, csv)
+    else:
+        summary = _run_sharded(config, paths, output, csv)
+    config.finish()
+    return summary
 
 
-def _infer_sharded(config: InferConfig, paths: list[str]) -> Summary:
+def _run_sharded(config: VideoRun, paths: list[str], output: str, csv: str | None) -> Summary:
     """Shard k of n takes every n-th video and writes ``<output>.part<k>``; the parts are merged into ``output`` in
     input order at the end (and, after an interrupted run, by the next ``--resume``)."""
-    out = Path(config.output)
-    with output_lock([p for p in (out, config.csv) if p]):  # held for the whole run; the shards lock their parts
-        return _run_shards(config, paths, out)
+    out = Path(output)
+    with output_lock([p for p in (out, csv) if p]):  # held for the whole run; the shards lock their parts
+        return _run_shards(config, paths, out, csv)
 
 
-def _run_shards(config: InferConfig, paths: list[str], out: Path) -> Summary:
+def _run_shards(config: VideoRun, paths: list[str], out: Path, csv: str | None) -> Summary:
     from concurrent.futures.process import BrokenProcessPool
 
     from videoml.processes import process_pool
 
     parts = [out.with_name(f"{out.name}.part{k}") for k in range(len(config.devices))]
-    merged = ResultWriter(out, config.csv, resume=config.resume, overwrite=config.overwrite, lock=False)
+    merged = ResultWriter(out, csv, resume=config.resume, overwrite=config.overwrite, lock=False)
     merged.close()
     if not config.resume:  # parts an interrupted run left belong to the output just replaced
         for part in parts:
@@ -307,7 +348,7 @@ def _run_shards(config: InferConfig, paths: list[str], out: Path) -> Summary:
         raise VideomlError(f"a shard process died; run again with --resume to finish {out} (what was written is "
                            "kept)") from None
     by_path = {r["path"]: r for part in parts for r in read_records(part)}
-    with ResultWriter(out, config.csv, resume=True, lock=False) as writer:
+    with ResultWriter(out, csv, resume=True, lock=False) as writer:
         for path in remaining:
             if path in by_path:
                 writer.write(by_path[path])

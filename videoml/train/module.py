@@ -12,6 +12,7 @@ from videoml.data.transforms import normalize
 from videoml.errors import VideomlError
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import load_weights
+from videoml.models.zoo import weights_path
 from videoml.recipe import average_per_video, check_bad_fraction, lr_factor, report_bad_videos, scaled_lr, top_k_accuracy
 from videoml.runtime import memory_format_for
 from videoml.vocab import MemoryFormat, Optimizer, check
@@ -30,7 +31,8 @@ class VideoClassifier(L.LightningModule):
         optimizer: ``sgd`` (momentum, the published video recipes) or ``adamw`` (converges faster from scratch on small
             data, as in the CPU demo).
         weights: a checkpoint to start from (PyTorchVideo model zoo ``.pyth``, a videoml/Lightning ``.ckpt``, or a
-            state dict); a classifier of another class count is replaced by a new one.
+            state dict), or published weights by name (``zoo:x3d_s``, :mod:`videoml.models.zoo`: downloaded once,
+            verified); a classifier of another class count is replaced by a new one.
         lr: learning rate for ``lr_base_batch_size`` clips per step; scaled linearly to the real global batch
             (batch size x devices x nodes x gradient accumulation). Without ``lr_base_batch_size``, used as is.
         warmup_epochs: linear warm-up, then cosine decay to zero at the last step (per step).
@@ -63,7 +65,7 @@ class VideoClassifier(L.LightningModule):
         self.spec = model_input(model, input)
         self.model = build_model(model, len(classes), **(model_options or {}))
         if weights:
-            fresh = load_weights(self.model, weights)
+            fresh = load_weights(self.model, weights_path(weights))
             if fresh:
                 log.info("%s: new classifier for %d classes (%s)", weights, len(classes), ", ".join(fresh))
         self.memory_format = torch.contiguous_format  # set for the device in setup()

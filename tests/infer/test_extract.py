@@ -1,0 +1,115 @@
+"""`videoml extract` as users run it: embeddings per clip and per video, checked against the model's own
+computation on clips the training data path decodes."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from helpers import videoml
+
+from videoml.data.datamodule import SampleKey, VideoDataModule
+from videoml.data.transforms import normalize
+from videoml.infer.features import load_features
+from videoml.infer.results import read_records
+from videoml.infer.run import EXIT_SOME_FAILED
+from videoml.models.weights import classifier_name, load_trained
+
+
+def split_videos(dataset, split="test"):
+    return [str(dataset.root / line.split()[0]) for line in dataset.split_file(split).read_text().splitlines()]
+
+
+def reference_clips(checkpoint, dataset, views, crops):
+    """path -> the normalised clips (views x crops) of the test split, made by the evaluation data path."""
+    _, card = load_trained(checkpoint)
+    data = VideoDataModule(test={"kind": "labeled_paths", "path": str(dataset.split_file("test"))},
+                           spec=card.input, views=views, crops=crops, num_workers=0)
+    clips = data.dataset("test")
+    out = {}
+    for i in range(len(clips)):
+        sample = clips[SampleKey(i, 0)]
+        path = str(clips.videos.items[sample.video_index][0])
+        out.setdefault(path, []).append(normalize(sample.video, card.input.mean, card.input.std))
+    return {p: torch.cat(v) for p, v in out.items()}
+
+
+@pytest.mark.slow
+def test_head_features_are_what_the_classifier_scores(small_synth, checkpoint, tmp_path):
+    out = tmp_path / "features"
+    videos = split_videos(small_synth)
+    result = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--views", "2", "--crops", "3",
+                     "--num-workers", "1", "--batch-size", "4", "--format", "hdf5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    features = load_features(out)
+    assert features.paths == videos  # input order, each once
+    model, _ = load_trained(checkpoint)
+    head = dict(model.named_modules())[classifier_name(model)]
+    reference = reference_clips(checkpoint, small_synth, views=2, crops=3)
+    for path, clips, record in zip(features.paths, features.clips, features.records):
+        assert clips.shape == (6, head.in_features) and clips.dtype == np.float32  # 2 views x 3 crops
+        assert record["dim"] == head.in_features and len(record["starts"]) == 2 and record["crops"] == 3
+        with torch.inference_mode():
+            logits = model(reference[path])
+            scored = head(torch.from_numpy(clips))
+        torch.testing.assert_close(scored, logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(features.videos, np.stack([c.mean(0) for c in features.clips]), rtol=1e-6)
+    with h5py.File(out / "features.h5") as f:  # the packed file holds the same arrays
+        assert [p.decode() for p in f["path"][:]] == videos
+        np.testing.assert_array_equal(f["video"][:], features.videos)
+        np.testing.assert_array_equal(f["clip"][:], np.concatenate(features.clips))
+        assert f["clip_video"][:].tolist() == [row for row in range(len(videos)) for _ in range(6)]
+        assert f["clip_start"][:6].tolist() == [s for s in features.records[0]["starts"] for _ in range(3)]
+
+
+@pytest.mark.slow
+def test_a_named_block_gives_its_output_pooled_over_time_and_space(small_synth, checkpoint, tmp_path):
+    out = tmp_path / "features"
+    videos = split_videos(small_synth)[:2]
+    result = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--views", "2", "--crops", "1",
+                     "--layer", "blocks.4", "--num-workers", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, _ = load_trained(checkpoint)
+    reference = reference_clips(checkpoint, small_synth, views=2, crops=1)
+    for path, clips in zip(*[load_features(out).paths, load_features(out).clips]):
+        x = reference[path]
+        with torch.inference_mode():
+            for block in model.blocks[:5]:  # the stem and the four stages, by hand
+                x = block(x)
+        torch.testing.assert_close(torch.from_numpy(clips), x.mean((2, 3, 4)), atol=1e-4, rtol=1e-4)
+
+
+def test_resume_adds_only_what_is_missing_and_bad_files_are_recorded(small_synth, checkpoint, tmp_path):
+    out = tmp_path / "features"
+    videos = split_videos(small_synth, "train")[:4]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    first = videoml("extract", *videos[:2], "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = (out / "videos" / f"{read_records(out / 'index.jsonl')[0]['features']}.npy").stat().st_mtime_ns
+    again = videoml("extract", *videos, str(broken), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    assert again.returncode == 2 and "exists: --resume to go on with it" in again.stderr
+    resumed = videoml("extract", *videos, str(broken), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0",
+                      "--resume")
+    assert resumed.returncode == EXIT_SOME_FAILED, resumed.stderr[-3000:]
+    assert "2 done, 1 failed, 2 skipped" in resumed.stderr
+    records = read_records(out / "index.jsonl")
+    assert sorted(r["path"] for r in records) == sorted([*videos, str(broken)])  # each once
+    failed = [r for r in records if r["status"] == "error"]
+    assert [r["path"] for r in failed] == [str(broken)] and "broken.mp4: not a readable video" in failed[0]["error"]
+    assert (out / "videos" / f"{records[0]['features']}.npy").stat().st_mtime_ns == kept  # not extracted again
+    assert len(load_features(out).paths) == 4
+
+
+def test_options_that_cannot_work_are_one_line_errors(small_synth, checkpoint, tmp_path):
+    video = split_videos(small_synth)[0]
+    cases = {("--layer", "blocks.99"): "has no layer 'blocks.99'",
+             ("-m", str(tmp_path / "model.ts")): "no such model file",
+             ("-m", "zoo:nope"): "unknown published weights zoo:nope"}
+    for args, message in cases.items():
+        result = videoml("extract", video, "-m", str(checkpoint), "-o", str(tmp_path / "o"), *args)
+        assert result.returncode in (1, 2), result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    exported = tmp_path / "model.ts"
+    exported.write_bytes(b"")
+    result = videoml("extract", video, "-m", str(exported), "-o", str(tmp_path / "o"))
+    assert result.returncode == 2 and "an exported model gives logits only" in result.stderr, result.stderr

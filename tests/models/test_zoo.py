@@ -1,0 +1,121 @@
+"""Published weights by name (`zoo:NAME`), end to end against a zoo served on 127.0.0.1: download into the torch hub
+cache, reuse of the cache (offline too), checksum failures, and the names in the commands that take a model."""
+
+import functools
+import http.server
+import os
+import threading
+
+import pytest
+import torch
+from helpers import videoml
+
+from videoml.api import create_model
+from videoml.errors import VideomlError
+from videoml.infer.features import load_features
+from videoml.infer.results import read_records
+from videoml.models.registry import build_model
+from videoml.models.zoo import KINETICS400, ZOO
+
+
+class _Zoo:
+    """A folder served over HTTP on the loopback interface, counting the requests."""
+
+    def __init__(self, root):
+        self.requests = []
+        zoo = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                zoo.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    """x3d_xs's published file, as generated weights, served like the real zoo; a private torch hub cache."""
+    torch.manual_seed(0)
+    model = build_model("x3d_xs", len(KINETICS400))
+    served = tmp_path / "served" / ZOO["x3d_xs"].file
+    served.parent.mkdir(parents=True)
+    torch.save({"model_state": model.state_dict()}, served)  # the layout of PyTorchVideo's .pyth files
+    server = _Zoo(tmp_path / "served")
+    monkeypatch.setenv("VIDEOML_ZOO_URL", server.url)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    yield server, model, served
+    server.stop()
+
+
+def _same_weights(a, b) -> bool:
+    return all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_published_weights_download_once_then_load_from_the_cache_offline(zoo, tmp_path):
+    server, published, _ = zoo
+    model = create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    assert _same_weights(model, published)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "X3D_XS.pyth"
+    assert cached.is_file() and len((cached.parent / "X3D_XS.pyth.sha256").read_text().strip()) == 64
+    assert server.requests == ["/kinetics/X3D_XS.pyth"]
+    server.stop()  # offline: the cache is enough
+    seven = create_model("x3d_xs", 7, weights="zoo:x3d_xs").state_dict()  # fine-tuning: a new 7-class head
+    assert all(torch.equal(seven[k], v) for k, v in published.state_dict().items() if not k.startswith("blocks.5.proj"))
+    reloaded = create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    assert _same_weights(reloaded, published) and server.requests == ["/kinetics/X3D_XS.pyth"]
+
+
+def test_a_damaged_cache_or_a_different_download_fails_its_checksum(zoo, tmp_path):
+    server, _, served = zoo
+    create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "X3D_XS.pyth"
+    data = bytearray(cached.read_bytes())
+    data[-100] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    with pytest.raises(VideomlError, match=r"zoo:x3d_xs: .*X3D_XS.pyth has SHA-256 .*, expected .*delete it"):
+        create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    cached.unlink()  # downloaded again, but the zoo now serves other bytes than the first time
+    torch.save({"model_state": build_model("x3d_xs", 400).state_dict()}, served)
+    with pytest.raises(VideomlError, match="the download from http://127.0.0.1:.* has SHA-256"):
+        create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    assert not cached.exists()  # not kept
+
+
+def test_unreachable_and_unknown_weights_are_one_line_errors(zoo, tmp_path):
+    server, _, _ = zoo
+    server.stop()
+    with pytest.raises(VideomlError, match=r"zoo:x3d_xs: cannot download http://127.0.0.1:\d+/kinetics/X3D_XS.pyth "
+                                           r"\(URLError: .*\); without internet access, copy the file into"):
+        create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+    with pytest.raises(VideomlError, match="unknown published weights zoo:x3d_xxl"):
+        create_model("x3d_xs", 400, weights="zoo:x3d_xxl")
+
+
+@pytest.mark.slow
+def test_infer_and_extract_take_published_weights_by_name(zoo, small_synth, tmp_path):
+    server, published, _ = zoo
+    video = str(small_synth.root / small_synth.manifest()[0]["path"])
+    env = {"VIDEOML_ZOO_URL": server.url, "TORCH_HOME": str(tmp_path / "torch")}
+    out = tmp_path / "preds.jsonl"
+    result = videoml("infer", video, "-m", "zoo:x3d_xs", "-o", str(out), "--views", "2", "--crops", "1",
+                     "--num-workers", "0", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [record] = read_records(out)
+    assert record["status"] == "ok" and record["clips"] == 2 and record["top_k"][0]["label"] in KINETICS400
+    result = videoml("extract", video, "-m", "zoo:x3d_xs", "-o", str(tmp_path / "features"), "--views", "2",
+                     "--crops", "1", "--num-workers", "0", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_features(tmp_path / "features").clips[0].shape == (2, published.blocks[-1].proj.in_features)
+    assert server.requests == ["/kinetics/X3D_XS.pyth"]  # the second command read the cache
+    assert os.path.isfile(tmp_path / "torch" / "hub" / "checkpoints" / "X3D_XS.pyth")

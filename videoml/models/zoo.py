@@ -1,0 +1,131 @@
+"""Published weights by name: ``zoo:x3d_s`` is PyTorchVideo's Kinetics-400 X3D-S checkpoint.
+
+A name resolves to the published URL (PyTorchVideo's model zoo, the files its TorchHub builders load), which is
+downloaded once into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, as ``torch.hub`` keeps its own downloads)
+with a progress bar, then read from there, offline too. PyTorchVideo publishes no checksums: the SHA-256 of the
+first download is recorded beside the file (``NAME.pyth.sha256``) and every later use verifies the file against it,
+so a damaged or replaced cache is an error, not silently different weights. Where an entry carries a digest, the
+download itself is verified against it. Files are read with ``torch.load(weights_only=True)``.
+
+``VIDEOML_ZOO_URL`` replaces the zoo's root URL (``https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo``): a
+mirror inside a cluster without internet, or a local server.
+
+Kinetics-400 class names are not part of the published files; a zoo model's classes are named by their index in the
+Kinetics-400 label order (``k400_000`` ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from videoml.errors import UsageError, VideomlError, first_line
+
+ZOO_PREFIX = "zoo:"
+ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
+KINETICS400 = tuple(f"k400_{i:03d}" for i in range(400))
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    model: str  # registry name
+    file: str  # below the zoo's root
+    top1: float | None  # Kinetics-400 validation, as PyTorchVideo's model zoo table publishes them
+    top5: float | None
+    views: int = 10  # the evaluation the numbers were measured with: temporal views x spatial crops
+    crops: int = 3
+    sha256: str | None = None  # none are published (see the module doc)
+
+
+ZOO = {
+    "c2d_r50": ZooEntry("c2d_r50", "kinetics/C2D_8x8_R50.pyth", 71.46, 89.68),
+    "i3d_r50": ZooEntry("i3d_r50", "kinetics/I3D_8x8_R50.pyth", 73.27, 90.70),
+    "slow_r50": ZooEntry("slow_r50", "kinetics/SLOW_8x8_R50.pyth", 74.58, 91.63),
+    "slowfast_r50": ZooEntry("slowfast_r50", "kinetics/SLOWFAST_8x8_R50.pyth", 76.94, 92.69),
+    "slowfast_r101": ZooEntry("slowfast_r101", "kinetics/SLOWFAST_8x8_R101.pyth", 77.90, 93.27),
+    "csn_r101": ZooEntry("csn_r101", "kinetics/CSN_32x2_R101.pyth", 77.00, 92.90),
+    "r2plus1d_r50": ZooEntry("r2plus1d_r50", "kinetics/R2PLUS1D_16x4_R50.pyth", 76.01, 92.23),
+    "x3d_xs": ZooEntry("x3d_xs", "kinetics/X3D_XS.pyth", 69.12, 88.63),
+    "x3d_s": ZooEntry("x3d_s", "kinetics/X3D_S.pyth", 73.33, 91.27),
+    "x3d_m": ZooEntry("x3d_m", "kinetics/X3D_M.pyth", 75.94, 92.72),
+    "x3d_l": ZooEntry("x3d_l", "kinetics/X3D_L.pyth", None, None),
+    "mvit_base_16x4": ZooEntry("mvit_base_16x4", "kinetics/MVIT_B_16x4.pyth", None, None, views=5, crops=1),
+    "efficient_x3d_xs": ZooEntry("efficient_x3d_xs", "kinetics/efficient_x3d_xs_original_form.pyth", 68.5, 88.0,
+                                 views=10, crops=1),
+    "efficient_x3d_s": ZooEntry("efficient_x3d_s", "kinetics/efficient_x3d_s_original_form.pyth", 73.0, 90.6,
+                                views=10, crops=1),
+}
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    name = name[len(ZOO_PREFIX):] if name.startswith(ZOO_PREFIX) else name
+    if name not in ZOO:
+        raise UsageError(f"unknown published weights zoo:{name} (known: {', '.join(ZOO)})")
+    return ZOO[name]
+
+
+def url_of(entry: ZooEntry) -> str:
+    return f"{os.environ.get('VIDEOML_ZOO_URL', ROOT).rstrip('/')}/{entry.file}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(name: str, url: str, cached: Path, progress: bool) -> None:
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:  # (torch.hub writes a temporary file and renames it: a killed download leaves no partial file)
+        torch.hub.download_url_to_file(url, str(cached), progress=progress)
+    except Exception as e:  # urllib's URLError / HTTPError, or OSError writing the file
+        raise VideomlError(f"zoo:{name}: cannot download {url} ({type(e).__name__}: {first_line(e)}); without "
+                           f"internet access, copy the file into {cached.parent} or set VIDEOML_ZOO_URL to a "
+                           "mirror") from None
+
+
+def fetch(name: str, progress: bool = True) -> Path:
+    """The cached file of published weights ``name``, downloaded first if not cached; verified (module doc)."""
+    entry = zoo_entry(name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.file).name
+    record = cached.with_name(cached.name + ".sha256")
+    downloaded = not cached.is_file()
+    if downloaded:
+        _download(name, url_of(entry), cached, progress)
+    digest = _sha256(cached)
+    expected = entry.sha256 or (record.read_text().strip() if record.is_file() else None)
+    if expected and digest != expected:
+        if downloaded:  # not kept: the next try downloads again
+            cached.unlink()
+        found = "the download from " + url_of(entry) if downloaded else str(cached)
+        raise VideomlError(f"zoo:{name}: {found} has SHA-256 {digest[:16]}..., expected {expected[:16]}...: damaged "
+                           f"or not the published file{'' if downloaded else '; delete it to download it again'}")
+    if not record.is_file():
+        record.write_text(digest + "\n")
+    return cached
+
+
+def load_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, "ModelCard"]:
+    """The Kinetics-400 model of published weights ``name``, in eval mode, and its card."""
+    from videoml.models.registry import build_model, model_input
+    from videoml.models.weights import ModelCard, load_weights
+
+    entry = zoo_entry(name)
+    path = fetch(name, progress)
+    model = build_model(entry.model, len(KINETICS400))
+    load_weights(model, path, strict_head=True)
+    card = ModelCard(model=entry.model, classes=KINETICS400, input=model_input(entry.model), views=entry.views,
+                     crops=entry.crops)
+    return model.eval(), card
+
+
+def weights_path(weights: str | os.PathLike) -> str:
+    """A weights option as a file path: ``zoo:NAME`` fetched (module doc), anything else as given."""
+    return str(fetch(str(weights))) if str(weights).startswith(ZOO_PREFIX) else str(weights)
