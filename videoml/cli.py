@@ -24,6 +24,8 @@ COMMANDS = {
                      {"model": ("-m",), "output": ("-o",), "devices": ("--device",)}, {"profile": ""}),
     "extract": Command(run.extract, "embeddings of videos per clip and per video (npy + index, or HDF5)", ("inputs",),
                        {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
+    "report": Command(run.report, "per-class top-1 and confusion matrix of a run or an infer --labels output",
+                      ("path",)),
     "export": Command(run.export, "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
                       ("checkpoint",), {"formats": ("-f", "--format"), "out": ("-o",)}),
     "data": {

@@ -163,3 +163,33 @@ def test_profile_writes_a_trace_and_an_operator_table(small_synth, checkpoint, t
     (trace,) = folder.glob("trace.*.json")
     assert json.loads(trace.read_text())["traceEvents"]
     assert "aten::" in (folder / "operators.txt").read_text() and "Self CPU" in result.stderr
+
+
+@pytest.mark.slow
+def test_infer_with_labels_writes_a_per_class_report_that_videoml_report_prints(small_synth, checkpoint, tmp_path):
+    out = tmp_path / "out.jsonl"
+    videos = split_videos(small_synth)
+    listed = small_synth.split_file("test")
+    result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--labels", str(listed),
+                     "--num-workers", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "out.jsonl.report"
+    assert f"labelled videos; per-class report in {folder}" in result.stderr
+    truth = {str(small_synth.root / line.split()[0]): small_synth.classes[int(line.split()[1])]
+             for line in listed.read_text().splitlines()}
+    predicted = {r["path"]: r["top_k"][0]["label"] for r in records(out)}
+    with (folder / "confusion.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0][1:] == list(small_synth.classes)
+    for row in rows[1:]:  # each cell counts the videos of that true class predicted as that class
+        for name, count in zip(rows[0][1:], row[1:]):
+            assert int(count) == sum(truth[p] == row[0] and predicted[p] == name for p in videos), (row[0], name)
+    (folder / "confusion.png").unlink()
+    shown = videoml("report", str(folder))
+    assert shown.returncode == 0, shown.stderr
+    correct = sum(truth[p] == predicted[p] for p in videos)
+    assert f"top-1 {correct / len(videos):.4f} over {len(videos)} videos" in shown.stdout
+    assert all(f"| {name} |" in shown.stdout for name in small_synth.classes)
+    assert (folder / "confusion.png").stat().st_size > 5000  # drawn again from the matrix
+    missing = videoml("report", str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and "holds no per-class report" in missing.stderr

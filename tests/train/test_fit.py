@@ -1,11 +1,14 @@
 """Training through the CLI, as users run it: `videoml fit|validate --config configs/synth_x3d_tiny.yaml ...`."""
 
+import csv
 import json
 
 import pytest
 import torch
 import yaml
 from helpers import fit_args, metrics, train_list_with_a_broken_video, videoml
+
+from videoml.evaluation import ClassReport
 
 
 @pytest.mark.slow
@@ -23,6 +26,13 @@ def test_fit_writes_a_run_directory_and_validates(small_synth, tmp_path):
     assert 0 <= m["val/top1"][0][1] <= 1 and m["throughput/clips_per_s"][0][1] > 0
     assert 0 <= m["throughput/data_wait"][0][1] <= 1
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    for stage, videos in (("val", 8), ("test", 8)):  # the per-class report of each evaluation
+        report = ClassReport.read(run / "report" / stage)
+        assert report.classes == small_synth.classes and report.matrix.sum() == videos
+        assert report.top1 == pytest.approx(m[f"{stage}/top1"][-1][1])
+        per_class = list(csv.DictReader((run / "report" / stage / "per_class.csv").open()))
+        assert [int(r["videos"]) for r in per_class] == report.matrix.sum(1).tolist()
+        assert (run / "report" / stage / "confusion.png").stat().st_size > 5000
 
     # validate the checkpoint: every validation video counted once
     validated = videoml("validate", *fit_args(small_synth, tmp_path / "c", "--ckpt_path",

@@ -41,6 +41,8 @@ def _run_videos(options: VideoRun) -> int:
         options = dataclasses.replace(options, profile=str(output.with_name(output.stem + ".profile")))
     summary = run(dataclasses.replace(options, progress=sys.stderr.isatty()))
     print(f"{summary.line()}; results in {output}", file=sys.stderr)
+    if summary.message:
+        print(summary.message, file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else 0
 
 
@@ -80,3 +82,22 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         print(f"{fmt}: {report.path} ({report.bytes / 1e6:.1f} MB), verified: max |logit diff| "
               f"{report.max_abs_diff:.2g} on {report.batch_checked} clips", file=sys.stderr)
     return 1 if failed else 0
+
+
+def report(path: str, plots: bool = True) -> int:
+    """Print the per-class report (top-1 per class, the most confused pairs) of a run directory, a `videoml infer
+    --labels` report or one report folder, and write its per-class CSVs and confusion-matrix PNG again from the
+    matrix.
+
+    Args:
+        path: a run directory (RUN_DIR/report/val, RUN_DIR/report/test), OUTPUT.report of infer, or a report folder.
+        plots: regenerate per_class.csv, confused.csv and confusion.png from confusion.csv.
+    """
+    from videoml.evaluation import ClassReport, report_folders
+
+    for folder in report_folders(path):
+        report = ClassReport.read(folder)
+        print(f"## {folder}\n\n{report.table()}")
+        if plots:
+            report.write_derived(folder)
+    return 0

@@ -70,9 +70,8 @@ class ExtractConfig(VideoRun):
                 "crops": item.crops, "starts": [round(float(s), 4) for s in item.starts],
                 "ends": [round(float(e), 4) for e in item.ends], **self.timing(item), "error": None}
 
-    def finish(self) -> None:
-        if self.format == "hdf5":
-            pack_hdf5(self.out)
+    def finish(self) -> str | None:
+        return f"packed into {pack_hdf5(self.out)}" if self.format == "hdf5" else None
 
 
 def feature_name(path: str) -> str:

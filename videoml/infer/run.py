@@ -25,8 +25,10 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from videoml.data.decoding.budget import DEFAULT_SECONDS
+from videoml.data.datasets import labeled_paths
 from videoml.data.files import find_videos
 from videoml.errors import UsageError, VideomlError
+from videoml.evaluation import ClassReport
 from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
@@ -102,8 +104,9 @@ class VideoRun:
         for device in self.devices:
             parse_device(device)  # every device exists before any work starts
 
-    def finish(self) -> None:
-        """After every video is recorded (all devices' shards merged)."""
+    def finish(self) -> str | None:
+        """After every video is recorded (all devices' shards merged); a line to tell the user, if any."""
+        return None
 
 
 @dataclass
@@ -117,6 +120,9 @@ class InferConfig(VideoRun):
     """how clip scores make a video's: mean of softmax, max of softmax, softmax of the mean logits"""
     per_clip: bool = False
     """also record every view's top-k"""
+    labels: str | None = None
+    """the inputs' true classes ('<path> <label>' a line, classes.txt beside it, as split files): also write a
+    per-class report with a confusion matrix into OUTPUT.report"""
 
     def outputs(self) -> tuple[str, str | None]:
         return self.output, self.csv
@@ -124,7 +130,25 @@ class InferConfig(VideoRun):
     def check(self) -> None:
         if self.aggregate not in AGGREGATES:
             raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        if self.labels is not None:
+            labeled_paths(self.labels)  # a list that cannot be read fails before the run, not after it
         super().check()
+
+    def finish(self) -> str | None:
+        """With ``labels``: the per-class report of the videos classified (all of the output, resumed runs too)."""
+        if self.labels is None:
+            return None
+        listed = labeled_paths(self.labels)
+        truth = {result_key(path): listed.classes[label] for path, label in listed.items}
+        records = [r for r in read_records(self.output) if r["status"] == "ok"]
+        labeled = [r for r in records if result_key(r["path"]) in truth]
+        if len(labeled) < len(records):
+            log.warning("%d classified videos are not in %s and left out of the report", len(records) - len(labeled),
+                        self.labels)
+        report = ClassReport.from_labels([truth[result_key(r["path"])] for r in labeled],
+                                         [r["top_k"][0]["label"] for r in labeled], listed.classes)
+        folder = report.write(Path(self.output).with_name(Path(self.output).name + ".report"))
+        return f"top-1 {report.top1:.4f} over {len(labeled)} labelled videos; per-class report in {folder}"
 
     def error_record(self, path: str, error: str) -> dict:
         return {**super().error_record(path, error), "top_k": []}
@@ -152,6 +176,7 @@ class Summary:
     skipped: int = 0
     clips: int = 0
     seconds: float = 0.0
+    message: str | None = None  # what the kind of run has to add (e.g. infer's report)
 
     def line(self) -> str:
         rate = self.done / self.seconds if self.seconds else 0.0
@@ -314,7 +339,7 @@ def infer(config: VideoRun) -> Summary:
         summary = _run_shard(config, paths, config.devices[0], output, csv)
     else:
         summary = _run_sharded(config, paths, output, csv)
-    config.finish()
+    summary.message = config.finish()
     return summary
 
 

@@ -20,11 +20,15 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from videoml.errors import UsageError, VideomlError, first_line
+
+if TYPE_CHECKING:
+    from videoml.models.weights import ModelCard
 
 ZOO_PREFIX = "zoo:"
 ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"

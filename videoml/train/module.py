@@ -1,14 +1,17 @@
-"""The LightningModule: a registry model, the loss and schedule, multi-view evaluation, bad-video accounting."""
+"""The LightningModule: a registry model, the loss and schedule, multi-view evaluation with its per-class report
+(``RUN_DIR/report/<stage>``, :mod:`videoml.evaluation`), bad-video accounting."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from videoml.data.transforms import normalize
+from videoml.evaluation import ClassReport
 from videoml.errors import VideomlError
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import load_weights
@@ -189,6 +192,9 @@ class VideoClassifier(L.LightningModule):
             for name, accuracy in top_k_accuracy(probs, labels).items():
                 self.log(f"{stage}/{name}", accuracy, batch_size=len(videos), prog_bar=name == "top1",
                          sync_dist=True)
+        log_dir = self.trainer.log_dir  # every rank: a collective call under DDP
+        if len(videos) and log_dir and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            ClassReport.from_scores(probs, labels, self.classes).write(Path(log_dir) / "report" / stage)
 
     def _check_scored(self, stage: str, scored: int) -> None:
         """Evaluation counts every listed video: fail when fewer than ``min_eval_fraction`` of them were scored."""
