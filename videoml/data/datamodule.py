@@ -113,8 +113,13 @@ class ClipDataset(Dataset):
                  backend: str = "pyav", flip: bool = False, sampling_fps: float | None = None, seed: int = 0,
                  flip_labels: dict[int, int] | None = None, reverse_labels: dict[int, int] | None = None,
                  decode_timeout: float | None = DEFAULT_SECONDS, clips_per_video: int = 1,
-                 decoded_cache_mb: int = 0):
+                 decoded_cache_mb: int = 0, rand_augment: dict | None = None, augmix: dict | None = None,
+                 random_erasing: float = 0.0):
         self.videos, self.spec, self.train = videos, spec, train
+        self.augmentation = transforms.clip_augmentation(rand_augment, augmix) if train else None
+        if not 0 <= random_erasing <= 1:
+            raise VideomlError(f"data.random_erasing is a probability, got {random_erasing}")
+        self.random_erasing = random_erasing if train else 0.0
         self.cache = DecodedVideos(decoded_cache_mb * 2**20) if train and decoded_cache_mb else None
         self.decode_timeout = decode_timeout
         self.views = 1 if train else views
@@ -194,7 +199,8 @@ class ClipDataset(Dataset):
         return list(torch.split(frames, [len(indices) for indices, _ in plans]))
 
     def _augment(self, frames: torch.Tensor, label: int, rng: np.random.Generator, size: int):
-        """(the clip in the model's layout, its label): cropped, and flipped or reversed (with their labels)."""
+        """(the clip in the model's layout, its label): cropped, flipped or reversed (with their labels), and
+        augmented as the recipe says (RandAugment or AugMix, random erasing)."""
         spec = self.spec
         if self.train:
             frames = transforms.scaled_random_crop(frames, size, spec.crop, rng)
@@ -204,6 +210,10 @@ class ClipDataset(Dataset):
             if label in self.reverse_labels and rng.random() < 0.5:
                 frames = frames.flip(0)
                 label = self.reverse_labels[label]
+            if self.augmentation is not None:
+                frames = transforms.augmented(frames, self.augmentation, rng)
+            if self.random_erasing and rng.random() < self.random_erasing:
+                frames = transforms.random_erasing(frames, rng, spec.mean, spec.std)
         else:
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
         return transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha), label
@@ -248,6 +258,12 @@ class VideoDataModule(L.LightningDataModule):
             a video's clips in the same batch. ``batch_size`` still counts clips, so it must be a multiple of k.
         decoded_cache_mb: keep up to this many MiB of decoded training videos in memory, per loader process, so
             that each is decoded once (:mod:`videoml.data.frame_cache`): for data sets that fit, with few workers.
+        rand_augment: PyTorchVideo's RandAugment on training clips, every frame alike, with these arguments
+            (``magnitude``, ``num_layers``, ``prob``, ``sampling_std``; PySlowFast's MViT recipe ``rand-m7-n4-mstd0.5``
+            is ``{magnitude: 7, num_layers: 4, sampling_std: 0.5}``).
+        augmix: PyTorchVideo's AugMix instead (``magnitude``, ``alpha``, ``width``, ``depth``).
+        random_erasing: the probability of erasing a random box of a training clip (the same box in every frame) with
+            noise (PySlowFast's ``RE_PROB``, pixel mode; 0.25 in the MViT recipes).
     """
 
     def __init__(self, spec: InputSpec | None = None, train: dict | None = None, val: dict | None = None, test: dict | None = None,
@@ -257,7 +273,8 @@ class VideoDataModule(L.LightningDataModule):
                  crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
                  sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS,
-                 clips_per_video: PositiveInt = 1, decoded_cache_mb: NonNegativeInt = 0):
+                 clips_per_video: PositiveInt = 1, decoded_cache_mb: NonNegativeInt = 0,
+                 rand_augment: dict | None = None, augmix: dict | None = None, random_erasing: float = 0.0):
         super().__init__()
         self.save_hyperparameters(ignore=["spec"])  # checkpoints hold plain values; the model's card has the input
         if batch_size % clips_per_video:
@@ -285,7 +302,8 @@ class VideoDataModule(L.LightningDataModule):
                            flip_labels=self.label_map(hp.flip_label_map, "flip_label_map"),
                            reverse_labels=self.label_map(hp.reverse_label_map, "reverse_label_map"),
                            decode_timeout=hp.decode_timeout, clips_per_video=hp.clips_per_video,
-                           decoded_cache_mb=hp.decoded_cache_mb)
+                           decoded_cache_mb=hp.decoded_cache_mb, rand_augment=hp.rand_augment, augmix=hp.augmix,
+                           random_erasing=hp.random_erasing)
 
     def label_map(self, names: dict[str, str] | None, option: str) -> dict[int, int]:
         """A class-name map as label numbers; unknown names are an error naming them."""

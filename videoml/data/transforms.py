@@ -6,14 +6,16 @@ In DataLoader workers (CPU, per sample):
   - training: frames converted at their stored size (FFmpeg's converter is several times faster unscaled), then a
     scale-jittered random crop that resamples only the crop's window (:func:`scaled_random_crop`);
   - flips: array slicing, no arithmetic;
+  - the published recipes' RandAugment or AugMix (PyTorchVideo's, every frame of a clip alike) and random erasing
+    (one box for the whole clip), when configured;
   - SlowFast's pathway split: a frame selection.
   The result stays uint8: a quarter of float32's bytes to move from host to device.
 On the device, after transfer (:func:`normalize`, called from ``VideoClassifier.on_after_batch_transfer``):
   - uint8 -> float, scaling to [0, 1] and mean/std normalisation: elementwise over the whole batch, free on a GPU.
 
-Crops and flips draw from a per-sample ``numpy.random.Generator`` seeded by (seed, epoch, index) rather than from
-torch's global generator as torchvision's random transforms do: a sample's augmentation is then the same whatever the
-number of workers or ranks, and after resuming a run.
+Crops, flips and the recipes' augmentations draw from a per-sample ``numpy.random.Generator`` seeded by (seed,
+epoch, index) rather than from torch's global generator as torchvision's random transforms do: a sample's
+augmentation is then the same whatever the number of workers or ranks, and after resuming a run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from videoml.data.decoding import output_size
+from videoml.errors import VideomlError
 
 
 def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
@@ -97,3 +100,55 @@ def normalize(video: torch.Tensor | list[torch.Tensor], mean, std,
     s = torch.as_tensor(std, device=video.device, dtype=torch.float32).view(shape) * 255
     video = (video.float() - m) / s
     return video.contiguous(memory_format=memory_format) if memory_format and video.dim() == 5 else video
+
+
+def clip_augmentation(rand_augment: dict | None, augmix: dict | None):
+    """PyTorchVideo's RandAugment or AugMix, built from its arguments (``sampling_std``: the spread of RandAugment's
+    magnitudes, PySlowFast's ``mstd``), or None. Both transform a (T, C, H, W) uint8 clip, every frame alike."""
+    from pytorchvideo.transforms import AugMix, RandAugment
+    from pytorchvideo.transforms.rand_augment import SAMPLING_RANDAUG_DEFAULT_HPARAS
+
+    if rand_augment is not None and augmix is not None:
+        raise VideomlError("data.rand_augment and data.augmix exclude each other (a recipe uses one of them)")
+    options, kind = (rand_augment, RandAugment) if rand_augment is not None else (augmix, AugMix)
+    if options is None:
+        return None
+    options = dict(options)
+    if "sampling_std" in options:
+        options["sampling_hparas"] = {**SAMPLING_RANDAUG_DEFAULT_HPARAS, "sampling_std": options.pop("sampling_std")}
+    try:
+        return kind(**options)
+    except (TypeError, AssertionError, ValueError) as e:
+        name = "rand_augment" if kind is RandAugment else "augmix"
+        raise VideomlError(f"data.{name}: {options} are not {kind.__name__}'s arguments ({e})") from None
+
+
+def augmented(frames: torch.Tensor, transform, rng: np.random.Generator) -> torch.Tensor:
+    """``transform`` (:func:`clip_augmentation`) on (T, H, W, C) uint8 frames. PyTorchVideo's transforms draw from
+    torch's global generator; here they draw from one seeded by the sample's own generator, so that a sample's
+    augmentation stays the same whatever the workers (see the module doc)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**63 - 1)))
+        return transform(frames.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def random_erasing(frames: torch.Tensor, rng: np.random.Generator, mean, std, area=(0.02, 1 / 3),
+                   aspect=(0.3, 3.3)) -> torch.Tensor:
+    """Random erasing of (T, H, W, C) uint8 frames as PySlowFast's video recipes do it (``RE_MODE: pixel``, one box
+    for every frame): a box of ``area`` of the picture and log-uniform ``aspect`` (torchvision's and timm's draws, up
+    to 10 tries) filled with per-pixel noise that is N(0, 1) once normalised by ``mean`` and ``std``. Written here
+    because torchvision's RandomErasing fills uint8 frames with constants only, and draws from torch's global
+    generator."""
+    frames_n, height, width, channels = frames.shape
+    for _ in range(10):
+        target = rng.uniform(*area) * height * width
+        ratio = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1])))
+        h, w = int(round(np.sqrt(target * ratio))), int(round(np.sqrt(target / ratio)))
+        if 0 < h < height and 0 < w < width:
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            noise = rng.standard_normal((frames_n, h, w, channels)) * np.asarray(std) + np.asarray(mean)
+            frames = frames.clone()
+            frames[:, top:top + h, left:left + w] = torch.from_numpy(np.clip(np.rint(noise * 255), 0, 255)
+                                                                     .astype(np.uint8))
+            return frames
+    return frames

@@ -9,7 +9,10 @@ warm-up + cosine schedule, epochs and validation interval. What it does, as on t
 - ``trainer.sync_batchnorm``: BatchNorm statistics over all replicas (Keras' ``synchronized``);
 - evaluation: ``data.views`` x ``data.crops`` per video, softmax scores averaged per video, top-1 / top-5 with
   torchmetrics' definition; the best epoch by ``val/top1`` is kept and tested at the end;
-- unreadable training videos are skipped (weight 0), counted, and fail the run above ``model.max_bad_fraction``.
+- unreadable training videos are skipped (weight 0), counted, and fail the run above ``model.max_bad_fraction``;
+- the recipes' data augmentations (``data.rand_augment``, ``data.augmix``, ``data.random_erasing``) come with the
+  clips, label smoothing and gradient clipping (``trainer.gradient_clip_val``) are the same; MixUp / CutMix and
+  weight averaging (EMA) are refused by name.
 
 Execution is explicit, never Keras' ``jit_compile="auto"`` (XLA on GPUs only): ``eager`` (no tf.function),
 ``graph`` (tf.function; the default), ``xla`` (tf.function with ``jit_compile=True``). Keras' grouped convolutions
@@ -189,7 +192,8 @@ def _compiled_model(config, classes: list[str], schedule, spec, options: FitOpti
                             synchronized_batchnorm=bool(config.trainer.sync_batchnorm), **(m.model_options or {}))
     model = with_normalization(net, spec.mean, spec.std)
     optimizer = make_optimizer(m.optimizer, schedule, momentum=m.momentum, nesterov=m.nesterov,
-                               weight_decay=m.weight_decay)
+                               weight_decay=m.weight_decay, clip_value=config.trainer.gradient_clip_val,
+                               clip_algorithm=config.trainer.gradient_clip_algorithm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=m.label_smoothing),
                   weighted_metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
@@ -218,10 +222,24 @@ def _forward(model, mode: str):
     return tf.function(lambda x: model(x, training=False), jit_compile=mode == "xla", reduce_retracing=True)
 
 
+def refuse_unsupported(config) -> None:
+    """Recipe options of ``videoml fit`` the twin does not have: refused by name, not silently ignored."""
+    m = config.model
+    if m.mixup_alpha or m.cutmix_alpha:
+        raise VideomlError("videoml tf fit: model.mixup_alpha / model.cutmix_alpha (MixUp / CutMix of batches) are "
+                           "not in the TensorFlow twin; set them to 0 for a like-for-like run")
+    for callback in config.trainer.callbacks or []:
+        name = getattr(callback, "class_path", type(callback).__name__)
+        if name.endswith("WeightAveraging"):
+            raise VideomlError(f"videoml tf fit: trainer.callbacks {name} (weight averaging, EMA) is not in the "
+                               "TensorFlow twin; remove it for a like-for-like run")
+
+
 def fit(config, options: FitOptions) -> dict:
     """Train (and validate, and test the best epoch) as ``config`` (``videoml fit``'s parsed configuration, see
     :func:`videoml.commands.tf.parse_config`) says; returns the last metrics row."""
     seed, trainer = int(config.seed_everything or 0), config.trainer
+    refuse_unsupported(config)
     data = VideoDataModule(**config.data.as_dict())
     if "train" not in data.sources:
         raise VideomlError("the config has no training data (data.train)")

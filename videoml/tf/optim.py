@@ -108,10 +108,17 @@ def warmup_cosine(peak_lr: float, warmup_epochs: float, steps_per_epoch: int, ep
 
 
 def make_optimizer(kind: str, learning_rate, momentum: float = 0.9, nesterov: bool = True,
-                   weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
-    """The optimiser ``VideoClassifier`` configures for ``kind`` (``sgd`` or ``adamw``), in Keras."""
+                   weight_decay: float = 0.0, clip_value: float | None = None,
+                   clip_algorithm: str | None = None) -> keras.optimizers.Optimizer:
+    """The optimiser ``VideoClassifier`` configures for ``kind`` (``sgd`` or ``adamw``), in Keras, with Lightning's
+    gradient clipping (``trainer.gradient_clip_val``): ``norm`` (the default, ``torch.nn.utils.clip_grad_norm_`` over
+    all parameters) is Keras' ``global_clipnorm``, ``value`` its ``clipvalue``."""
+    if clip_algorithm not in (None, "norm", "value"):
+        raise VideomlError(f"trainer.gradient_clip_algorithm must be 'norm' or 'value', got {clip_algorithm!r}")
+    clip = {} if not clip_value else {"clipvalue": clip_value} if clip_algorithm == "value" else \
+        {"global_clipnorm": clip_value}
     if kind == "sgd":
-        return TorchSGD(learning_rate, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return TorchSGD(learning_rate, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, **clip)
     if kind == "adamw":
-        return TorchAdamW(learning_rate, weight_decay=weight_decay)
+        return TorchAdamW(learning_rate, weight_decay=weight_decay, **clip)
     raise VideomlError(f"optimizer must be 'sgd' or 'adamw', got {kind!r}")

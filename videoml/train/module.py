@@ -18,6 +18,7 @@ from videoml.models.weights import load_weights
 from videoml.models.zoo import weights_path
 from videoml.recipe import average_per_video, check_bad_fraction, lr_factor, report_bad_videos, scaled_lr, top_k_accuracy
 from videoml.runtime import memory_format_for
+from videoml.train.mixing import ClipMixing
 from videoml.vocab import MemoryFormat, Optimizer, check
 
 log = logging.getLogger("videoml.train")
@@ -47,6 +48,17 @@ class VideoClassifier(L.LightningModule):
             cannot be decoded in an epoch.
         min_eval_fraction: fail validation and testing when fewer than this fraction of the listed videos were
             scored (missing and unreadable ones are not); by default every listed video must be.
+        label_smoothing: of the training targets (0.1 in the published transformer recipes).
+        mixup_alpha, cutmix_alpha: MixUp / CutMix of training batches with these Beta parameters (0: off; PySlowFast's
+            MViT recipe: 0.8 and 1.0), :mod:`videoml.train.mixing`.
+        cutmix_prob: with both on, the chance that a batch gets CutMix rather than MixUp (PySlowFast's
+            ``SWITCH_PROB``).
+        mix_prob: the chance that a batch is mixed at all (PySlowFast's ``MIXUP.PROB``).
+
+    Gradient clipping is Lightning's (``trainer.gradient_clip_val``, ``trainer.gradient_clip_algorithm``), drop path
+    the architecture's (``model_options: {droppath_rate: 0.2}`` for MViT), and an exponential moving average of the
+    weights Lightning's ``EMAWeightAveraging`` callback (evaluated with and checkpointed as the averaged weights): see
+    ``configs/mvit_b_kinetics400.yaml``.
     """
 
     def __init__(self, model: str = "x3d_tiny", classes: list[str] | None = None, input: dict | None = None,
@@ -55,7 +67,8 @@ class VideoClassifier(L.LightningModule):
                  lr_base_batch_size: int | None = None, momentum: float = 0.9, nesterov: bool = True,
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
                  memory_format: MemoryFormat = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
-                 min_eval_fraction: float = 1.0):
+                 min_eval_fraction: float = 1.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+                 cutmix_prob: float = 0.5, mix_prob: float = 1.0):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
@@ -74,6 +87,8 @@ class VideoClassifier(L.LightningModule):
         self.memory_format = torch.contiguous_format  # set for the device in setup()
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain names
+        self.mixing = ClipMixing(len(classes), mixup_alpha, cutmix_alpha, cutmix_prob, mix_prob, label_smoothing) \
+            if mixup_alpha or cutmix_alpha else None
         self._outputs: list[dict] = []
         self._flagged: dict[str, list[torch.Tensor]] = {"bad": [], "short": []}
         self._clips = 0
@@ -99,12 +114,19 @@ class VideoClassifier(L.LightningModule):
 
     # --- training ---
     def training_step(self, batch, batch_idx):
-        logits = self(batch.video)
-        weight = batch.weight.to(logits.dtype)
-        losses = F.cross_entropy(logits, batch.label, reduction="none",
-                                 label_smoothing=self.hparams.label_smoothing)
+        if self.mixing is not None:
+            seed = [self.trainer.datamodule.hparams.seed if self.trainer.datamodule is not None else 0,
+                    self.current_epoch, batch_idx, self.global_rank]
+            video, targets, weight = self.mixing(batch.video, batch.label, batch.weight, seed)
+            logits = self(video)
+            losses = F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")
+        else:
+            logits, weight = self(batch.video), batch.weight
+            losses = F.cross_entropy(logits, batch.label, reduction="none",
+                                     label_smoothing=self.hparams.label_smoothing)
+        weight = weight.to(logits.dtype)
         loss = (losses * weight).sum() / weight.sum().clamp(min=1)
-        counted = weight > 0
+        counted = batch.weight > 0  # (top-1 of mixed clips: against their own, unmixed label)
         size = int(counted.sum())
         if size:
             correct = (logits[counted].argmax(-1) == batch.label[counted]).float().mean()
