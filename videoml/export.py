@@ -10,6 +10,8 @@ Formats (file suffix in brackets):
   ``pt2``                [.pt2]  ``torch.export`` ExportedProgram with a dynamic batch dimension.
   ``onnx``               [.onnx] ``torch.onnx.export(dynamo=True)``, opset 18 by default, dynamic batch.
 SlowFast's two-pathway input becomes a list argument (TorchScript, pt2) or two inputs ``slow`` and ``fast`` (ONNX).
+With ``features`` (``--features LAYER``), the file outputs that layer's embeddings instead of the logits
+(:mod:`videoml.models.features`), for ``videoml extract``; its card says which.
 
 Every file carries the model card (classes, input, views) and is checked before ``export`` returns: a fresh Python
 process that cannot import videoml nor PyTorchVideo loads it (TorchScript and pt2 with torch, ONNX with ONNX Runtime)
@@ -114,7 +116,7 @@ def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) ->
 
     names = ["slow", "fast"] if isinstance(example, list) else ["video"]
     torch.onnx.export(model, args, str(path), dynamo=True, opset_version=opset, input_names=names,
-                      output_names=["logits"], dynamic_shapes=shapes, external_data=False, verbose=False)
+                      output_names=["features" if card.features else "logits"], dynamic_shapes=shapes, external_data=False, verbose=False)
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {METADATA_KEY: card.to_json()})
     onnx.save(proto, str(path))
@@ -180,8 +182,14 @@ class Exporter:
     """A checkpoint's model, loaded once with the sample clips and eager logits that every format is checked
     against, so exporting to several formats loads, decodes and runs it once."""
 
-    def __init__(self, checkpoint: str | os.PathLike, sample_video: str | None = None, batch: int = 2):
+    def __init__(self, checkpoint: str | os.PathLike, sample_video: str | None = None, batch: int = 2,
+                 features: str | None = None):
         self.model, self.card = load_trained(checkpoint)
+        if features is not None:  # the file outputs the layer's embeddings (``videoml extract`` reads it)
+            from videoml.models.features import FeatureModel
+
+            self.model = FeatureModel(self.model, features).eval()
+            self.card = dataclasses.replace(self.card, features=features)
         self.batch = batch
         self.clips = sample_clips(self.card, sample_video, batch + 1)
         clips = self.clips

@@ -109,7 +109,23 @@ def test_options_that_cannot_work_are_one_line_errors(small_synth, checkpoint, t
         result = videoml("extract", video, "-m", str(checkpoint), "-o", str(tmp_path / "o"), *args)
         assert result.returncode in (1, 2), result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    exported = tmp_path / "model.ts"
-    exported.write_bytes(b"")
-    result = videoml("extract", video, "-m", str(exported), "-o", str(tmp_path / "o"))
-    assert result.returncode == 2 and "an exported model gives logits only" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_an_export_of_features_extracts_what_the_checkpoint_does_and_is_no_classifier(small_synth, checkpoint,
+                                                                                      tmp_path):
+    videos = split_videos(small_synth)[:3]
+    exported = videoml("export", str(checkpoint), "-f", "pt2", "--features", "head", "-o", str(tmp_path / "f.pt2"))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    for model, out in ((str(checkpoint), "a"), (str(tmp_path / "f.pt2"), "b")):
+        result = videoml("extract", *videos, "-m", model, "-o", str(tmp_path / out), "--num-workers", "0")
+        assert result.returncode == 0, result.stderr[-3000:]
+    a, b = load_features(tmp_path / "a"), load_features(tmp_path / "b")
+    assert a.paths == b.paths == videos
+    np.testing.assert_allclose(b.videos, a.videos, atol=1e-4, rtol=1e-4)
+    refused = videoml("infer", videos[0], "-m", str(tmp_path / "f.pt2"), "-o", str(tmp_path / "p.jsonl"))
+    assert refused.returncode == 2 and "not class scores: use videoml extract with it" in refused.stderr
+    logits = videoml("export", str(checkpoint), "-f", "pt2", "-o", str(tmp_path / "l.pt2"))
+    assert logits.returncode == 0, logits.stderr[-3000:]
+    refused = videoml("extract", videos[0], "-m", str(tmp_path / "l.pt2"), "-o", str(tmp_path / "c"))
+    assert refused.returncode == 2 and "export it with --features head for extract" in refused.stderr

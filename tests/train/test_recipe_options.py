@@ -126,7 +126,7 @@ def test_the_tensorflow_twin_refuses_what_it_does_not_have_by_name(small_synth, 
     result = videoml("tf", "fit", *base, "--model.mixup_alpha", "0.8")
     assert result.returncode == 1 and "model.mixup_alpha / model.cutmix_alpha (MixUp / CutMix of batches) are not " \
                                       "in the TensorFlow twin" in result.stderr, result.stderr[-2000:]
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1].startswith("videoml: error:")
     result = videoml("tf", "fit", *base, "--config", "configs/synth_x3d_tiny_regularised.yaml", "--model.mixup_alpha",
                      "0", "--model.cutmix_alpha", "0")
     assert result.returncode == 1 and "EMAWeightAveraging (weight averaging, EMA) is not in the TensorFlow twin" \

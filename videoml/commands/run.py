@@ -27,9 +27,9 @@ def infer(options: InferConfig) -> int:
 
 def extract(options: ExtractConfig) -> int:
     """Embeddings of video files (the classifier's input, or a named block's output) per clip and per video, from a
-    checkpoint of `videoml fit` or published weights (zoo:NAME), sampled and decoded as `videoml infer` does: one .npy
-    per video and clip set plus index.jsonl in the output folder (see docs/inference.md). Same exit status, records
-    and --resume as infer."""
+    checkpoint of `videoml fit`, published weights (zoo:NAME) or a `videoml export --features` file, sampled and
+    decoded as `videoml infer` does: one .npy per video and clip set plus index.jsonl in the output folder (see
+    docs/inference.md). Same exit status, records and --resume as infer."""
     return _run_videos(options)
 
 
@@ -47,7 +47,8 @@ def _run_videos(options: VideoRun) -> int:
 
 
 def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str = "export",
-           sample: str | None = None, opset: int | None = None, batch: PositiveInt = 2) -> int:
+           sample: str | None = None, opset: int | None = None, batch: PositiveInt = 2,
+           features: str | None = None) -> int:
     """Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: its logits on
     real decoded clips must match eager PyTorch's (see docs/inference.md).
 
@@ -58,6 +59,8 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         sample: video to verify with (default: a generated synthetic video).
         opset: ONNX opset (default: videoml.export.DEFAULT_OPSET).
         batch: example batch to export with.
+        features: export the embeddings of this layer instead of the logits, for videoml extract ('head': the
+            classifier's input; or a block's name, its output pooled).
     """
     from videoml.export import DEFAULT_OPSET, FORMATS, Exporter, output_path, report_json
 
@@ -67,7 +70,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         raise UsageError("several formats need --out to be a folder")
     for fmt in chosen:
         output_path(fmt, out)  # a wrong name fails before the model is loaded
-    exporter = Exporter(checkpoint, sample_video=sample, batch=batch)
+    exporter = Exporter(checkpoint, sample_video=sample, batch=batch, features=features)
     failed = 0
     for fmt in chosen:
         try:

@@ -34,7 +34,6 @@ from videoml.infer.clips import VideoItem
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import read_records, result_key
 from videoml.infer.run import VideoRun
-from videoml.models.features import HEAD
 
 INDEX = "index.jsonl"
 HDF5 = "features.h5"
@@ -45,8 +44,9 @@ FeatureFormat = Literal["npy", "hdf5"]
 class ExtractConfig(VideoRun):
     out: str = "features"
     """output folder: index.jsonl, clips/NAME.npy, videos/NAME.npy (and features.h5 with --format hdf5)"""
-    layer: str = HEAD
-    """'head': the classifier's input; or a block's name (e.g. blocks.4), its output pooled over time and space"""
+    layer: str | None = None
+    """'head' (default): the classifier's input; or a block's name (e.g. blocks.4), its output pooled over time and
+    space (default for a `videoml export --features` file: the layer it was exported with)"""
     format: FeatureFormat = "npy"
     """npy: an array per video and clip set, plus the index; hdf5: also one features.h5 packed at the end"""
 
@@ -59,7 +59,7 @@ class ExtractConfig(VideoRun):
         super().check()
 
     def load(self, device: str) -> Predictor:
-        return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer)
+        return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "")
 
     def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
         name = feature_name(item.path)

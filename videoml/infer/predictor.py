@@ -19,7 +19,7 @@ import torch
 
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
-from videoml.models.features import FeatureModel
+from videoml.models.features import HEAD, FeatureModel
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
 from videoml.runtime import autocast, memory_format_for, parse_device
@@ -67,19 +67,17 @@ class Predictor:
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
                    memory_format: MemoryFormat = "auto", features: str | None = None) -> Predictor:
     """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".
-    ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; checkpoints and
-    published weights only: an exported model keeps only its logits)."""
+    ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; ``""``: the
+    classifier's input, or an export's own layer); an exported model gives what it was exported to give (``videoml
+    export --features``)."""
     path = str(path)
     kind = model_kind(path)
     if not os.path.isfile(path) and kind != "zoo":
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
-    if features is not None and kind not in ("checkpoint", "zoo"):
-        raise UsageError(f"{path}: an exported model gives logits only; extract features from its checkpoint or "
-                         "from published weights (zoo:NAME)")
     if kind in ("checkpoint", "zoo"):
         model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
-        model = FeatureModel(model, features).eval() if features is not None else model
+        model = FeatureModel(model, features or HEAD).eval() if features is not None else model
         layout = memory_format_for(memory_format, model, device.type)
         forward = model.to(device, memory_format=layout)
     elif kind == "torchscript":
@@ -101,9 +99,23 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
         forward = program.module().to(device)
     else:
         forward, card = _onnx_session(path)
-    if kind != "checkpoint":
+    if kind not in ("checkpoint", "zoo"):
         layout = memory_format_for(memory_format, None, device.type)
+        _check_outputs(card, features, path)
     return Predictor(forward, card, kind, device, precision, layout)
+
+
+def _check_outputs(card: ModelCard, features: str | None, path: str) -> None:
+    """An exported file gives what it was exported to give: logits, or one layer's embeddings."""
+    if card.features == features or (features == "" and card.features is not None):
+        return
+    if features is None:
+        raise UsageError(f"{path}: exported to give the embeddings of {card.features!r}, not class scores: use "
+                         "videoml extract with it")
+    if card.features is None:
+        raise UsageError(f"{path}: an exported model of logits; export it with --features {features or HEAD} for "
+                         "extract, or extract from its checkpoint")
+    raise UsageError(f"{path}: exported with the embeddings of {card.features!r}, not of {features!r}")
 
 
 def _card(text: str | bytes, path: str) -> ModelCard:

@@ -31,6 +31,7 @@ class ModelCard:
     model_options: dict = dataclasses.field(default_factory=dict)
     views: int = 1  # temporal views x spatial crops the model was evaluated with (defaults for inference)
     crops: int = 1
+    features: str | None = None  # an export of embeddings: the layer they are of (videoml.models.features); else logits
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
