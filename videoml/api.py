@@ -92,7 +92,8 @@ class Model:
 
 def load_model(path: str | os.PathLike, device: str = "cpu", precision: Precision = "fp32",
                memory_format: MemoryFormat = "auto") -> Model:
-    """A ``videoml fit`` checkpoint (.ckpt) or a ``videoml export`` file (.ts, .pt2, .onnx), ready to predict."""
+    """A ``videoml fit`` checkpoint (.ckpt), a ``videoml export`` file (.ts, .pt2, .onnx) or published weights
+    (``zoo:x3d_s``), ready to predict."""
     from videoml.infer.predictor import load_predictor
 
     return Model(load_predictor(path, device, precision, memory_format))
