@@ -71,6 +71,16 @@ def test_full_size_mirrors_give_the_same_logits(name):
 def test_two_training_steps_move_the_weights_the_same_way(name, optimizer):
     """Two steps (the second uses the momentum / Adam moments of the first) from the same weights on the same batch,
     BatchNorm in training mode, with PyTorchVideo's own initialisation."""
+    _two_steps_alike(name, optimizer)
+
+
+def test_gradient_clipping_by_norm_clips_alike():
+    """Lightning's gradient_clip_val (torch's clip_grad_norm_ over all parameters) and the twin's global_clipnorm, at
+    a norm the gradients exceed."""
+    _two_steps_alike("x3d_tiny", "sgd", clip=0.05)
+
+
+def _two_steps_alike(name, optimizer, clip=None):
     torch.manual_seed(0)
     model = build_model(name, 5, dropout_rate=0.0)
     start = copy.deepcopy(model.state_dict())
@@ -87,8 +97,11 @@ def test_two_training_steps_move_the_weights_the_same_way(name, optimizer):
     for _ in range(2):
         torch_opt.zero_grad()
         torch.nn.functional.cross_entropy(model(clips), labels).backward()
+        if clip:
+            assert torch.nn.utils.clip_grad_norm_(model.parameters(), clip) > 2 * clip  # it does clip
         torch_opt.step()
-    twin.compile(optimizer=make_optimizer(optimizer, 0.05 if optimizer == "sgd" else 1e-3, **options),
+    twin.compile(optimizer=make_optimizer(optimizer, 0.05 if optimizer == "sgd" else 1e-3, clip_value=clip,
+                                          **options),
                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     for _ in range(2):
         twin.train_on_batch(_channels_last(clips), keras.utils.to_categorical(labels.numpy(), 5))

@@ -91,10 +91,12 @@ def still_video(tmp_path_factory):
     return tmp_path_factory.mktemp("still")
 
 
-def test_rand_augment_treats_every_frame_alike_and_repeats_per_sample(still_video):
+@pytest.mark.parametrize("option", [{"rand_augment": {"magnitude": 9, "num_layers": 3, "prob": 1.0,
+                                                      "sampling_std": 0.5}},
+                                    {"augmix": {"magnitude": 3, "width": 3}}], ids=["rand_augment", "augmix"])
+def test_rand_augment_and_augmix_treat_every_frame_alike_and_repeat_per_sample(still_video, option):
     plain = _still_clip_dataset(still_video)
-    clips = _still_clip_dataset(still_video, rand_augment={"magnitude": 9, "num_layers": 3, "prob": 1.0,
-                                                           "sampling_std": 0.5})
+    clips = _still_clip_dataset(still_video, **option)
     for epoch in range(3):
         key = SampleKey(0, epoch)
         before, after = plain[key].video, clips[key].video  # (C, T, H, W) uint8
