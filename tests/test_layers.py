@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).parents[1] / "videoml"
 # lowest first; a module's layer is that of its longest matching prefix
 LAYERS = [
     ("videoml.errors", "videoml.vocab", "videoml.spec", "videoml.fileio", "videoml.processes", "videoml.environment",
-     "videoml.compat", "videoml.forkserver_preload", "videoml.profiling", "videoml.runtime", "videoml.recipe"),
+     "videoml.compat", "videoml.forkserver_preload", "videoml.profiling", "videoml.runtime", "videoml.recipe",
+     "videoml.evaluation"),
     ("videoml.data",),
     ("videoml.models",),
     ("videoml.train", "videoml.infer", "videoml.export", "videoml.tf"),
@@ -20,6 +21,7 @@ LAYERS = [
 FORBIDDEN = {  # besides the layer order
     "videoml.tf": ("videoml.train",),
     "videoml.recipe": ("lightning", "pytorch_lightning", "tensorflow", "keras"),
+    "videoml.evaluation": ("lightning", "pytorch_lightning", "tensorflow", "keras"),
     "videoml.models": ("lightning",),
 }
 
