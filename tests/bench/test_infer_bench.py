@@ -15,9 +15,10 @@ def test_infer_bench_compares_infer_with_the_tutorial_loop_and_the_model(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((out / "suite.json").read_text())["rows"]}
     runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
-    infer, loop, model = (runs[n] for n in ("infer-x3d_tiny-videoml_infer-b4-w1", "infer-x3d_tiny-pytorchvideo_loop",
-                                            "infer-x3d_tiny-model_only-b4"))
-    assert set(runs) == set(rows) and len(runs) == 3
+    infer, loop, model, eager = (runs[n] for n in ("infer-x3d_tiny-videoml_infer-b4-w1",
+                                                   "infer-x3d_tiny-pytorchvideo_loop", "infer-x3d_tiny-model_only-b4",
+                                                   "infer-x3d_tiny-model_only_eager-b4"))
+    assert set(runs) == set(rows) and len(runs) == 4
     assert len(infer["samples_s"]) == len(loop["samples_s"]) == len(model["samples_s"]) == 2
     # a whole run counts every clip: 3 videos x 2 views for infer, 2 x 2 for the loop; the model a batch
     assert infer["stats"]["clips_per_s"] == pytest.approx(3 * 2 / infer["stats"]["median_s"])
@@ -28,6 +29,9 @@ def test_infer_bench_compares_infer_with_the_tutorial_loop_and_the_model(tmp_pat
     assert ours["speedup_vs_pytorchvideo"] == pytest.approx(
         ours["videos_per_s"] / (loop["stats"]["clips_per_s"] / 2))
     assert ours["clips_vs_model_only"] == pytest.approx(infer["stats"]["clips_per_s"] / model["stats"]["clips_per_s"])
+    assert rows["infer-x3d_tiny-model_only-b4"]["speedup_vs_eager"] == pytest.approx(
+        model["stats"]["clips_per_s"] / eager["stats"]["clips_per_s"])  # the fast inference graph vs the model
     summary = json.loads((out / "suite.json").read_text())
     assert any(n.startswith("x3d_tiny videoml infer: ") and "tutorial loop" in n for n in summary["notes"])
+    assert any(n.startswith("x3d_tiny fast inference graph (BatchNorm folded): ") for n in summary["notes"])
     assert "| infer | x3d_tiny | videoml_infer, 1 workers |" in (out / "table.md").read_text()

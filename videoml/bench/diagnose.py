@@ -44,6 +44,7 @@ BASELINES = (
      "speedup_vs_pytorchvideo", _per_video),
     ({"kind": "infer", "stage": "videoml_infer"}, {"stage": "model_only", "workers": None}, "clips_vs_model_only",
      Run.clips_per_s.fget),
+    ({"kind": "infer", "stage": "model_only"}, {"stage": "model_only_eager"}, "speedup_vs_eager", Run.clips_per_s.fget),
 )
 
 
@@ -200,6 +201,9 @@ def _infer_notes(runs: list[Run]) -> list[str]:
                 ("clips_vs_model_only", ".0%", " of the model alone's clips/s")) if k in run.derived]
             notes.append(f"{run.cell.model} videoml infer: {run.derived['videos_per_s']:.2f} videos/s"
                          + (f", {', '.join(versus)}" if versus else ""))
+        if run.matches(kind="infer", stage="model_only") and "speedup_vs_eager" in run.derived:
+            notes.append(f"{run.cell.model} fast inference graph (BatchNorm folded): "
+                         f"{run.derived['speedup_vs_eager']:.2f}x the eager model's clips/s")
     return notes
 
 

@@ -8,7 +8,8 @@ on them), views and crops (``stage``):
 - ``videoml_infer``: :func:`videoml.infer.run.infer` with ``workers`` decoding processes, clips of several videos
   batched; one call is the whole run;
 - ``model_only``: the loaded model on a batch of uint8 clips already in memory (normalised on the device, as
-  ``infer`` does): the ceiling ``infer`` reaches when decoding is entirely hidden behind compute.
+  ``infer`` does): the ceiling ``infer`` reaches when decoding is entirely hidden behind compute;
+- ``model_only_eager``: the same without the fast inference graph (``--no-optimize``, BatchNorm not folded).
 
 A record counts clips; ``clips_per_unit`` (views x crops) turns them into videos.
 """
@@ -76,8 +77,9 @@ def infer_cell(plan: dict, cell, timing: Timing, emit) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "model.ckpt"
         save_checkpoint(model, card, checkpoint)
-        if cell.stage == "model_only":
-            predictor = load_predictor(checkpoint, device, settings["precision"])
+        if cell.stage in ("model_only", "model_only_eager"):
+            optimize = False if cell.stage == "model_only_eager" else None  # None: as videoml infer runs it
+            predictor = load_predictor(checkpoint, device, settings["precision"], optimize=optimize)
             batch = random_clips(card.input, cell.batch_size, dtype=torch.uint8)
             emit(cell, time_rounds(lambda: predictor(batch), timing), cell.batch_size)
         elif cell.stage == "videoml_infer":

@@ -23,7 +23,8 @@ class Cell:
     mode: str | None = None
     backend: str | None = None
     stage: str | None = None
-    """model cells: forward or train_step; infer cells: model_only, videoml_infer or pytorchvideo_loop"""
+    """model cells: forward or train_step; infer cells: model_only, model_only_eager, videoml_infer or
+    pytorchvideo_loop"""
     batch_size: int | None = None
     workers: int | None = None
     videos: str | None = None

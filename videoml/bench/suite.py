@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MODEL_STAGES = ("forward", "train_step")
 READING_STAGES = ("random_clip", "open_random_clip", "test_views", "memory")
 STAGES = (*MODEL_STAGES, "decode", "transform", "h2d", "pipeline", *READING_STAGES, "infer")
-INFER_STAGES = ("model_only", "videoml_infer", "pytorchvideo_loop")
+INFER_STAGES = ("model_only", "model_only_eager", "videoml_infer", "pytorchvideo_loop")
 FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
 
 

@@ -59,7 +59,8 @@ class ExtractConfig(VideoRun):
         super().check()
 
     def load(self, device: str) -> Predictor:
-        return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "")
+        return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "",
+                              optimize=self.optimize)
 
     def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
         name = feature_name(item.path)

@@ -10,6 +10,7 @@ A :class:`Predictor` takes uint8 clips as the data pipeline makes them ((B, C, T
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,11 +21,13 @@ import torch
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.features import HEAD, FeatureModel
+from videoml.models.optimize import RTOL, fold_batchnorm
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
 from videoml.runtime import autocast, memory_format_for, parse_device
 from videoml.vocab import MemoryFormat, Precision, check
 
+log = logging.getLogger("videoml.infer")
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
 
 
@@ -36,13 +39,15 @@ def model_kind(path: str | os.PathLike) -> str:
 
 class Predictor:
     def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device,
-                 precision: Precision = "fp32", memory_format: torch.memory_format = torch.contiguous_format):
+                 precision: Precision = "fp32", memory_format: torch.memory_format = torch.contiguous_format,
+                 reference: Callable | None = None):
         check(precision, Precision, "precision")
         if kind == "onnx" and precision != "fp32":
             raise UsageError("an ONNX model runs at the precision it was exported with: use --precision fp32")
         self.forward, self.card, self.kind, self.device = forward, card, kind, device
         self.precision = precision
         self.memory_format = memory_format
+        self.reference = reference  # the eager model ``forward`` (optimised) is checked against on the first call
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -60,27 +65,40 @@ class Predictor:
     def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         video = self.prepare(video)
         with autocast(self.device, self.precision):
-            logits = self.forward(video)
-        return logits.float().cpu()
+            outputs = self.forward(video)
+            if self.reference is not None:
+                outputs = self._verified(video, outputs)
+        return outputs.float().cpu()
+
+    def _verified(self, video, outputs: torch.Tensor) -> torch.Tensor:
+        """The optimised model's first outputs, checked against the eager model's on the same clips; on a
+        difference over ``RTOL`` of the largest output, a one-line warning and the eager model from then on."""
+        expected, reference, self.reference = self.reference(video), self.reference, None
+        difference = float((outputs.float() - expected.float()).abs().max())
+        if difference <= RTOL * max(float(expected.float().abs().max()), 1e-12):
+            return outputs
+        log.warning("the fast inference graph differs from the model by %.3g (over %g of its largest output); "
+                    "running the model as it is", difference, RTOL)
+        self.forward = reference
+        return expected
 
 
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
-                   memory_format: MemoryFormat = "auto", features: str | None = None) -> Predictor:
+                   memory_format: MemoryFormat = "auto", features: str | None = None,
+                   optimize: bool | None = None) -> Predictor:
     """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".
     ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; ``""``: the
     classifier's input, or an export's own layer); an exported model gives what it was exported to give (``videoml
-    export --features``)."""
+    export --features``). ``optimize``: run a checkpoint's or published model's fast inference graph
+    (:mod:`videoml.models.optimize`), verified on the first call; None: on the CPU, where it was measured to win."""
     path = str(path)
     kind = model_kind(path)
     if not os.path.isfile(path) and kind != "zoo":
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
     if kind in ("checkpoint", "zoo"):
-        model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
-        model = FeatureModel(model, features or HEAD).eval() if features is not None else model
-        layout = memory_format_for(memory_format, model, device.type)
-        forward = model.to(device, memory_format=layout)
-    elif kind == "torchscript":
+        return _model_predictor(path, kind, device, precision, memory_format, features, optimize)
+    if kind == "torchscript":
         extra = {METADATA_KEY: ""}
         try:
             with warnings.catch_warnings():  # TorchScript's deprecation notice is no news to who exported one
@@ -99,10 +117,26 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
         forward = program.module().to(device)
     else:
         forward, card = _onnx_session(path)
-    if kind not in ("checkpoint", "zoo"):
-        layout = memory_format_for(memory_format, None, device.type)
-        _check_outputs(card, features, path)
-    return Predictor(forward, card, kind, device, precision, layout)
+    _check_outputs(card, features, path)
+    return Predictor(forward, card, kind, device, precision, memory_format_for(memory_format, None, device.type))
+
+
+def _model_predictor(path: str, kind: str, device: torch.device, precision: Precision, memory_format: MemoryFormat,
+                     features: str | None, optimize: bool | None) -> Predictor:
+    """A checkpoint's or published weights' model, as it is or (``optimize``) as its fast inference graph. A named
+    block's features need the model's own modules (their hooks), so they always run it as it is."""
+    model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
+    layout = memory_format_for(memory_format, model, device.type)
+    model = model.to(device, memory_format=layout)
+    if optimize is None:
+        optimize = device.type == "cpu"
+    fast = fold_batchnorm(model) if optimize and features in (None, "", HEAD) else None
+    if features is not None:
+        model = FeatureModel(model, features or HEAD).eval()
+        fast = FeatureModel(fast).eval() if fast is not None else None
+    if fast is None:
+        return Predictor(model, card, kind, device, precision, layout)
+    return Predictor(fast.to(device, memory_format=layout), card, kind, device, precision, layout, reference=model)
 
 
 def _check_outputs(card: ModelCard, features: str | None, path: str) -> None:

@@ -71,6 +71,9 @@ class VideoRun:
     """autocast"""
     memory_format: MemoryFormat = "auto"
     """auto: by device and architecture, as measured"""
+    optimize: bool | None = None
+    """run a checkpoint's (or zoo model's) fast inference graph, BatchNorm folded into the convolutions, checked
+    against the model on the first batch (default: on the CPU, where it was measured to win)"""
     resume: bool = False
     """go on with an existing output, skipping videos in it"""
     overwrite: bool = False
@@ -84,7 +87,7 @@ class VideoRun:
         raise NotImplementedError
 
     def load(self, device: str) -> Predictor:
-        return load_predictor(self.model, device, self.precision, self.memory_format)
+        return load_predictor(self.model, device, self.precision, self.memory_format, optimize=self.optimize)
 
     def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
         """The record of a video whose clips the model has run on (``outputs``: one row per clip and crop)."""

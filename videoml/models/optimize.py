@@ -1,0 +1,31 @@
+"""A model's fast inference graph: every BatchNorm folded into the convolution before it.
+
+In eval mode a BatchNorm after a convolution is an affine map per channel, which folds exactly into the
+convolution's weights and bias: one pass over the activations instead of two. ``torch.fx``'s conv-bn fusion does the
+folding on the traced graph (PyTorchVideo's CNNs trace; a model that does not, such as one with data-dependent
+control flow, stays as it is). The result is checked against the eager model on real clips before it is used (see
+:class:`videoml.infer.predictor.Predictor`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from videoml.errors import first_line
+
+log = logging.getLogger("videoml.models")
+RTOL = 1e-4  # |optimised - eager| <= RTOL x max |eager|, on the first batch of real clips
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module | None:
+    """``model`` (eval mode) with its BatchNorms folded into the convolutions; None when it cannot be traced."""
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model.eval())
+    except Exception as e:  # torch.fx raises many types for code it cannot trace
+        log.warning("%s: no fast inference graph (%s: %s); running it as it is", type(model).__name__,
+                    type(e).__name__, first_line(e))
+        return None
