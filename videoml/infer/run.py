@@ -74,6 +74,9 @@ class VideoRun:
     optimize: bool | None = None
     """run a checkpoint's (or zoo model's) fast inference graph, BatchNorm folded into the convolutions, checked
     against the model on the first batch (default: on the CPU, where it was measured to win)"""
+    shard: str | None = None
+    """I/N: only the I-th (from 0) of N parts of the input list, every N-th video from the I-th, for job arrays
+    (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, each with its own output)"""
     resume: bool = False
     """go on with an existing output, skipping videos in it"""
     overwrite: bool = False
@@ -106,6 +109,16 @@ class VideoRun:
         """Options that cannot work together, refused before anything runs."""
         for device in self.devices:
             parse_device(device)  # every device exists before any work starts
+        self.shard_of()
+
+    def shard_of(self) -> tuple[int, int]:
+        """(I, N) of ``--shard I/N``; (0, 1) without it."""
+        if self.shard is None:
+            return 0, 1
+        index, _, count = self.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            raise UsageError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {self.shard!r}")
+        return int(index), int(count)
 
     def finish(self) -> str | None:
         """After every video is recorded (all devices' shards merged); a line to tell the user, if any."""
@@ -337,6 +350,10 @@ def infer(config: VideoRun) -> Summary:
     paths = list({result_key(p): p for p in reversed(expand_inputs(config.inputs))}.values())[::-1]
     if not paths:  # (each video once, however it is spelled; the first spelling kept)
         raise UsageError("no input videos")
+    index, count = config.shard_of()
+    if index >= len(paths):
+        raise UsageError(f"shard {config.shard} of {len(paths)} input videos holds none")
+    paths = paths[index::count]
     output, csv = config.outputs()
     if len(config.devices) == 1:
         summary = _run_shard(config, paths, config.devices[0], output, csv)
