@@ -28,7 +28,8 @@ __all__ = ["FitResult", "Model", "Prediction", "create_model", "fit", "list_mode
 def create_model(name: str, num_classes: int, weights: str | os.PathLike | None = None, **options) -> nn.Module:
     """A registry model returning logits of ``num_classes`` classes; ``weights``: a checkpoint to start from (a
     PyTorchVideo model-zoo file, a ``videoml fit`` checkpoint, a state dict, or published weights by name,
-    ``zoo:x3d_s``; a classifier of another class count stays newly initialised). ``options`` go to the architecture's builder (e.g. ``dropout_rate``)."""
+    ``zoo:x3d_s``; a classifier of another class count stays newly initialised). ``options`` go to the architecture's
+    builder (e.g. ``dropout_rate``)."""
     from videoml.models.weights import load_weights
     from videoml.models.zoo import weights_path
 

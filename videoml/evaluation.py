@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from videoml.errors import VideomlError
-from videoml.fileio import write_atomic
+from videoml.fileio import atomic_path, write_atomic
 
 CONFUSION = "confusion.csv"
 
@@ -101,8 +101,8 @@ class ClassReport:
         """The folder's four files (module doc), each written atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / CONFUSION, _rows_to_csv(["true \\ predicted", *self.classes],
-                                                      [[c, *row] for c, row in zip(self.classes, self.matrix.tolist())]))
+        rows = [[c, *row] for c, row in zip(self.classes, self.matrix.tolist())]
+        write_atomic(folder / CONFUSION, _rows_to_csv(["true \\ predicted", *self.classes], rows))
         self.write_derived(folder)
         return folder
 
@@ -139,10 +139,9 @@ class ClassReport:
         ax.set_ylabel("true")
         ax.set_title(f"{int(self.matrix.sum())} videos, top-1 {self.top1:.3f}")
         fig.tight_layout()
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.part.png")
-        fig.savefig(tmp, dpi=110)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
 
     def table(self) -> str:
         """Markdown: a row per class, then the most confused pairs."""

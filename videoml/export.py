@@ -116,7 +116,8 @@ def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) ->
 
     names = ["slow", "fast"] if isinstance(example, list) else ["video"]
     torch.onnx.export(model, args, str(path), dynamo=True, opset_version=opset, input_names=names,
-                      output_names=["features" if card.features else "logits"], dynamic_shapes=shapes, external_data=False, verbose=False)
+                      output_names=["features" if card.features else "logits"], dynamic_shapes=shapes,
+                      external_data=False, verbose=False)
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {METADATA_KEY: card.to_json()})
     onnx.save(proto, str(path))

@@ -9,13 +9,19 @@ import pytest
 from helpers import fit_args, metrics, videoml
 
 
+def _seven_training_videos(dataset, folder):
+    """A training list of 7 of ``dataset``'s videos (with its classes) in ``folder``: over 2 ranks, shards of 4, one
+    padded duplicate that must not count."""
+    listing = folder / "train.csv"
+    lines = dataset.split_file("train").read_text().splitlines()[:7]
+    listing.write_text("".join(f"{dataset.root / line}\n" for line in lines))
+    (folder / "classes.txt").write_text(dataset.classes_file.read_text())
+    return listing
+
+
 @pytest.mark.slow
 def test_ddp_counts_every_video_once_and_matches_one_process(small_synth, tmp_path):
-    # 7 training videos over 2 ranks: shards of 4, one padded duplicate that must not count
-    listing = tmp_path / "train.csv"
-    lines = small_synth.split_file("train").read_text().splitlines()[:7]
-    listing.write_text("".join(f"{small_synth.root / line}\n" for line in lines))
-    (tmp_path / "classes.txt").write_text(small_synth.classes_file.read_text())
+    listing = _seven_training_videos(small_synth, tmp_path)  # over 2 ranks: shards of 4, one padded duplicate
     ddp = ("--trainer.strategy", "ddp", "--trainer.devices", "2", "--data.views", "3", "--data.batch_size", "3")
     repeated = ("--data.clips_per_video", "2", "--data.batch_size", "4")  # 2 clips per decoded video
 
@@ -46,10 +52,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_nodes_launched_by_torchrun_count_every_video_once_and_score_as_one_process(small_synth, tmp_path):
-    listing = tmp_path / "train.csv"  # 7 training videos over 2 nodes: one padded duplicate that must not count
-    lines = small_synth.split_file("train").read_text().splitlines()[:7]
-    listing.write_text("".join(f"{small_synth.root / line}\n" for line in lines))
-    (tmp_path / "classes.txt").write_text(small_synth.classes_file.read_text())
+    listing = _seven_training_videos(small_synth, tmp_path)  # over 2 nodes: one padded duplicate
     args = fit_args(small_synth, tmp_path / "nodes", "--data.views", "3", train=listing)[2:]  # the script takes
     # the config (fit_args' first two words) as its first argument
     env = {**os.environ, "ACCELERATOR": "cpu", "GPUS": "1", "NNODES": "2", "MASTER_PORT": str(_free_port())}
@@ -90,10 +93,7 @@ exit $status
 
 @pytest.mark.slow
 def test_the_slurm_script_trains_on_two_nodes_under_a_stand_in_srun(small_synth, tmp_path):
-    listing = tmp_path / "train.csv"
-    lines = small_synth.split_file("train").read_text().splitlines()[:7]
-    listing.write_text("".join(f"{small_synth.root / line}\n" for line in lines))
-    (tmp_path / "classes.txt").write_text(small_synth.classes_file.read_text())
+    listing = _seven_training_videos(small_synth, tmp_path)
     stub = tmp_path / "bin" / "srun"
     stub.parent.mkdir()
     stub.write_text(SRUN)

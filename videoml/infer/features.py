@@ -29,11 +29,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import VideomlError
+from videoml.fileio import atomic_path
 from videoml.infer.clips import VideoItem
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import read_records, result_key
 from videoml.infer.run import VideoRun
+from videoml.vocab import check
 
 INDEX = "index.jsonl"
 HDF5 = "features.h5"
@@ -54,8 +56,7 @@ class ExtractConfig(VideoRun):
         return str(Path(self.out) / INDEX), None
 
     def check(self) -> None:
-        if self.format not in ("npy", "hdf5"):
-            raise UsageError(f"format must be npy or hdf5, got {self.format!r}")
+        check(self.format, FeatureFormat, "format")
         super().check()
 
     def load(self, device: str) -> Predictor:
@@ -84,10 +85,8 @@ def feature_name(path: str) -> str:
 def _save(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as ``.npy``, atomically (a reader or a resumed run never sees half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,7 @@ def pack_hdf5(out: str | os.PathLike) -> Path:
         starts += [s for s in record["starts"] for _ in range(record["crops"])]
         ends += [e for e in record["ends"] for _ in range(record["crops"])]
     path = Path(out) / HDF5
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("path", data=[p.encode("utf-8", "backslashreplace") for p in features.paths],
                          dtype=h5py.string_dtype())
         f.create_dataset("video", data=features.videos)
@@ -143,5 +141,4 @@ def pack_hdf5(out: str | os.PathLike) -> Path:
         f.create_dataset("clip_video", data=np.asarray(owner, dtype=np.int64))
         f.create_dataset("clip_start", data=np.asarray(starts, dtype=np.float64))
         f.create_dataset("clip_end", data=np.asarray(ends, dtype=np.float64))
-    os.replace(tmp, path)
     return path

@@ -49,7 +49,8 @@ class VideoRun:
     (:meth:`load`), what it records of a video (:meth:`record`) and where (:meth:`outputs`)."""
 
     model: str
-    """checkpoint (.ckpt), exported model (.ts TorchScript, .pt2 torch.export, .onnx), or published weights (zoo:NAME)"""
+    """checkpoint (.ckpt), exported model (.ts TorchScript, .pt2 torch.export, .onnx), or published weights
+    (zoo:NAME)"""
     inputs: list[str]
     """video files, folders (recursive), glob patterns, list files (@list or *.txt / *.lst: one path a line)"""
     views: PositiveInt | None = None

@@ -56,9 +56,9 @@ class VideoClassifier(L.LightningModule):
         mix_prob: the chance that a batch is mixed at all (PySlowFast's ``MIXUP.PROB``).
 
     Gradient clipping is Lightning's (``trainer.gradient_clip_val``, ``trainer.gradient_clip_algorithm``), drop path
-    the architecture's (``model_options: {droppath_rate: 0.2}`` for MViT), and an exponential moving average of the
-    weights Lightning's ``EMAWeightAveraging`` callback (evaluated with and checkpointed as the averaged weights): see
-    ``configs/mvit_b_kinetics400.yaml``.
+    the architecture's (``model_options: {droppath_rate_block: 0.2}`` for MViT), and an exponential moving average of
+    the weights Lightning's ``EMAWeightAveraging`` callback (evaluated with and checkpointed as the averaged
+    weights): see ``configs/mvit_b_kinetics400.yaml``.
     """
 
     def __init__(self, model: str = "x3d_tiny", classes: list[str] | None = None, input: dict | None = None,
