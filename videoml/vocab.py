@@ -13,6 +13,7 @@ MemoryFormat = Literal["auto", "channels_last_3d", "contiguous"]  # "auto": by d
 TFMode = Literal["eager", "graph", "xla"]  # no tf.function, tf.function, tf.function(jit_compile=True)
 Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: mean / max of softmax, mean logits
 Optimizer = Literal["sgd", "adamw"]
+Engine = Literal["local", "ray"]  # where infer and extract run: this machine, or a Ray cluster
 
 
 def choices(vocabulary) -> tuple[str, ...]:

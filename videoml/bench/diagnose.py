@@ -45,6 +45,7 @@ BASELINES = (
     ({"kind": "infer", "stage": "videoml_infer"}, {"stage": "model_only", "workers": None}, "clips_vs_model_only",
      Run.clips_per_s.fget),
     ({"kind": "infer", "stage": "model_only"}, {"stage": "model_only_eager"}, "speedup_vs_eager", Run.clips_per_s.fget),
+    ({"kind": "infer", "stage": "videoml_infer_ray"}, {"stage": "videoml_infer"}, "ray_vs_local", _per_video),
 )
 
 
@@ -204,6 +205,9 @@ def _infer_notes(runs: list[Run]) -> list[str]:
         if run.matches(kind="infer", stage="model_only") and "speedup_vs_eager" in run.derived:
             notes.append(f"{run.cell.model} fast inference graph (BatchNorm folded): "
                          f"{run.derived['speedup_vs_eager']:.2f}x the eager model's clips/s")
+        if run.matches(kind="infer", stage="videoml_infer_ray") and "ray_vs_local" in run.derived:
+            notes.append(f"{run.cell.model} videoml infer --engine ray: {run.derived['videos_per_s']:.2f} videos/s, "
+                         f"{run.derived['ray_vs_local']:.2f}x the local engine's")
     return notes
 
 

@@ -9,13 +9,16 @@ on them), views and crops (``stage``):
   batched; one call is the whole run;
 - ``model_only``: the loaded model on a batch of uint8 clips already in memory (normalised on the device, as
   ``infer`` does): the ceiling ``infer`` reaches when decoding is entirely hidden behind compute;
-- ``model_only_eager``: the same without the fast inference graph (``--no-optimize``, BatchNorm not folded).
+- ``model_only_eager``: the same without the fast inference graph (``--no-optimize``, BatchNorm not folded);
+- ``videoml_infer_ray``: ``videoml_infer`` with ``--engine ray`` on a local Ray instance (every CPU), started before
+  the timed runs as a cluster outlives the runs it serves (each run still starts its model actors).
 
 A record counts clips; ``clips_per_unit`` (views x crops) turns them into videos.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -26,6 +29,7 @@ from videoml.bench.measure import Timing, time_rounds
 from videoml.bench.model import random_clips
 from videoml.data.transforms import pack_pathways
 from videoml.infer.predictor import load_predictor
+from videoml.infer.ray_engine import connected
 from videoml.infer.run import InferConfig, infer
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import ModelCard, save_checkpoint
@@ -82,12 +86,15 @@ def infer_cell(plan: dict, cell, timing: Timing, emit) -> None:
             predictor = load_predictor(checkpoint, device, settings["precision"], optimize=optimize)
             batch = random_clips(card.input, cell.batch_size, dtype=torch.uint8)
             emit(cell, time_rounds(lambda: predictor(batch), timing), cell.batch_size)
-        elif cell.stage == "videoml_infer":
+        elif cell.stage in ("videoml_infer", "videoml_infer_ray"):
+            ray = cell.stage == "videoml_infer_ray"
             options = InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], output=f"{tmp}/out",
-                                  batch_size=cell.batch_size, num_workers=cell.workers, devices=(plan["device"],),
-                                  precision=settings["precision"], progress=False, overwrite=True)
-            emit(cell, time_rounds(lambda: _infer_all(options), whole_runs), len(paths) * per_video,
-                 clips_per_unit=per_video)
+                                  batch_size=cell.batch_size, num_workers=cell.workers,
+                                  devices=("cpu",) if ray else (plan["device"],), precision=settings["precision"],
+                                  progress=False, overwrite=True, engine="ray" if ray else "local")
+            with connected(None) if ray else contextlib.nullcontext():  # a cluster outlives its runs: start untimed
+                emit(cell, time_rounds(lambda: _infer_all(options), whole_runs), len(paths) * per_video,
+                     clips_per_unit=per_video)
         else:
             baseline, model = paths[: settings["baseline_videos"]], model.to(device)
             emit(cell, time_rounds(lambda: _tutorial_loop(baseline, model, card, device), whole_runs),

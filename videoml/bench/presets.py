@@ -5,12 +5,12 @@ schema, one timing path and ``videoml bench compare``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from videoml.bench.suite import Inference, Reading, SuiteConfig
 from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError
-from videoml.vocab import Backend, Precision, choices
+from videoml.vocab import Backend, Engine, Precision, choices
 
 
 def _timing(warmup: int, steps: int, repeats: int) -> dict:
@@ -122,6 +122,8 @@ class InferBench:
     num_workers: int = 2
     device: str = "cpu"
     precision: Precision = "fp32"
+    engines: list[Engine] = field(default_factory=lambda: ["local"])
+    """videoml infer's engines: local, ray (on a local Ray instance; pip install 'videoml[ray]')"""
     repeats: int = 3
     seed: int = 0
 
@@ -131,5 +133,6 @@ class InferBench:
         return SuiteConfig(name="infer", device=self.device, models=[self.model], frameworks={"torch": []},
                            batch_sizes=[self.batch_size], workers=[self.num_workers], stages=["infer"],
                            videos=self.videos, seed=self.seed, timing=_timing(3, 5, self.repeats),
-                           inference=Inference(self.views, self.crops, self.baseline_videos, self.precision),
+                           inference=Inference(self.views, self.crops, self.baseline_videos, self.precision,
+                                               list(self.engines)),
                            data=self.data)

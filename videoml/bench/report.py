@@ -23,6 +23,7 @@ _VERSUS = (
     ("videos_per_s", lambda r, v: f"{v:.3g} videos/s"),
     ("clips_vs_model_only", lambda r, v: f"{v:.2f} of the model alone"),
     ("speedup_vs_eager", lambda r, v: f"{v:.2f}x the eager model"),
+    ("ray_vs_local", lambda r, v: f"{v:.2f}x the local engine"),
     ("rss_growth_mb", lambda r, v: f"{v:+.1f} MB over {r.reads} reads (RSS {r.rss_mb:.0f} MB)"),
     ("bytes", lambda r, v: f"{v / 2**20:.1f} MiB"),
 )

@@ -28,7 +28,7 @@ from videoml.bench.measure import Timing
 from videoml.bench.records import Cell
 from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError, VideomlError
-from videoml.vocab import Backend, Precision, TFMode, choices
+from videoml.vocab import Backend, Engine, Precision, TFMode, choices
 
 if TYPE_CHECKING:
     from videoml.bench.diagnose import Summary
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MODEL_STAGES = ("forward", "train_step")
 READING_STAGES = ("random_clip", "open_random_clip", "test_views", "memory")
 STAGES = (*MODEL_STAGES, "decode", "transform", "h2d", "pipeline", *READING_STAGES, "infer")
-INFER_STAGES = ("model_only", "model_only_eager", "videoml_infer", "pytorchvideo_loop")
+INFER_STAGES = ("model_only", "model_only_eager", "videoml_infer", "videoml_infer_ray", "pytorchvideo_loop")
 FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
 
 
@@ -75,6 +75,9 @@ class Inference:
     baseline_videos: int = 8
     """videos the tutorial loop is timed on (it is slow)"""
     precision: Precision = "fp32"
+    engines: list[Engine] = field(default_factory=lambda: ["local"])
+    """videoml infer's engines timed: local, and ray (videoml_infer_ray: --engine ray on a Ray instance started for
+    the cell, its start not timed)"""
 
 
 @dataclass
@@ -173,8 +176,9 @@ class SuiteConfig:
         cells += [Cell(kind, backend=b, videos="short") for kind in READING_STAGES[1:] if kind in stages
                   for b in (self.reading.backends if kind != "memory" else reading)]
         cells += [Cell("infer", model=m, stage=s, batch_size=batch if s != "pytorchvideo_loop" else None, videos="web",
-                       workers=self.workers[0] if s == "videoml_infer" else None)
-                  for m in (first if "infer" in stages else []) for s in INFER_STAGES]
+                       workers=self.workers[0] if s.startswith("videoml_infer") else None)
+                  for m in (first if "infer" in stages else []) for s in INFER_STAGES
+                  if s != "videoml_infer_ray" or "ray" in self.inference.engines]
         return cells
 
 

@@ -78,12 +78,15 @@ class VideoClips(Dataset):
         return dense_clips(self.clip, timestamps, max(int(round(self.dense_step * fps)), 1))
 
     def __getitem__(self, index: int) -> VideoItem:
-        path = self.paths[index]
+        if self.current is not None:
+            info = get_worker_info()
+            self.current[info.id if info else 0] = index  # for decoded_items: who was reading what
+        return self.read(index, self.paths[index])
+
+    def read(self, index: int, path: str) -> VideoItem:
+        """The clips of the video at ``path`` (item ``index`` of a run), or the error that kept it from being read."""
         started = time.perf_counter()
         try:
-            info = get_worker_info()
-            if self.current is not None:
-                self.current[info.id if info else 0] = index  # for decoded_items: who was reading what
             with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
                                                                      bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)

@@ -52,6 +52,8 @@ class ExtractConfig(VideoRun):
     format: FeatureFormat = "npy"
     """npy: an array per video and clip set, plus the index; hdf5: also one features.h5 packed at the end"""
 
+    worker_paths = ("model", "out")
+
     def outputs(self) -> tuple[str, str | None]:
         return str(Path(self.out) / INDEX), None
 

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
@@ -33,7 +33,7 @@ from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
 from videoml.runtime import parse_device
-from videoml.vocab import Aggregate, Backend, MemoryFormat, Precision, choices
+from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, choices
 from videoml.profiling import Profile
 
 log = logging.getLogger("videoml.infer")
@@ -62,7 +62,7 @@ class VideoRun:
     batch_size: PositiveInt = 16
     """clips per model call"""
     num_workers: NonNegativeInt = 2
-    """decoding processes, 0 to decode in the main process"""
+    """decoding processes, 0 to decode in the main process (the local engine; Ray decodes on every CPU it has)"""
     backend: Backend = "pyav"
     decode_timeout: PositiveFloat | None = DEFAULT_SECONDS
     """seconds a video may take to read; a slower one is recorded as failed"""
@@ -78,6 +78,15 @@ class VideoRun:
     shard: str | None = None
     """I/N: only the I-th (from 0) of N parts of the input list, every N-th video from the I-th, for job arrays
     (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, each with its own output)"""
+    engine: Engine = "local"
+    """local: this machine (a process per device); ray: decoding as Ray tasks on the CPUs of a Ray cluster, the
+    model in Ray actors on its GPUs (pip install 'videoml[ray]'; see docs/inference.md)"""
+    ray_address: str | None = None
+    """the Ray cluster to run on (default: $RAY_ADDRESS, else a local instance started for the run)"""
+    ray_workers: PositiveInt | None = None
+    """model actors (default: one per GPU of the cluster, or one on CPUs)"""
+    ray_model_cpus: PositiveFloat = 1.0
+    """CPUs each model actor holds (its torch threads)"""
     resume: bool = False
     """go on with an existing output, skipping videos in it"""
     overwrite: bool = False
@@ -85,6 +94,8 @@ class VideoRun:
     progress: bool = True
     profile: str | None = None
     """profile the model calls into this folder (given alone: beside the output)"""
+
+    worker_paths: ClassVar[tuple[str, ...]] = ("model",)  # the paths Ray's workers open, made absolute for them
 
     def outputs(self) -> tuple[str, str | None]:
         """(the JSONL records, the CSV copy or None)."""
@@ -108,6 +119,9 @@ class VideoRun:
 
     def check(self) -> None:
         """Options that cannot work together, refused before anything runs."""
+        if self.engine == "ray" and (self.devices != ("cpu",) or self.profile is not None):
+            raise UsageError("--devices and --profile are the local engine's: with --engine ray the model runs on "
+                             "the Ray cluster's GPUs (or CPUs), --ray-workers of them")
         for device in self.devices:
             parse_device(device)  # every device exists before any work starts
         self.shard_of()
@@ -246,7 +260,7 @@ def _cat(parts: list):
     return torch.cat(parts)
 
 
-class _Batcher:
+class Batcher:
     """Packs the clips of consecutive videos into batches of ``size``; gives back videos whose clips are all scored,
     in input order."""
 
@@ -312,7 +326,7 @@ def _run_shard(config: VideoRun, paths: list[str], device: str, output: str, csv
         bar = tqdm(total=len(paths), initial=summary.skipped, unit="video", position=position,
                    disable=not config.progress, desc=device if len(config.devices) > 1 else None)
         profile = Profile(config.profile, predictor.device.type) if config.profile else None
-        batcher = _Batcher(predictor, config.batch_size, profile)
+        batcher = Batcher(predictor, config.batch_size, profile)
 
         def finish(items):
             for item in items:
@@ -356,7 +370,11 @@ def infer(config: VideoRun) -> Summary:
         raise UsageError(f"shard {config.shard} of {len(paths)} input videos holds none")
     paths = paths[index::count]
     output, csv = config.outputs()
-    if len(config.devices) == 1:
+    if config.engine == "ray":
+        from videoml.infer.ray_engine import run_ray
+
+        summary = run_ray(config, paths, output, csv)
+    elif len(config.devices) == 1:
         summary = _run_shard(config, paths, config.devices[0], output, csv)
     else:
         summary = _run_sharded(config, paths, output, csv)
