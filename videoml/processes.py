@@ -80,3 +80,12 @@ def stop_on_sigterm() -> None:
         raise Terminated(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def worker_init(_) -> None:
+    """A DataLoader worker's setup (``worker_init_fn``) for every loader of videos."""
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker: decoding is single-threaded too
+    die_with_parent()  # a killed run leaves no worker behind
+    quiet_handover_errors()  # nor a traceback when the process it hands batches to was killed

@@ -86,7 +86,7 @@ def test_a_loader_workers_failed_handover_to_a_killed_process_prints_no_tracebac
     a loader worker keeps that quiet, and any other uncaught error still prints."""
     code = textwrap.dedent("""
         import os, sys, multiprocessing
-        from videoml.data.datamodule import worker_init
+        from videoml.processes import worker_init
         worker_init(0)
         serve = ("import sys\\ndef _serve():\\n    try:\\n        raise EOFError('the reader died')\\n"
                  "    except Exception:\\n        sys.excepthook(*sys.exc_info())\\n")  # as resource_sharer does

@@ -1,9 +1,10 @@
 """The PyTorch side of the model stages: a registry model's forward and train step in an execution mode.
 
 A mode combines a memory format (``contiguous`` or ``channels_last_3d``), a precision (fp32, or bf16 / fp16
-autocast) and ``torch.compile`` (off or on), written like ``cl3d+bf16+compile``. The same model, batch and input
-(random clips at the model's canonical size, already on the device) for every mode. A train step is forward,
-cross-entropy, backward and an SGD step.
+autocast), ``optimized`` (the forward as ``videoml infer`` runs it: the fast inference graph, BatchNorm folded into
+the convolutions, :mod:`videoml.models.optimize`; a forward-only mode) and ``torch.compile`` (off or on), written
+like ``cl3d+bf16+compile``. The same model, batch and input (random clips at the model's canonical size, already on
+the device) for every mode. A train step is forward, cross-entropy, backward and an SGD step.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 
 from videoml.data.transforms import pack_pathways
 from videoml.errors import UsageError
+from videoml.models.optimize import fold_batchnorm
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
 from videoml.spec import InputSpec
@@ -26,6 +28,7 @@ class Mode:
     memory_format: str = "contiguous"
     precision: str = "fp32"
     compile: bool = False
+    optimized: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "Mode":
@@ -36,16 +39,21 @@ class Mode:
                 mode["memory_format"] = "channels_last_3d"
             elif part in choices(Precision):
                 mode["precision"] = part
-            elif part == "compile":
-                mode["compile"] = True
+            elif part in ("compile", "optimized"):
+                mode[part] = True
             elif part not in ("eager", "contiguous"):
-                raise UsageError(f"unknown mode part {part!r} in {text!r} (known: cl3d, fp32, bf16, fp16, compile)")
+                raise UsageError(f"unknown mode part {part!r} in {text!r} (known: cl3d, fp32, bf16, fp16, optimized, "
+                                 "compile)")
         return cls(**mode)
 
     @property
     def name(self) -> str:
         parts = (["cl3d"] if self.memory_format == "channels_last_3d" else []) + [self.precision]
-        return "+".join(parts + (["compile"] if self.compile else []))
+        return "+".join(parts + (["optimized"] if self.optimized else []) + (["compile"] if self.compile else []))
+
+    def measures(self, stage: str) -> bool:
+        """Whether the mode has the stage: ``optimized`` is an inference graph, with no train step."""
+        return stage == "forward" or not self.optimized
 
 
 def random_clips(spec: InputSpec, batch: int, device: str | torch.device = "cpu", dtype=torch.float32,
@@ -73,7 +81,8 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     torch.manual_seed(seed)
     memory_format = MEMORY_FORMATS[mode.memory_format]
     model = build_model(name, classes).to(device, memory_format=memory_format)
-    step_model = torch.compile(model) if mode.compile else model
+    inference = (fold_batchnorm(model) or model).to(device, memory_format=memory_format) if mode.optimized else model
+    step_model, inference = (torch.compile(model), torch.compile(inference)) if mode.compile else (model, inference)
     video = random_clips(model_input(name), batch_size, device, memory_format=memory_format)
     labels = torch.randint(0, classes, (batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -81,7 +90,7 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     def forward(clips=video):
         model.eval()
         with torch.inference_mode(), autocast(device, mode.precision):
-            step_model(clips)
+            inference(clips)
 
     def train_step(clips=video, targets=labels):
         model.train()

@@ -150,7 +150,7 @@ class SuiteConfig:
         modes = self.frameworks.get(framework, [])
         cells = [Cell("model", framework, model, mode, stage=stage, batch_size=batch)
                  for model in self.models for batch in self.batch_sizes for mode in modes
-                 for stage in MODEL_STAGES if stage in self.stages]
+                 for stage in MODEL_STAGES if stage in self.stages and _has_stage(framework, mode, stage)]
         if framework == "torch":
             cells += self._torch_only_cells()
         if "pipeline" in self.stages and modes:  # in the mode whose train step was fastest ("best")
@@ -218,3 +218,9 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
             raise VideomlError(f"the {framework} worker stopped: {reason} (results so far in {out}/runs)")
     summary = summarize_suite(out, asdict(config), ceilings)
     return summary, report.write(summary, out)
+
+
+def _has_stage(framework: str, mode: str, stage: str) -> bool:
+    from videoml.bench.model import Mode
+
+    return framework != "torch" or Mode.parse(mode).measures(stage)

@@ -215,7 +215,8 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     from torch.utils.data import DataLoader
 
     from videoml.bench.model import Mode, torch_steps
-    from videoml.data.datamodule import epoch_order, flatten_repeats, worker_init
+    from videoml.data.datamodule import epoch_order, flatten_repeats
+    from videoml.processes import worker_init
     from videoml.data.transforms import normalize
     from videoml.runtime import MEMORY_FORMATS
 

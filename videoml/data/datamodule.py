@@ -33,7 +33,7 @@ from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
-from videoml.processes import die_with_parent, quiet_handover_errors
+from videoml.processes import worker_init
 from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.data")
@@ -227,12 +227,6 @@ def flatten_repeats(items: list[Sample]) -> Sample:
         return [flat(v) for v in value] if isinstance(value, list) else value.flatten(0, 1)
 
     return Sample(*(flat(value) for value in batch))
-
-
-def worker_init(_):
-    torch.set_num_threads(1)  # one core per worker: decoding is single-threaded too
-    die_with_parent()  # a killed run leaves no worker behind
-    quiet_handover_errors()  # nor a traceback when the process it hands batches to was killed
 
 
 class VideoDataModule(L.LightningDataModule):

@@ -23,11 +23,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from videoml.data import transforms
-from videoml.data.datamodule import worker_init
 from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import time_budget
 from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
 from videoml.errors import VideoDecodeError, first_line
+from videoml.processes import worker_init
 from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.infer")

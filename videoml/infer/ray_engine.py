@@ -59,7 +59,9 @@ def connected(address: str | None):
     try:
         ray.init(address=address, logging_level=logging.ERROR, **local)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UsageError(f"cannot connect to the Ray cluster at {address}: {first_line(e)}") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE") else (" (a cluster with token authentication, Ray's default, "
+                                                           "also needs RAY_AUTH_MODE=token and its token here)")
+        raise UsageError(f"cannot connect to the Ray cluster at {address}: {first_line(e)}{hint}") from None
     try:
         yield ray
     finally:
@@ -112,7 +114,8 @@ def _dataset(ray, config, todo: list[str], card):
     return (ray.data.from_items(rows, override_num_blocks=blocks)
             .map(_decode, fn_kwargs={"clips": clips}, num_cpus=1)
             .map_batches(ModelWorker, batch_size=per_batch, compute=ray.data.ActorPoolStrategy(size=workers),
-                         fn_constructor_kwargs={"config": resolved_paths(config, *config.worker_paths), "device": "cuda" if gpus else "cpu",
+                         fn_constructor_kwargs={"config": resolved_paths(config, *config.worker_paths),
+                                                "device": "cuda" if gpus else "cpu",
                                                 "threads": max(1, int(config.ray_model_cpus))},
                          num_gpus=1 if gpus else 0, num_cpus=config.ray_model_cpus))
 
