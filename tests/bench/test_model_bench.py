@@ -10,6 +10,9 @@ from videoml.errors import UsageError
 def test_modes_parse_in_any_order():
     assert Mode.parse("bf16+cl3d+compile") == Mode("channels_last_3d", "bf16", True)
     assert Mode.parse("fp32") == Mode() and Mode.parse("cl3d").name == "cl3d+fp32"
+    optimized = Mode.parse("optimized+cl3d")  # the forward as videoml infer runs it: no train step
+    assert optimized.name == "cl3d+fp32+optimized" and optimized.measures("forward")
+    assert not optimized.measures("train_step")
     with pytest.raises(UsageError, match="unknown mode part 'fp64'"):
         Mode.parse("cl3d+fp64")
 
@@ -17,11 +20,12 @@ def test_modes_parse_in_any_order():
 @pytest.mark.slow
 def test_model_bench_times_every_model_mode_and_stage(tmp_path):
     out = tmp_path / "out"
-    result = videoml("bench", "model", "--models", "x3d_tiny", "--modes", "fp32,cl3d", "--batch-size", "2",
+    result = videoml("bench", "model", "--models", "x3d_tiny", "--modes", "fp32,cl3d,cl3d+optimized", "--batch-size", "2",
                      "--warmup", "1", "--steps", "1", "--repeats", "3", "--out", str(out), "--profile")
     assert result.returncode == 0, result.stderr[-3000:]
     names = [f"model-torch-x3d_tiny-{mode}-{stage}-b2" for mode in ("fp32", "cl3d") for stage in ("forward",
                                                                                                   "train_step")]
+    names.append("model-torch-x3d_tiny-cl3d+optimized-forward-b2")  # BatchNorm folded: a forward, no train step
     runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
     assert sorted(runs) == sorted(names)
     for run in runs.values():  # the suite's schema: every round, the statistics, the operators
@@ -29,13 +33,15 @@ def test_model_bench_times_every_model_mode_and_stage(tmp_path):
         assert len(run["samples_s"]) == 3 and stats["clips_per_s"] == pytest.approx(2 / stats["median_s"])
         assert stats["iqr_s"][0] <= stats["median_s"] <= stats["iqr_s"][1] and run["operators"]
     summary = json.loads((out / "suite.json").read_text())
-    assert summary["config"]["frameworks"] == {"torch": ["fp32", "cl3d"]} and summary["config"]["models"] == ["x3d_tiny"]
+    assert summary["config"]["frameworks"] == {"torch": ["fp32", "cl3d", "cl3d+optimized"]}
+    assert summary["config"]["models"] == ["x3d_tiny"]
     table = (out / "table.md").read_text()
     assert "| torch fp32 | " in table and "| torch cl3d | " in table and "## train_step, batch 2" in table
-    for stage in ("forward", "train_step"):  # each mode against the first, as the suite's notes say it
-        ratio = runs[f"model-torch-x3d_tiny-cl3d-{stage}-b2"]["stats"]["clips_per_s"] / \
-            runs[f"model-torch-x3d_tiny-fp32-{stage}-b2"]["stats"]["clips_per_s"]
-        assert f"x3d_tiny {stage}, batch 2, torch: cl3d {ratio:.2f}x the clips/s of fp32" in summary["notes"]
+    for stage, mode in (("forward", "cl3d"), ("forward", "cl3d+optimized"), ("train_step", "cl3d")):
+        ratio = runs[f"model-torch-x3d_tiny-{mode}-{stage}-b2"]["stats"]["clips_per_s"] / \
+            runs[f"model-torch-x3d_tiny-fp32-{stage}-b2"]["stats"]["clips_per_s"]  # each mode against the first
+        note = next(n for n in summary["notes"] if n.startswith(f"x3d_tiny {stage}, batch 2, torch: "))
+        assert f" {mode} {ratio:.2f}x" in note and note.endswith("the clips/s of fp32")
     for name in names:
         assert list((out / f"profile-{name}").glob("trace.*.json"))
 

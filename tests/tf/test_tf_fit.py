@@ -56,6 +56,12 @@ def test_too_many_bad_videos_fail_the_run_with_one_line(small_synth, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_two_pathway_models_are_refused_with_one_line(small_synth, tmp_path):
+    result = videoml(*_args(small_synth, tmp_path / "runs", "--model.model", "slowfast_r50"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "videoml tf fit: slowfast_r50 is mirrored in Keras for the benchmarks" in result.stderr
+
+
 def test_two_replicas_compute_what_one_device_does(small_synth, tmp_path):
     """MirroredStrategy on 2 logical CPUs, per-replica batch 2 and synchronized BatchNorm, against 1 device with
     the same global batch of 4: the same data order, learning rate, loss and weights after an epoch."""

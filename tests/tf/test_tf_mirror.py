@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import keras  # noqa: I001  (after videoml.tf, see conftest)
+from videoml.data.transforms import pack_pathways
 from videoml.errors import VideomlError
 from videoml.models.registry import build_model, model_input
 from videoml.tf.mirror import build_keras_model, mirror, port_weights, weight_pairs
@@ -41,17 +42,19 @@ def _channels_last(clips: torch.Tensor) -> np.ndarray:
     return clips.permute(0, 2, 3, 4, 1).numpy()
 
 
-def _eval_difference(name, frames, crop):
+def _eval_difference(name, frames, crop, relative=False):
+    """max |Keras - PyTorch| of the logits (``relative``: over the largest logit)."""
     model = _model(name).eval()
-    twin = mirror(model)
+    alpha = model_input(name).slowfast_alpha
+    twin = mirror(model, pathways=2 if alpha else 1)
     port_weights(model, twin)
-    clips = _clips(2, frames, crop)
+    clips = pack_pathways(_clips(2, frames, crop), alpha)  # SlowFast: [slow, fast]
     with torch.no_grad():
         expected = model(clips).numpy()
-    got = twin(_channels_last(clips), training=False).numpy()
+    got = twin([_channels_last(c) for c in clips] if alpha else _channels_last(clips), training=False).numpy()
     assert got.shape == expected.shape == (2, 5)
     assert np.abs(expected).max() > 0.05  # logits that depend on the weights, not a near-zero head
-    return np.abs(got - expected).max()
+    return np.abs(got - expected).max() / (np.abs(expected).max() if relative else 1.0)
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -64,6 +67,14 @@ def test_tiny_mirrors_give_the_same_logits(name):
 @pytest.mark.parametrize("name", FULL)
 def test_full_size_mirrors_give_the_same_logits(name):
     assert _eval_difference(name, *FULL[name]) <= 1e-4
+
+
+@pytest.mark.slow
+def test_the_slowfast_mirror_gives_the_same_logits():
+    """Both pathways, the lateral fast-to-slow connections and the pooled concatenation, at SlowFast-R50's canonical
+    clip (its head pools a fixed 8x7x7 / 32x7x7 window). With random BatchNorm statistics its logits reach ~100, so
+    the bound is relative to the largest."""
+    assert _eval_difference("slowfast_r50", 32, 224, relative=True) <= 1e-4
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -133,7 +144,7 @@ def test_the_weight_map_must_be_one_to_one():
 
 def test_models_without_a_mirror_are_refused_by_name():
     with pytest.raises(VideomlError, match="has no Keras mirror"):
-        build_keras_model("slowfast_r50", 4)
+        build_keras_model("mvit_base_16x4", 4)
 
 
 def test_build_keras_model_starts_from_the_pytorch_initialisation():

@@ -8,7 +8,9 @@ branch2.conv_b``), so the weight map is checked by name, one to one.
 Mirrored: PyTorchVideo's ``Net`` of ``ResNetBasicStem``, ``ResStage`` / ``ResBlock`` / ``BottleneckBlock``,
 ``Conv2plus1d``, squeeze-excitation, X3D's ``ProjectedPool`` and ``ResNetBasicHead``: the ResNet-3D family
 (slow_r50, c2d_r50, i3d_r50, csn_r101), R(2+1)D and X3D (grouped / depthwise Conv3D, SE, swish), tiny variants
-included. Multi-pathway models (SlowFast) and transformers (MViT) are not mirrored; asking for one is an error.
+included; and SlowFast's two pathways (``MultiPathWayWithFuse``, the lateral ``FuseFastToSlow`` connections,
+``PoolConcatPathway``): slowfast_r50 / r101, whose Keras twin takes ``[slow, fast]`` as the PyTorch model does.
+Transformers (MViT) are not mirrored; asking for one is an error.
 
 Exactness (see :mod:`videoml.tf.layers` for padding):
   - layout: Keras runs channels-last, (B, T, H, W, C); the PyTorch side takes (B, C, T, H, W);
@@ -29,7 +31,7 @@ import torch
 from torch import nn
 
 from videoml.errors import VideomlError
-from videoml.models.registry import build_model
+from videoml.models.registry import build_model, model_input
 from videoml.models.weights import load_weights
 from videoml.tf.layers import DepthwiseConv3D, Pad3D
 
@@ -172,7 +174,8 @@ def _register_pytorchvideo() -> None:
     from fvcore.nn.squeeze_excitation import SqueezeExcitation
     from pytorchvideo.layers.convolutions import Conv2plus1d
     from pytorchvideo.models.head import ResNetBasicHead
-    from pytorchvideo.models.net import Net
+    from pytorchvideo.models.net import MultiPathWayWithFuse, Net
+    from pytorchvideo.models.slowfast import FuseFastToSlow, PoolConcatPathway
     from pytorchvideo.models.resnet import BottleneckBlock, ResBlock, ResStage, _trivial_sum
     from pytorchvideo.models.stem import ResNetBasicStem
     from pytorchvideo.models.x3d import ProjectedPool
@@ -223,6 +226,25 @@ def _register_pytorchvideo() -> None:
     def _projected_pool(pool, x, name):
         return _child(pool, x, name, "pre_conv", "pre_norm", "pre_act", "pool", "post_conv", "post_norm", "post_act")
 
+    @_mirrors(MultiPathWayWithFuse)
+    def _multipathway(block, x, name):
+        x = [_layer(b, x[i], f"{name}.multipathway_blocks.{i}") for i, b in enumerate(block.multipathway_blocks)]
+        return _child(block, x, name, "multipathway_fusion")
+
+    @_mirrors(FuseFastToSlow)
+    def _fuse_fast_to_slow(fuse, x, name):
+        """The lateral connection: the fast pathway, convolved to the slow one's frame rate, joins its channels."""
+        slow, fast = x
+        lateral = _child(fuse, fast, name, "conv_fast_to_slow", "norm", "activation")
+        return [keras.layers.Concatenate(axis=-1, name=f"{name}.concat")([slow, lateral]), fast]
+
+    @_mirrors(PoolConcatPathway)
+    def _pool_concat(pool, x, name):
+        if pool.retain_list:
+            raise VideomlError(f"{name}: PoolConcatPathway with retain_list is not mirrored")
+        pooled = [_layer(p, x[i], f"{name}.pool.{i}") for i, p in enumerate(pool.pool)] if pool.pool else x
+        return keras.layers.Concatenate(axis=-1, name=f"{name}.concat")(pooled)
+
     @_mirrors(ResNetBasicHead)
     def _head(head, x, name):
         x = _child(head, x, name, "pool", "dropout", "proj", "activation", "output_pool")
@@ -232,13 +254,18 @@ def _register_pytorchvideo() -> None:
 _register_pytorchvideo()
 
 
-def mirror(model: nn.Module, name: str = "model", synchronized_batchnorm: bool = False) -> keras.Model:
+def mirror(model: nn.Module, name: str = "model", synchronized_batchnorm: bool = False,
+           pathways: int = 1) -> keras.Model:
     """A Keras model computing what ``model`` computes, on channels-last clips (B, T, H, W, 3), any clip size the
-    PyTorch model takes. Its weights are Keras' initial ones: :func:`port_weights` copies the PyTorch ones.
+    PyTorch model takes (``pathways=2``: SlowFast's ``[slow, fast]``). Its weights are Keras' initial ones:
+    :func:`port_weights` copies the PyTorch ones.
 
     ``synchronized_batchnorm``: batch statistics over all replicas of a distribution strategy (the counterpart of
     PyTorch's SyncBatchNorm); Keras reads the flag when the layer runs."""
-    clips = keras.Input(shape=(None, None, None, 3), name="clips")
+    if pathways == 1:
+        clips = keras.Input(shape=(None, None, None, 3), name="clips")
+    else:
+        clips = [keras.Input(shape=(None, None, None, 3), name=n) for n in ("slow", "fast")[:pathways]]
     twin = keras.Model(clips, _layer(model, clips, ""), name=name)
     for layer in twin.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -256,7 +283,8 @@ def build_keras_model(name: str, num_classes: int, weights: str | None = None, s
     source = build_model(name, num_classes, **options)
     if weights:
         load_weights(source, weights)
-    model = mirror(source, name=name, synchronized_batchnorm=synchronized_batchnorm)
+    model = mirror(source, name=name, synchronized_batchnorm=synchronized_batchnorm,
+                   pathways=2 if model_input(name).slowfast_alpha else 1)
     port_weights(source, model)
     return model
 
