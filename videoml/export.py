@@ -11,7 +11,9 @@ Formats (file suffix in brackets):
   ``onnx``               [.onnx] ``torch.onnx.export(dynamo=True)``, opset 18 by default, dynamic batch.
 SlowFast's two-pathway input becomes a list argument (TorchScript, pt2) or two inputs ``slow`` and ``fast`` (ONNX).
 With ``features`` (``--features LAYER``), the file outputs that layer's embeddings instead of the logits
-(:mod:`videoml.models.features`), for ``videoml extract``; its card says which.
+(:mod:`videoml.models.features`), for ``videoml extract``; its card says which. With ``optimize`` (``--optimize``),
+the file holds the fast inference graph (:mod:`videoml.models.optimize`: BatchNorm folded into the convolutions),
+checked like any export against the model as trained; its card says so.
 
 Every file carries the model card (classes, input, views) and is checked before ``export`` returns: a fresh Python
 process that cannot import videoml nor PyTorchVideo loads it (TorchScript and pt2 with torch, ONNX with ONNX Runtime)
@@ -184,19 +186,25 @@ class Exporter:
     against, so exporting to several formats loads, decodes and runs it once."""
 
     def __init__(self, checkpoint: str | os.PathLike, sample_video: str | None = None, batch: int = 2,
-                 features: str | None = None):
-        self.model, self.card = load_trained(checkpoint)
-        if features is not None:  # the file outputs the layer's embeddings (``videoml extract`` reads it)
-            from videoml.models.features import FeatureModel
+                 features: str | None = None, optimize: bool = False):
+        from videoml.models.features import HEAD, FeatureModel
+        from videoml.models.optimize import fold_batchnorm
 
-            self.model = FeatureModel(self.model, features).eval()
-            self.card = dataclasses.replace(self.card, features=features)
-        self.batch = batch
+        model, self.card = load_trained(checkpoint)
+        fast = fold_batchnorm(model) if optimize else model
+        if fast is None or (optimize and features not in (None, HEAD)):
+            raise UsageError(f"{checkpoint}: no fast inference graph for this export (a named block's features need "
+                             "the model's own modules; or torch.fx cannot trace it): export it without --optimize")
+        if features is not None:  # the file outputs the layer's embeddings (``videoml extract`` reads it)
+            model = FeatureModel(model, features).eval()
+            fast = FeatureModel(fast, features).eval() if optimize else model
+        self.card = dataclasses.replace(self.card, features=features, optimized=optimize)
+        self.model, self.batch = fast, batch  # exported: the fast graph (optimize) or the model
         self.clips = sample_clips(self.card, sample_video, batch + 1)
         clips = self.clips
         self.example = [c[:batch] for c in clips] if isinstance(clips, list) else clips[:batch]
         with torch.inference_mode():
-            self.eager = self.model(clips)
+            self.eager = model(clips)  # what every file is checked against: the model as trained
 
     def export(self, fmt: str, out: str | os.PathLike, opset: int = DEFAULT_OPSET) -> ExportReport:
         """Export to ``output_path(fmt, out)`` and verify the file (deleted when it fails)."""

@@ -51,6 +51,23 @@ def test_infer_runs_exported_models_like_the_checkpoint(exported, checkpoint, sm
             assert [t["score"] for t in a["top_k"]] == pytest.approx([t["score"] for t in b["top_k"]], abs=1e-4)
 
 
+@pytest.mark.slow
+def test_export_optimize_writes_the_folded_graph_checked_against_the_model(exported, checkpoint, small_synth,
+                                                                           tmp_path):
+    sample = small_synth.root / small_synth.split_file("val").read_text().split()[0]
+    result = videoml("export", str(checkpoint), "-f", "pt2", "-o", str(tmp_path), "--sample", str(sample),
+                     "--optimize")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [report] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert report["max_abs_diff"] < 1e-3  # against the model as trained, in a fresh process
+    operators = {name: {str(n.target) for n in torch.export.load(folder / "model.pt2").graph.nodes}
+                 for name, folder in (("plain", exported[0]), ("optimized", tmp_path))}
+    assert any("batch_norm" in op for op in operators["plain"])
+    assert not any("batch_norm" in op for op in operators["optimized"])  # folded into the convolutions
+    assert load_predictor(tmp_path / "model.pt2").card.optimized
+    assert not load_predictor(exported[0] / "model.pt2").card.optimized
+
+
 def test_verification_rejects_outputs_that_differ(tmp_path):
     # an identity module checked against "eager" logits one more than its output: off by exactly 1
     path = tmp_path / "double.ts"

@@ -12,18 +12,21 @@ from videoml.models.registry import build_model, model_input
 from videoml.models.weights import ModelCard, save_checkpoint
 
 
-@pytest.fixture(scope="module", params=["x3d_tiny", "slow_tiny", "r2plus1d_tiny"])
-def trained(request, tmp_path_factory):
+def _checkpoint(name, folder):
     torch.manual_seed(0)
-    model = build_model(request.param, 4).eval()
+    model = build_model(name, 4).eval()
     for module in model.modules():  # BatchNorm statistics as training leaves them, not the identity of a new model
         if isinstance(module, torch.nn.BatchNorm3d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
-    card = ModelCard(request.param, ("a", "b", "c", "d"), model_input(request.param), views=3)
-    path = tmp_path_factory.mktemp("model") / "model.ckpt"
-    save_checkpoint(model, card, path)
-    return path, card
+    card = ModelCard(name, ("a", "b", "c", "d"), model_input(name), views=3)
+    save_checkpoint(model, card, folder / "model.ckpt")
+    return folder / "model.ckpt", card
+
+
+@pytest.fixture(scope="module", params=["x3d_tiny", "slow_tiny", "r2plus1d_tiny"])
+def trained(request, tmp_path_factory):
+    return _checkpoint(request.param, tmp_path_factory.mktemp("model"))
 
 
 def _clips(card, small_synth):
@@ -57,3 +60,32 @@ def test_a_fast_graph_that_differs_is_dropped_with_one_warning(trained, small_sy
     torch.testing.assert_close(outputs, load_predictor(path, optimize=False)(clips))
     assert fast.forward is not None and fast.reference is None
     torch.testing.assert_close(fast(clips), outputs)  # the model as it is, from then on
+
+
+@pytest.mark.slow
+def test_the_compiled_graph_gives_the_models_outputs(small_synth, tmp_path):
+    path, card = _checkpoint("x3d_tiny", tmp_path)
+    clips = _clips(card, small_synth)
+    expected = load_predictor(path, optimize=False)(clips)
+    compiled = load_predictor(path, compile=True)  # folded, then compiled by Inductor with frozen weights
+    assert type(compiled.forward).__name__ == "OptimizedModule"
+    torch.testing.assert_close(compiled(clips), expected, atol=1e-4 * float(expected.abs().max()), rtol=0)
+    assert compiled.forward is not compiled.reference and compiled.reference is None  # verified, kept
+
+
+def test_a_fast_graph_that_fails_is_dropped_with_one_warning(small_synth, tmp_path, caplog, monkeypatch):
+    def broken(model):  # as torch.compile fails on a machine without a C++ compiler: on the first call
+        def forward(video):
+            raise RuntimeError("InductorError: no working C++ compiler found\nmore lines")
+        return forward
+
+    monkeypatch.setattr("videoml.infer.predictor.compiled", broken)
+    path, card = _checkpoint("x3d_tiny", tmp_path)
+    predictor, clips = load_predictor(path, compile=True), _clips(card, small_synth)
+    with caplog.at_level(logging.WARNING, logger="videoml.infer"):
+        outputs = predictor(clips)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the fast inference graph failed on the first batch (RuntimeError: InductorError: no working C++ compiler "
+        "found); running the model as it is"]
+    torch.testing.assert_close(outputs, load_predictor(path, optimize=False)(clips))
+    torch.testing.assert_close(predictor(clips), outputs)  # the model as it is, from then on

@@ -2,7 +2,8 @@
 
 A mode combines a memory format (``contiguous`` or ``channels_last_3d``), a precision (fp32, or bf16 / fp16
 autocast), ``optimized`` (the forward as ``videoml infer`` runs it: the fast inference graph, BatchNorm folded into
-the convolutions, :mod:`videoml.models.optimize`; a forward-only mode) and ``torch.compile`` (off or on), written
+the convolutions, :mod:`videoml.models.optimize`; a forward-only mode) and ``torch.compile`` (off or on; with
+``optimized``, as ``videoml infer --compile`` compiles: weights frozen), written
 like ``cl3d+bf16+compile``. The same model, batch and input (random clips at the model's canonical size, already on
 the device) for every mode. A train step is forward, cross-entropy, backward and an SGD step.
 """
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from videoml.data.transforms import pack_pathways
 from videoml.errors import UsageError
-from videoml.models.optimize import fold_batchnorm
+from videoml.models.optimize import compiled, fold_batchnorm
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
 from videoml.spec import InputSpec
@@ -82,7 +83,10 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     memory_format = MEMORY_FORMATS[mode.memory_format]
     model = build_model(name, classes).to(device, memory_format=memory_format)
     inference = (fold_batchnorm(model) or model).to(device, memory_format=memory_format) if mode.optimized else model
-    step_model, inference = (torch.compile(model), torch.compile(inference)) if mode.compile else (model, inference)
+    if mode.compile:  # an optimized forward compiles as ``videoml infer --compile`` does: weights frozen
+        step_model, inference = torch.compile(model), compiled(inference) if mode.optimized else torch.compile(model)
+    else:
+        step_model = model
     video = random_clips(model_input(name), batch_size, device, memory_format=memory_format)
     labels = torch.randint(0, classes, (batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

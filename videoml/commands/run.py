@@ -48,7 +48,7 @@ def _run_videos(options: VideoRun) -> int:
 
 def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str = "export",
            sample: str | None = None, opset: int | None = None, batch: PositiveInt = 2,
-           features: str | None = None) -> int:
+           features: str | None = None, optimize: bool = False) -> int:
     """Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: its logits on
     real decoded clips must match eager PyTorch's (see docs/inference.md).
 
@@ -61,6 +61,8 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         batch: example batch to export with.
         features: export the embeddings of this layer instead of the logits, for videoml extract ('head': the
             classifier's input; or a block's name, its output pooled).
+        optimize: export the fast inference graph (BatchNorm folded into the convolutions), checked against the
+            model as trained like every export.
     """
     from videoml.export import DEFAULT_OPSET, FORMATS, Exporter, output_path, report_json
 
@@ -70,7 +72,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         raise UsageError("several formats need --out to be a folder")
     for fmt in chosen:
         output_path(fmt, out)  # a wrong name fails before the model is loaded
-    exporter = Exporter(checkpoint, sample_video=sample, batch=batch, features=features)
+    exporter = Exporter(checkpoint, sample_video=sample, batch=batch, features=features, optimize=optimize)
     failed = 0
     for fmt in chosen:
         try:

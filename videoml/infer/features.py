@@ -63,7 +63,7 @@ class ExtractConfig(VideoRun):
 
     def load(self, device: str) -> Predictor:
         return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "",
-                              optimize=self.optimize)
+                              optimize=self.optimize, compile=self.compile)
 
     def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
         name = feature_name(item.path)

@@ -21,7 +21,7 @@ import torch
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.features import HEAD, FeatureModel
-from videoml.models.optimize import RTOL, fold_batchnorm
+from videoml.models.optimize import RTOL, compiled, fold_batchnorm
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
 from videoml.runtime import autocast, memory_format_for, parse_device
@@ -65,15 +65,21 @@ class Predictor:
     def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         video = self.prepare(video)
         with autocast(self.device, self.precision):
-            outputs = self.forward(video)
-            if self.reference is not None:
-                outputs = self._verified(video, outputs)
+            outputs = self.forward(video) if self.reference is None else self._verified(video)
         return outputs.float().cpu()
 
-    def _verified(self, video, outputs: torch.Tensor) -> torch.Tensor:
-        """The optimised model's first outputs, checked against the eager model's on the same clips; on a
-        difference over ``RTOL`` of the largest output, a one-line warning and the eager model from then on."""
+    def _verified(self, video) -> torch.Tensor:
+        """The optimised model's first outputs, checked against the eager model's on the same clips; when it fails
+        (torch.compile without a C++ compiler, an operator it lacks) or differs by over ``RTOL`` of the largest
+        output, a one-line warning and the eager model from then on."""
         expected, reference, self.reference = self.reference(video), self.reference, None
+        try:
+            outputs = self.forward(video)
+        except Exception as e:  # torch.compile raises many types, from its compiler and its operators
+            log.warning("the fast inference graph failed on the first batch (%s: %s); running the model as it is",
+                        type(e).__name__, first_line(e))
+            self.forward = reference
+            return expected
         difference = float((outputs.float() - expected.float()).abs().max())
         if difference <= RTOL * max(float(expected.float().abs().max()), 1e-12):
             return outputs
@@ -85,19 +91,21 @@ class Predictor:
 
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
                    memory_format: MemoryFormat = "auto", features: str | None = None,
-                   optimize: bool | None = None) -> Predictor:
+                   optimize: bool | None = None, compile: bool = False) -> Predictor:
     """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".
     ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; ``""``: the
     classifier's input, or an export's own layer); an exported model gives what it was exported to give (``videoml
     export --features``). ``optimize``: run a checkpoint's or published model's fast inference graph
-    (:mod:`videoml.models.optimize`), verified on the first call; None: on the CPU, where it was measured to win."""
+    (:mod:`videoml.models.optimize`), verified on the first call; None: on the CPU, where it was measured to win
+    (for an ONNX model: ONNX Runtime's graph optimisations). ``compile``: also ``torch.compile`` it (weights frozen),
+    compiled and verified on the first call."""
     path = str(path)
     kind = model_kind(path)
     if not os.path.isfile(path) and kind != "zoo":
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
     if kind in ("checkpoint", "zoo"):
-        return _model_predictor(path, kind, device, precision, memory_format, features, optimize)
+        return _model_predictor(path, kind, device, precision, memory_format, features, optimize, compile)
     if kind == "torchscript":
         extra = {METADATA_KEY: ""}
         try:
@@ -116,15 +124,15 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
         card = _card(extra[METADATA_KEY], path)
         forward = program.module().to(device)
     else:
-        forward, card = _onnx_session(path)
+        forward, card = _onnx_session(path, optimize is not False)  # (ONNX Runtime runs on the CPU)
     _check_outputs(card, features, path)
     return Predictor(forward, card, kind, device, precision, memory_format_for(memory_format, None, device.type))
 
 
 def _model_predictor(path: str, kind: str, device: torch.device, precision: Precision, memory_format: MemoryFormat,
-                     features: str | None, optimize: bool | None) -> Predictor:
-    """A checkpoint's or published weights' model, as it is or (``optimize``) as its fast inference graph. A named
-    block's features need the model's own modules (their hooks), so they always run it as it is."""
+                     features: str | None, optimize: bool | None, compile: bool) -> Predictor:
+    """A checkpoint's or published weights' model, as it is or (``optimize``) as its fast inference graph, compiled
+    or not. A named block's features need the model's own modules (their hooks), so they are never folded."""
     model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
     layout = memory_format_for(memory_format, model, device.type)
     model = model.to(device, memory_format=layout)
@@ -134,9 +142,12 @@ def _model_predictor(path: str, kind: str, device: torch.device, precision: Prec
     if features is not None:
         model = FeatureModel(model, features or HEAD).eval()
         fast = FeatureModel(fast).eval() if fast is not None else None
+    fast = fast.to(device, memory_format=layout) if fast is not None else None
+    if compile:
+        fast = compiled(fast if fast is not None else model)
     if fast is None:
         return Predictor(model, card, kind, device, precision, layout)
-    return Predictor(fast.to(device, memory_format=layout), card, kind, device, precision, layout, reference=model)
+    return Predictor(fast, card, kind, device, precision, layout, reference=model)
 
 
 def _check_outputs(card: ModelCard, features: str | None, path: str) -> None:
@@ -158,15 +169,22 @@ def _card(text: str | bytes, path: str) -> ModelCard:
     return ModelCard.from_json(text, path)
 
 
-def _onnx_session(path: str) -> tuple[Callable, ModelCard]:
+def _onnx_session(path: str, optimize: bool) -> tuple[Callable, ModelCard]:
+    """An ONNX Runtime session on the CPU: its graph optimisations (constant folding, BatchNorm folded into the
+    convolutions, node fusions) with ``optimize``, none without; as many threads as torch's (``torch.set_num_threads``
+    or ``OMP_NUM_THREADS`` set both)."""
     try:
         import onnx
         import onnxruntime
     except ImportError:
         raise VideomlError("running ONNX models needs onnx and onnxruntime: pip install 'videoml[onnx]'") from None
+    options = onnxruntime.SessionOptions()
+    levels = onnxruntime.GraphOptimizationLevel
+    options.graph_optimization_level = levels.ORT_ENABLE_ALL if optimize else levels.ORT_DISABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
     try:
         meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnx / onnxruntime raise their own types for files they cannot read
         raise VideomlError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {first_line(e)})") from None
     card = _card(meta.get(METADATA_KEY, ""), path)

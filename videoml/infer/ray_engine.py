@@ -140,7 +140,7 @@ def run_ray(config, paths: list[str], output: str, csv: str | None):
                     writer.write(record)
                     _count(summary, record)
                     bar.update()
-            except ray.exceptions.RayError as e:
+            except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
                 raise VideomlError(f"the Ray run stopped: {first_line(e)}; what was written is kept: run again with "
                                    f"--resume to finish {output}") from None
     summary.seconds = time.perf_counter() - started

@@ -75,6 +75,9 @@ class VideoRun:
     optimize: bool | None = None
     """run a checkpoint's (or zoo model's) fast inference graph, BatchNorm folded into the convolutions, checked
     against the model on the first batch (default: on the CPU, where it was measured to win)"""
+    compile: bool = False
+    """also torch.compile the model for inference (Inductor, weights frozen; compiled on the first batch, which takes
+    minutes for a large model on a CPU, and checked against the model as --optimize is)"""
     shard: str | None = None
     """I/N: only the I-th (from 0) of N parts of the input list, every N-th video from the I-th, for job arrays
     (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, each with its own output)"""
@@ -102,7 +105,8 @@ class VideoRun:
         raise NotImplementedError
 
     def load(self, device: str) -> Predictor:
-        return load_predictor(self.model, device, self.precision, self.memory_format, optimize=self.optimize)
+        return load_predictor(self.model, device, self.precision, self.memory_format, optimize=self.optimize,
+                              compile=self.compile)
 
     def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
         """The record of a video whose clips the model has run on (``outputs``: one row per clip and crop)."""

@@ -1,10 +1,10 @@
-"""A model's fast inference graph: every BatchNorm folded into the convolution before it.
+"""A model's fast inference graph: every BatchNorm folded into the convolution before it, and optionally compiled.
 
 In eval mode a BatchNorm after a convolution is an affine map per channel, which folds exactly into the
 convolution's weights and bias: one pass over the activations instead of two. ``torch.fx``'s conv-bn fusion does the
 folding on the traced graph (PyTorchVideo's CNNs trace; a model that does not, such as one with data-dependent
-control flow, stays as it is). The result is checked against the eager model on real clips before it is used (see
-:class:`videoml.infer.predictor.Predictor`).
+control flow, stays as it is). :func:`compiled` adds ``torch.compile`` with the weights frozen. The result is checked
+against the eager model on real clips before it is used (see :class:`videoml.infer.predictor.Predictor`).
 """
 
 from __future__ import annotations
@@ -29,3 +29,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module | None:
         log.warning("%s: no fast inference graph (%s: %s); running it as it is", type(model).__name__,
                     type(e).__name__, first_line(e))
         return None
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile`` for inference with frozen weights: Inductor's ``freezing`` takes the parameters as constants
+    (folded into the graph, laid out for the kernels), as PyTorch recommends for CPU inference. The setting is
+    Inductor's, process-wide; it applies to graphs compiled under ``torch.no_grad`` / ``inference_mode`` only."""
+    import torch._inductor.config
+
+    torch._inductor.config.freezing = True
+    return torch.compile(model)

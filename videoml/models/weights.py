@@ -32,6 +32,7 @@ class ModelCard:
     views: int = 1  # temporal views x spatial crops the model was evaluated with (defaults for inference)
     crops: int = 1
     features: str | None = None  # an export of embeddings: the layer they are of (videoml.models.features); else logits
+    optimized: bool = False  # an export of the fast inference graph (BatchNorm folded, videoml.models.optimize)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
