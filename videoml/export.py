@@ -191,8 +191,10 @@ class Exporter:
         from videoml.models.optimize import fold_batchnorm
 
         model, self.card = load_trained(checkpoint)
-        fast = fold_batchnorm(model) if optimize else model
-        if fast is None or (optimize and features not in (None, HEAD)):
+        fast = model
+        if optimize:  # a named block's features need the model's own modules: no folded graph for them
+            fast = fold_batchnorm(model) if features in (None, HEAD) else None
+        if fast is None:
             raise UsageError(f"{checkpoint}: no fast inference graph for this export (a named block's features need "
                              "the model's own modules; or torch.fx cannot trace it): export it without --optimize")
         if features is not None:  # the file outputs the layer's embeddings (``videoml extract`` reads it)

@@ -82,11 +82,10 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     torch.manual_seed(seed)
     memory_format = MEMORY_FORMATS[mode.memory_format]
     model = build_model(name, classes).to(device, memory_format=memory_format)
-    inference = (fold_batchnorm(model) or model).to(device, memory_format=memory_format) if mode.optimized else model
-    if mode.compile:  # an optimized forward compiles as ``videoml infer --compile`` does: weights frozen
-        step_model, inference = torch.compile(model), compiled(inference) if mode.optimized else torch.compile(model)
-    else:
-        step_model = model
+    step_model = inference = torch.compile(model) if mode.compile else model
+    if mode.optimized:  # the forward as ``videoml infer`` runs it (--compile: compiled with the weights frozen)
+        inference = (fold_batchnorm(model) or model).to(device, memory_format=memory_format)
+        inference = compiled(inference) if mode.compile else inference
     video = random_clips(model_input(name), batch_size, device, memory_format=memory_format)
     labels = torch.randint(0, classes, (batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import videoml.tf  # noqa: F401  (before keras / tensorflow)
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from videoml.data.transforms import slow_frames  # noqa: E402
 from videoml.vocab import TFMode, check  # noqa: E402
 from videoml.models.registry import model_input  # noqa: E402
 from videoml.tf.mirror import build_keras_model  # noqa: E402
@@ -49,8 +49,7 @@ def tf_steps(name: str, mode: str, batch_size: int, classes: int, seed: int = 0,
     generator = tf.random.Generator.from_seed(seed)
     video = generator.normal((batch_size, spec.frames, spec.crop, spec.crop, 3))
     if spec.slowfast_alpha:  # [slow, fast] as the PyTorch side's random_clips gives: the same frames (pack_pathways)
-        slow = np.linspace(0, spec.frames - 1, max(spec.frames // spec.slowfast_alpha, 1)).astype(np.int64)
-        video = [tf.gather(video, slow, axis=1), video]
+        video = [tf.gather(video, slow_frames(spec.frames, spec.slowfast_alpha).numpy(), axis=1), video]
     labels = generator.uniform((batch_size,), 0, classes, dtype=tf.int32)
     forward = compiled(lambda: model(video, training=False), mode)
     train_step = make_train_step(model, mode)

@@ -83,9 +83,12 @@ def pack_pathways(clip: torch.Tensor, alpha: int | None) -> torch.Tensor | list[
     PackPathway rule: evenly spaced indices). Other models: the clip itself. ``clip`` is (..., C, T, H, W)."""
     if not alpha:
         return clip
-    frames = clip.shape[-3]
-    slow = torch.linspace(0, frames - 1, max(frames // alpha, 1), device=clip.device).long()
-    return [clip.index_select(-3, slow), clip]
+    return [clip.index_select(-3, slow_frames(clip.shape[-3], alpha).to(clip.device)), clip]
+
+
+def slow_frames(frames: int, alpha: int) -> torch.Tensor:
+    """The frames of a ``frames``-long clip that SlowFast's slow pathway takes (PackPathway's evenly spaced rule)."""
+    return torch.linspace(0, frames - 1, max(frames // alpha, 1)).long()
 
 
 def normalize(video: torch.Tensor | list[torch.Tensor], mean, std,

@@ -29,8 +29,6 @@ from videoml.errors import UsageError, VideomlError, first_line
 from videoml.infer.clips import VideoClips
 from videoml.infer.results import ResultWriter, result_key
 
-log = logging.getLogger("videoml.infer")
-
 
 def ray_module():
     """Ray, or a one-line error saying how to install it."""
@@ -103,8 +101,9 @@ def _dataset(ray, config, todo: list[str], card):
     per_batch = max(1, config.batch_size // (views * crops)) if config.dense is None else 1  # videos per model batch
     clips = VideoClips([], card.input, views=views, crops=crops, dense_step=config.dense, backend=config.backend,
                        decode_timeout=config.decode_timeout)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    workers = config.ray_workers or gpus or max(1, int(ray.cluster_resources().get("CPU", 1) // config.ray_model_cpus))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    workers = config.ray_workers or gpus or max(1, int(resources.get("CPU", 1) // config.ray_model_cpus))
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False  # the driver's own bar counts videos
@@ -138,22 +137,13 @@ def run_ray(config, paths: list[str], output: str, csv: str | None):
                         continue  # a retried task's second copy
                     written.add(result_key(record["path"]))
                     writer.write(record)
-                    _count(summary, record)
+                    summary.add(record)
                     bar.update()
             except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
                 raise VideomlError(f"the Ray run stopped: {first_line(e)}; what was written is kept: run again with "
                                    f"--resume to finish {output}") from None
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _count(summary, record: dict) -> None:
-    if record["status"] == "ok":
-        summary.done += 1
-        summary.clips += record["clips"]
-    else:
-        log.warning("%s", record["error"])
-        summary.failed += 1
 
 
 def resolved_paths(config, *fields: str):

@@ -213,6 +213,15 @@ class Summary:
     seconds: float = 0.0
     message: str | None = None  # what the kind of run has to add (e.g. infer's report)
 
+    def add(self, record: dict) -> None:
+        """Count a video's record; a failed video's error is also logged, one line."""
+        if record["status"] == "ok":
+            self.done += 1
+            self.clips += record["clips"]
+        else:
+            log.warning("%s", record["error"])
+            self.failed += 1
+
     def line(self) -> str:
         rate = self.done / self.seconds if self.seconds else 0.0
         clip_rate = self.clips / self.seconds if self.seconds else 0.0
@@ -332,20 +341,19 @@ def _run_shard(config: VideoRun, paths: list[str], device: str, output: str, csv
         profile = Profile(config.profile, predictor.device.type) if config.profile else None
         batcher = Batcher(predictor, config.batch_size, profile)
 
+        def write(record: dict) -> None:
+            writer.write(record)
+            summary.add(record)
+            bar.update()
+
         def finish(items):
             for item in items:
-                writer.write(config.record(item, torch.cat(item.outputs), predictor))
-                summary.done += 1
-                summary.clips += item.clips
-                bar.update()
+                write(config.record(item, torch.cat(item.outputs), predictor))
 
         with profile or contextlib.nullcontext():
             for item in items:
                 if item.error:
-                    log.warning("%s", item.error)
-                    writer.write(config.error_record(item.path, item.error))
-                    summary.failed += 1
-                    bar.update()
+                    write(config.error_record(item.path, item.error))
                     continue
                 batcher.add(item)
                 finish(batcher.ready())
