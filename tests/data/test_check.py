@@ -37,13 +37,14 @@ def test_check_cli_table_and_jsonl_and_exit_status(corpus, tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     by_path = {r["path"]: r for r in records}
     assert by_path[str(corpus["h264"])]["ok"]
-    assert by_path[str(empty)] == {"path": str(empty), "ok": False, "error": "empty file (0 bytes)", "bytes": 0}
+    assert by_path[str(empty)] == {"path": str(empty), "status": "bad", "ok": False, "error": "empty file (0 bytes)",
+                                   "bytes": 0}
     truncated = by_path[str(cut)]  # found in the folder; what it holds decodes, but its header promised 60 frames
-    assert truncated["ok"] and truncated["header_frames"] == 60 and truncated["frames"] < 60
+    assert truncated["ok"] and truncated["status"] == "warn" and truncated["header_frames"] == 60 and truncated["frames"] < 60
     assert f"header claims 60 frames, the file holds {truncated['frames']} (truncated?)" in truncated["warning"]
     # its last packet is cut: FFmpeg shows a damaged picture, reported (and replaced when read with "nearest")
     assert truncated["damaged_frames"] == [truncated["frames"] - 1] and not truncated["random_access"]
-    assert "2 of 3 files ok, 1 bad" in result.stderr
+    assert "3 files: 1 ok, 1 warn, 1 bad" in result.stderr
 
 
 def test_find_videos_expands_folders_and_patterns(tmp_path):

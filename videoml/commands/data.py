@@ -41,8 +41,9 @@ def synth(dataset: SynthConfig, out: str = "data/synth", num_workers: PositiveIn
 
 def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output: str | None = None,
           num_workers: PositiveInt = WORKERS, timeout: PositiveFloat = DEFAULT_SECONDS) -> int:
-    """For every file: decodable or not, codec, size, frames that really decode vs the header's count, fps from the
-    time stamps, key frame spacing. Exit status 1 when any file is bad.
+    """For every file: ok, warn (it reads, with something to act on) or bad (it does not), codec, size, frames that
+    really decode vs the header's count, fps from the time stamps, key frame spacing. Exit status 1 when any file is
+    bad.
 
     Args:
         paths: video files, folders (searched recursively) or glob patterns.
@@ -53,24 +54,24 @@ def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output:
     """
     from tqdm.auto import tqdm
 
-    from videoml.data.check import TABLE_HEADER, check_videos, format_row
+    from videoml.data.check import TABLE_HEADER, check_videos, format_row, summary
     from videoml.data.files import find_videos
 
     found = find_videos(paths)
     out = open(output, "w") if output else sys.stdout
-    bad = 0
+    records = []
     try:
         if format == "table":
             print(TABLE_HEADER, file=out)
-        records = check_videos(found, num_workers, timeout)
-        for record in tqdm(records, total=len(found), unit="file", disable=not sys.stderr.isatty()):
-            bad += not record["ok"]
+        for record in tqdm(check_videos(found, num_workers, timeout), total=len(found), unit="file",
+                           disable=not sys.stderr.isatty()):
+            records.append(record)
             print(json.dumps(record) if format == "jsonl" else format_row(record), file=out, flush=True)
     finally:
         if output:
             out.close()
-    print(f"{len(found) - bad} of {len(found)} files ok" + (f", {bad} bad" if bad else ""), file=sys.stderr)
-    return 1 if bad else 0
+    print(summary(records), file=sys.stderr)
+    return 1 if any(r["status"] == "bad" for r in records) else 0
 
 
 def prepare(src: str, dst: str, settings: PrepareConfig, num_workers: PositiveInt = WORKERS,

@@ -14,11 +14,12 @@ from videoml.errors import VideoDecodeError, first_line
 
 
 def check_video(path: str | os.PathLike, timeout: float | None = DEFAULT_SECONDS) -> dict:
-    """One record: ``ok`` is True when the file opens and every frame of its index decodes. ``warning`` says what a
-    user should know before training on it: damaged pictures (replaced when read with ``bad_frames="nearest"``), a
-    header promising more frames than the file holds, time stamps that do not give the decoder's order (the file
-    was numbered by a decode pass; ``numbering`` and ``notes`` say how and why), packed B-frames."""
-    record = {"path": str(path), "ok": False, "error": None}
+    """One record. ``status`` is "ok" (the file opens and every frame of its index decodes, however its frames had to
+    be numbered: ``numbering`` and ``notes`` say how and why), "warn" (it reads, but ``warning`` says what a user
+    should act on before training on it: damaged pictures, replaced when read with ``bad_frames="nearest"``; a
+    header promising more frames than the file holds; frames reachable only by decoding from the start, which
+    ``videoml data prepare`` fixes) or "bad" (``error`` says why it cannot be read). ``ok`` is False only for bad."""
+    record = {"path": str(path), "status": "bad", "ok": False, "error": None}
     try:
         with time_budget(timeout, path):
             _check(path, record)
@@ -46,8 +47,7 @@ def _check(path, record: dict) -> None:
         record["error"] = f"{len(unreached)} of {index.num_frames} frames cannot be decoded (first: {unreached[0]})"
     record["ok"] = not unreached
     record["warning"] = "; ".join(_warnings(index, damaged)) or None
-
-
+    record["status"] = "bad" if unreached else "warn" if record["warning"] else "ok"
 
 
 def _describe(index) -> dict:
@@ -69,8 +69,9 @@ def _warnings(index, damaged: list[int]) -> list[str]:
         out.append(f"{len(damaged)} of {index.num_frames} pictures are damaged (first: {damaged[0]})")
     if index.header["frames"] > index.num_frames:  # AVI and MP4 headers state a count; MKV/WebM do not
         out.append(f"header claims {index.header['frames']} frames, the file holds {index.num_frames} (truncated?)")
-    if index.numbering != "packets":
-        out.append(f"frames numbered by decoding ({'; '.join(index.notes)})")
+    if not index.random_access:
+        out.append(f"frame i is reached only by decoding from the start ({'; '.join(index.notes)}): slow to sample "
+                   "clips from; `videoml data prepare` re-encodes it for random access")
     return out
 
 
@@ -88,7 +89,7 @@ def format_row(record: dict) -> str:
     """One line of the table for a record."""
     if "decoded_frames" not in record:
         return f"BAD   {'-':>13}  {'-':>7}  {'-':>9}  {'-':<6}  {'-':>9}  {record['path']}: {record['error']}"
-    status = "BAD" if not record["ok"] else "warn" if record.get("warning") else "ok"
+    status = "BAD" if record["status"] == "bad" else record["status"]
     frames = f"{record['decoded_frames']}/{record['frames']}"
     if record["header_frames"] and record["header_frames"] != record["frames"]:
         frames += f" (hdr {record['header_frames']})"
@@ -100,3 +101,9 @@ def format_row(record: dict) -> str:
 
 
 TABLE_HEADER = f"{'status':<5} {'frames':>13}  {'fps':>7}  {'size':>9}  {'codec':<6}  {'gop':>9}  path"
+
+
+def summary(records: list[dict]) -> str:
+    """The closing line: how many rows have each status."""
+    counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "warn", "bad")}
+    return f"{len(records)} files: " + ", ".join(f"{n} {status}" for status, n in counts.items())

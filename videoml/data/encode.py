@@ -63,6 +63,11 @@ def encode_video(frames: Iterable[np.ndarray], times: Sequence[float], path: str
     else:
         time_base = 1 / encoding.frame_rate
         pts = list(range(len(times)))
+    # Every packet carries its frame's duration (the time to the next frame; the last frame lasts one nominal frame
+    # interval), so the container's end is the last frame's end: readers that bound time by it (torchcodec) reach
+    # the last frame, and frame counts derived from the duration (decord) are right.
+    last = max(1, round(1 / (encoding.frame_rate * time_base)))
+    durations = dict(zip(pts, [b - a for a, b in zip(pts, pts[1:])] + [last]))
     frames = iter(frames)
     first = next(frames)
     path = Path(path)
@@ -78,7 +83,8 @@ def encode_video(frames: Iterable[np.ndarray], times: Sequence[float], path: str
         ctx = stream.codec_context
         ctx.time_base = time_base
         ctx.gop_size = encoding.gop
-        ctx.max_b_frames = encoding.bframes
+        # One frame has nothing to reorder, and x265 then gives its packet a decoding time stamp the MP4 muxer rejects
+        ctx.max_b_frames = encoding.bframes if len(pts) > 1 else 0
         ctx.thread_count = 1  # deterministic output; parallelism comes from encoding many files at once
         if codec.bit_rate:
             ctx.bit_rate = codec.bit_rate
@@ -86,8 +92,15 @@ def encode_video(frames: Iterable[np.ndarray], times: Sequence[float], path: str
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
             frame = frame.reformat(format=encoding.pix_fmt)
             frame.pts, frame.time_base = p, time_base
-            container.mux(stream.encode(frame))
+            container.mux(_with_durations(stream.encode(frame), durations))
             count += 1
-        container.mux(stream.encode(None))
+        container.mux(_with_durations(stream.encode(None), durations))
     os.replace(tmp, path)
     return count
+
+
+def _with_durations(packets, durations: dict[int, int]):
+    """``packets`` with their frames' durations (encoders leave them unset), in the encoder's time base."""
+    for packet in packets:
+        packet.duration = durations.get(packet.pts, packet.duration)
+    return packets

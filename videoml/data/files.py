@@ -8,8 +8,33 @@ from pathlib import Path
 
 from videoml.errors import VideomlError
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".flv",
-                              ".wmv", ".3gp", ".ogv"})
+# The file name extensions a folder scan takes, by the FFmpeg demuxer that reads them. Demuxers that declare
+# extensions (libavformat's ``extensions``, ``av.ContainerFormat(name).extensions``) give theirs, less those of audio
+# and still images they share (m4a, mka, heic, avif, ...); demuxers that find their files by probing declare none
+# (mpeg, mpegts, mpegvideo, asf, rm, mxf, gif's animations), and theirs are the extensions FFmpeg's muxers of the
+# format write. A file named otherwise is still read when given by name. docs/decoding.md lists them.
+VIDEO_DEMUXERS: dict[str, tuple[str, ...]] = {
+    "mov,mp4,m4a,3gp,3g2,mj2": (".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mj2", ".f4v"),
+    "matroska,webm": (".mkv", ".webm", ".mk3d"),
+    "avi": (".avi",),
+    "mpeg": (".mpg", ".mpeg", ".vob"),  # MPEG program streams (DVD, VCD)
+    "mpegts": (".ts", ".m2ts", ".mts", ".m2t"),  # transport streams (broadcast, AVCHD camcorders)
+    "mpegvideo": (".m1v", ".m2v", ".mpv"),  # MPEG-1/2 elementary streams
+    "h264": (".h264", ".264"),
+    "hevc": (".hevc", ".265"),
+    "asf": (".wmv", ".asf"),
+    "flv": (".flv",),
+    "ogg": (".ogv",),
+    "gif": (".gif",),  # animated; a one-picture GIF is refused as an image
+    "yuv4mpegpipe": (".y4m",),
+    "rm": (".rm", ".rmvb"),
+    "mxf": (".mxf",),
+    "nut": (".nut",),
+    "ivf": (".ivf",),
+    "mjpeg": (".mjpeg", ".mjpg"),
+    "dv": (".dv", ".dif"),
+}
+VIDEO_EXTENSIONS = frozenset(ext for extensions in VIDEO_DEMUXERS.values() for ext in extensions)
 
 
 def find_videos(inputs: list[str | os.PathLike]) -> list[Path]:

@@ -35,7 +35,8 @@ def backend_available(name: str) -> bool:
 
 
 def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
-               cache_dir: str | os.PathLike | None | bool = None, autorotate: bool = True) -> VideoReader:
+               cache_dir: str | os.PathLike | None | bool = None, autorotate: bool = True,
+               still_images: bool = False) -> VideoReader:
     """Open ``path`` for reading frames by index.
 
     backend:    "pyav", "decord", "torchcodec" or "auto" (PyAV, then decord if PyAV cannot open the file).
@@ -44,15 +45,17 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
     cache_dir:  where frame indexes are cached; None = the default, False = no cache.
     autorotate: turn pictures upright by the file's display matrix, as FFmpeg's command line does (default);
                 False returns them as stored.
+    still_images: read a still image (PNG, JPEG, a one-picture GIF, ...) as a one-frame video instead of refusing it.
 
-    Raises VideoDecodeError (naming the file and the cause) for a missing, empty, non-video, audio-only or
-    unreadable file.
+    Raises VideoDecodeError (naming the file and the cause) for a missing, empty, unreadable file, and for one that
+    is not a video: text (FFmpeg's tty demuxer draws any text as pictures), subtitles, audio (with or without cover
+    art), a still image (unless ``still_images``).
     """
     if backend == "auto":
         errors = []
         for name in AUTO_ORDER:
             try:
-                return open_video(path, name, threads, bad_frames, cache_dir, autorotate)
+                return open_video(path, name, threads, bad_frames, cache_dir, autorotate, still_images)
             except VideoDecodeError as e:
                 errors.append(f"{name}: {e.reason}")
         raise VideoDecodeError(path, "; ".join(errors))
@@ -63,8 +66,10 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
         reader_class = getattr(importlib.import_module(module), cls)
     except (ImportError, OSError, RuntimeError) as e:
         raise ImportError(f"backend {backend!r} is not available here: {e}") from e
-    return reader_class(path, load_index(path, cache_dir), threads=threads, bad_frames=bad_frames,
-                        autorotate=autorotate)
+    index = load_index(path, cache_dir)
+    if index.still_image and not still_images:
+        raise VideoDecodeError(path, f"an image ({index.still_image}), not a video")
+    return reader_class(path, index, threads=threads, bad_frames=bad_frames, autorotate=autorotate)
 
 
 __all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",

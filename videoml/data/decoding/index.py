@@ -28,7 +28,7 @@ from videoml.data.decoding import scan
 from videoml.data.lru import LRU
 from videoml.errors import VideoDecodeError
 
-_VERSION = 3  # bump when the index's content or meaning changes; older cache entries are then rebuilt
+_VERSION = 4  # bump when the index's content or meaning changes; older cache entries are then rebuilt
 
 # How frame numbers were established (FrameIndex.numbering):
 #   "packets":    the packets' time stamps in presentation order, verified against the decoder (most files)
@@ -36,6 +36,12 @@ _VERSION = 3  # bump when the index's content or meaning changes; older cache en
 #   "sequential": a decode pass; the decoded pictures have no distinct time stamps, so frames are identified by
 #                 their count from the start, and reading frame i decodes the file from its start
 NUMBERINGS = ("packets", "decoded", "sequential")
+
+# Codecs of FFmpeg's text demuxers (tty: .txt .nfo .asc .diz ...; bintext; xbin; idf): they draw any text file as
+# 640x400 pictures of its characters, so a stray notes.txt would otherwise open as a 25 fps "video".
+TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+# Demuxers of formats that animate pictures: one picture in such a file is a still image, not a video.
+ANIMATED_IMAGE_FORMATS = frozenset({"gif", "apng", "webp_pipe"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +117,17 @@ class FrameIndex:
         return self.codec == "h264" and build is not None and build < 151
 
     @property
+    def still_image(self) -> str | None:
+        """The image format when the file is a still image (PNG, JPEG, a one-picture GIF, ...), else None. FFmpeg
+        reads an image as a one-frame video; :func:`~videoml.data.decoding.open_video` refuses it unless asked."""
+        name = self.header.get("format") or ""
+        if name in ANIMATED_IMAGE_FORMATS and self.num_frames > 1:
+            return None
+        if name == "image2":
+            return self.codec
+        return name.removesuffix("_pipe") if name.endswith("_pipe") or name in ANIMATED_IMAGE_FORMATS else None
+
+    @property
     def keyframes(self) -> np.ndarray:
         return np.flatnonzero(self.keyframe)
 
@@ -173,10 +190,15 @@ def _ffmpeg_reason(error) -> str:
 
 
 def video_stream(container, path):
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+    """The first video stream that is not an audio file's cover art (a picture FFmpeg lists as a video stream)."""
+    import av
+
+    cover = av.stream.Disposition.attached_pic
+    streams = [s for s in container.streams.video if cover not in s.disposition]
+    if not streams:
+        kinds = sorted({"cover art" if s.type == "video" else s.type for s in container.streams}) or ["no streams"]
         raise VideoDecodeError(path, f"no video stream (has: {', '.join(kinds)})")
-    return container.streams.video[0]
+    return streams[0]
 
 
 def _header(stream) -> dict:
@@ -208,12 +230,14 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
     with open_container(path) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
-        if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # png_pipe, jpeg_pipe...
-            raise VideoDecodeError(path, f"an image ({container.format.name.replace('_pipe', '')}), not a video")
         if ctx is None or ctx.codec is None:
             raise VideoDecodeError(path, "video codec not supported by this FFmpeg")
+        if ctx.codec.name in TEXT_CODECS:
+            raise VideoDecodeError(path, f"a text file (FFmpeg's {container.format.name} demuxer draws text as "
+                                         "pictures), not a video")
         header, codec, time_base = _header(stream), ctx.codec.name, stream.time_base
         header["pix_fmt"] = ctx.format.name if ctx.format else None
+        header["format"] = container.format.name
         width, height, stream_index = ctx.width, ctx.height, stream.index
         packets = scan.scan_packets(container, stream)
     numbering, first = _number_frames(path, codec, packets)

@@ -19,6 +19,7 @@ count from the start. Every pass is bounded by the file's packets; nothing seeks
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -136,24 +137,37 @@ class Decoded:
     rotation: int = 0  # the display matrix's rotation of the first picture (degrees, counter-clockwise)
 
 
-def decode_stamps(container, stream, limit: int | None = None) -> Decoded:
-    """Time stamps and key flags of the pictures decoded from the current position, at most ``limit`` of them."""
-    out = Decoded()
-    for packet in demuxed(container, stream):
-        try:
-            frames = stream.decode(packet)
-        except av.FFmpegError:
-            out.errors += 1  # a corrupt packet: FFmpeg's command line also goes on with the next
-            continue
-        for frame in frames:
+class Pictures:
+    """The pictures one decoder outputs from the container's current position on, taken a part at a time.
+
+    The parts come from one decoder: a part may end in the middle of what one packet gave (the pictures a short
+    file's last packet drains out of the decoder), and the next part starts there. Decoding on after the decoder
+    was drained would be an error, not the end of the file."""
+
+    def __init__(self, container, stream):
+        self.rejected = 0  # packets the decoder rejected (corrupt data)
+        self._frames = self._decode(container, stream)
+
+    def _decode(self, container, stream):
+        for packet in demuxed(container, stream):
+            try:
+                frames = stream.decode(packet)
+            except av.FFmpegError:
+                self.rejected += 1  # a corrupt packet: FFmpeg's command line also goes on with the next
+                continue
+            yield from frames
+
+    def take(self, limit: int | None = None) -> Decoded:
+        """Time stamps and key flags of the next ``limit`` pictures (None: all that are left)."""
+        out, rejected = Decoded(), self.rejected
+        for frame in itertools.islice(self._frames, limit):
             if not out.pts:
                 out.rotation = int(round(frame.rotation)) % 360
             out.pts.append(frame.pts)
             out.keys.append(bool(frame.key_frame))
             out.errors += frame.is_corrupt  # concealed damage: the picture depends on where decoding started
-            if limit is not None and len(out.pts) >= limit:
-                return out
-    return out
+        out.errors += self.rejected - rejected
+        return out
 
 
 def verify(container, stream, numbering: Numbering) -> Decoded | None:
@@ -162,15 +176,16 @@ def verify(container, stream, numbering: Numbering) -> Decoded | None:
     pts, keys = numbering.pts, numbering.keyframe
     key_positions = np.flatnonzero(keys)
     head = min(len(pts), max(HEAD_FRAMES, int(key_positions[1]) + 1 if len(key_positions) > 1 else 0))
-    got = decode_stamps(container, stream, limit=head)
+    pictures = Pictures(container, stream)
+    got = pictures.take(head)
     if got.errors or got.pts != pts[:head].tolist():
         return None
     last_key = int(key_positions[-1])
-    if last_key < head:
-        rest = decode_stamps(container, stream)
+    if last_key < head:  # the rest of the file, from the same decoder (on a short file: nothing, or its last pictures)
+        rest = pictures.take()
         return got if not rest.errors and got.pts + rest.pts == pts.tolist() else None
     container.seek(int(pts[last_key]), stream=stream, backward=True, any_frame=False)
-    tail = decode_stamps(container, stream)
+    tail = Pictures(container, stream).take()
     # The seek may land on an earlier key frame: compare from the first key frame decoded (open-GOP leading pictures
     # before it are left to the head check, which sees the same structure).
     key_pts = {int(p): int(k) for p, k in zip(pts[key_positions], key_positions)}
@@ -182,7 +197,7 @@ def verify(container, stream, numbering: Numbering) -> Decoded | None:
 
 def decode_pass(container, stream, notes: list[str]) -> tuple[Numbering, Decoded]:
     """Number frames by decoding the whole file once (``container`` at its start), in the decoder's output order."""
-    got = decode_stamps(container, stream)
+    got = Pictures(container, stream).take()
     keyframe = np.asarray(got.keys, dtype=bool)
     if got.errors:
         # Damaged pictures depend on where decoding started: only decoding from the start gives FFmpeg's.
