@@ -8,8 +8,19 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
+from videoml.data.decoding import BACKENDS, INSTALL, backend_available
 from videoml.data.synth import MOTIONS
+
+
+def installed(backend: str):
+    """``backend`` as a test parameter, skipped with what to install where it is not available."""
+    reason = f"the {backend} backend is not installed ({INSTALL.get(backend)})"
+    return pytest.param(backend, marks=pytest.mark.skipif(not backend_available(backend), reason=reason))
+
+
+BACKEND_PARAMS = [installed(b) for b in BACKENDS]  # every backend; those not installed skip
 
 # Small enough to make in about a second, large enough to show every class (rotations too) in every split.
 SMALL = dict(classes=tuple(MOTIONS), videos_per_class=3, frames=24, width=96, height=96, gop=8, seed=3)

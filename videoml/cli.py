@@ -8,6 +8,7 @@ true (``--force``), ``--no-X`` sets X false; a list option takes YAML (``[a, b]`
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -56,7 +57,8 @@ def build_parser() -> ArgumentParser:
     """Every command, for --help."""
     parser = ArgumentParser(prog="videoml", description="Video understanding on PyTorchVideo.", exit_on_error=False,
                             version=f"videoml {__version__}")
-    parser.add_argument("--debug", "-v", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--debug", "-v", action="store_true",
+                        help="show tracebacks for errors, and the decoding libraries' own log lines")
     _add_commands(parser, "videoml", COMMANDS)
     return parser
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lead = next((i for i, a in enumerate(argv) if a not in DEBUG_FLAGS), len(argv))  # --debug before the command
     debug, rest = lead > 0, argv[lead:]
+    if debug:
+        os.environ["VIDEOML_DEBUG"] = "1"  # every process of the run leaves library log lines on stderr
     if rest and rest[0] in LIGHTNING_COMMANDS:  # Lightning handles SIGTERM itself (a checkpoint at the next batch)
         try:
             return _lightning(rest)

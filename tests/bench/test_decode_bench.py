@@ -7,12 +7,16 @@ import shutil
 import pytest
 from helpers import videoml
 
+from videoml.data.decoding import backend_available
+
+BACKENDS = tuple(b for b in ("pyav", "decord") if backend_available(b))
+
 
 @pytest.mark.slow
 def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
     out = tmp_path / "out"
     result = videoml("bench", "decode", "--data", str(tmp_path / "data"), "--out", str(out), "--backends",
-                     "pyav,decord", "--clips", "3", "--repeats", "2", "--views", "3", "--memory-reads", "10",
+                     ",".join(BACKENDS), "--clips", "3", "--repeats", "2", "--views", "3", "--memory-reads", "10",
                      "--short-seconds", "2", "--long-seconds", "4", "--train-videos-per-class", "2",
                      "--train-seconds", "2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -22,9 +26,9 @@ def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
 
     real = shutil.which("ffmpeg") and shutil.which("apt-get")  # the corpus's real files (tests/data/test_conformance)
     sets = ("short", "long") + (("real",) if real else ())
-    reading = {f"random_clip-{b}-{s}" for b in ("pyav", "decord") for s in sets}
-    reading |= {f"{k}-{b}-short" for k in ("open_random_clip", "test_views") for b in ("pyav", "decord", "pytorchvideo")}
-    reading |= {f"memory-{b}-short" for b in ("pyav", "decord")}
+    reading = {f"random_clip-{b}-{s}" for b in BACKENDS for s in sets}
+    reading |= {f"{k}-{b}-short" for k in ("open_random_clip", "test_views") for b in (*BACKENDS, "pytorchvideo")}
+    reading |= {f"memory-{b}-short" for b in BACKENDS}
     encodings = ("", "-prepared", "-prepared-no_bframes", "-prepared-no_fastdecode", "-prepared-gop1")
     training = {f"decode-{model}-pyav-{videos}{e}{k}" for model, videos in (("x3d_tiny", "synth"), ("x3d_s",
                 "kinetics_like")) for e in encodings for k in ("", "-k2", "-k4")}

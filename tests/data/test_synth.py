@@ -1,11 +1,11 @@
 import json
 import math
 
-import decord
 import numpy as np
 import pytest
 from helpers import SMALL, decode_all
 
+from videoml.data.decoding import backend_available
 from videoml.data.synth import MOTIONS, SynthConfig, generate, object_state, plan_video, split_counts
 from videoml.errors import UsageError, VideomlError
 
@@ -117,6 +117,7 @@ def test_same_seed_same_data_whatever_the_workers(tmp_path, small_synth):
 
 
 def test_files_decode_alike_with_pyav_and_decord(small_synth):
+    decord = pytest.importorskip("decord", reason="decord is not installed (pip install 'videoml[decord]')")
     for record in small_synth.manifest()[:6]:
         path = small_synth.root / record["path"]
         frames, times = decode_all(path)
@@ -192,8 +193,10 @@ def test_other_codecs_containers_rates_and_start_times(tmp_path, options):
         np.testing.assert_allclose(np.subtract(times, times[0]), record["times"], atol=tolerance)
         if config.codec != "mpeg4":  # AVI has no time stamps: B-frame delay shows as a one-frame offset
             assert times[0] == pytest.approx(config.start_time, abs=tolerance)
-        reader = decord.VideoReader(str(path))
-        assert len(reader) == 20
+        if backend_available("decord"):  # a reader that counts frames its own way
+            import decord
+
+            assert len(decord.VideoReader(str(path))) == 20
         if config.vfr:
             assert np.ptp(np.diff(times)) > 0.2 / float(config.frame_rate)
 

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 
 from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source, shared_classes
-from videoml.data.decoding import open_video
+from videoml.data.decoding import open_video, require_backend
 from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
@@ -276,6 +276,7 @@ class VideoDataModule(L.LightningDataModule):
                                f"({clips_per_video}): a batch holds every clip of its videos")
         if spec is None:
             raise VideomlError("the data module needs the model's input spec (data.spec, linked from model.model)")
+        require_backend(backend)
         self.spec = spec
         self.sources = {name: load_source(**cfg) for name, cfg in
                         (("train", train), ("val", val), ("test", test), ("predict", predict)) if cfg}

@@ -29,7 +29,9 @@ class Codec:
 
 CODECS: dict[str, Codec] = {
     "h264": Codec("libx264", ".mp4", "mp4", {"preset": "fast", "crf": "20"}),
-    "hevc": Codec("libx265", ".mp4", "mp4", {"preset": "fast", "crf": "24", "x265-params": "log-level=error"}),
+    # closed GOPs (x265 opens them by default): every key frame is a place to start decoding, for every backend
+    "hevc": Codec("libx265", ".mp4", "mp4",
+                  {"preset": "fast", "crf": "24", "x265-params": "log-level=error:open-gop=0"}),
     "mpeg4": Codec("mpeg4", ".avi", "avi", {}, bit_rate=600_000, variable_rate=False),
     "vp9": Codec("libvpx-vp9", ".webm", "webm", {"crf": "32", "b": "0", "deadline": "good", "cpu-used": "8"}),
 }

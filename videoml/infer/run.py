@@ -24,6 +24,7 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
+from videoml.data.decoding import require_backend
 from videoml.data.decoding.budget import DEFAULT_SECONDS
 from videoml.data.datasets import labeled_paths
 from videoml.data.files import find_videos
@@ -128,6 +129,7 @@ class VideoRun:
                              "the Ray cluster's GPUs (or CPUs), --ray-workers of them")
         for device in self.devices:
             parse_device(device)  # every device exists before any work starts
+        require_backend(self.backend)
         self.shard_of()
 
     def shard_of(self) -> tuple[int, int]:

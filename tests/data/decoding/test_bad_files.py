@@ -6,12 +6,13 @@ import shutil
 import av
 import numpy as np
 import pytest
+from helpers import installed
 
 from videoml.data.conformance import FFmpegFrames
 from videoml.data.decoding import backend_available, open_video
 from videoml.errors import VideoDecodeError
 
-BACKENDS = ["pyav", "decord"]
+BACKENDS = ["pyav", installed("decord")]
 
 
 def _audio_only(path):

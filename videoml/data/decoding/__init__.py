@@ -14,7 +14,7 @@ import os
 
 from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
 from videoml.data.decoding.reader import BAD_FRAME_POLICIES, VideoReader, output_size
-from videoml.errors import VideoDecodeError
+from videoml.errors import UsageError, VideoDecodeError
 
 # backend name -> (module, class); modules are imported on first use, so a missing optional backend costs nothing
 BACKENDS = {
@@ -23,15 +23,39 @@ BACKENDS = {
     "torchcodec": ("videoml.data.decoding.torchcodec_reader", "TorchCodecReader"),
 }
 AUTO_ORDER = ("pyav", "decord")  # "auto": the first that opens the file
+# What to install for an optional backend
+INSTALL = {"decord": "pip install 'videoml[decord]'",
+           "torchcodec": "pip install 'videoml[torchcodec]', with FFmpeg's shared libraries (Debian: apt install "
+                         "ffmpeg)"}
+
+
+def _reader_class(name: str):
+    """The reader class of backend ``name``; a UsageError saying what to install when it does not import here."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)}, auto)")
+    module, cls = BACKENDS[name]
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, OSError, RuntimeError) as e:
+        raise UsageError(f"the {name} backend is not available here ({e}): {INSTALL.get(name, 'reinstall videoml')}"
+                         ) from None
 
 
 def backend_available(name: str) -> bool:
-    """Whether backend ``name`` imports here (torchcodec needs FFmpeg's shared libraries)."""
+    """Whether backend ``name`` imports here (decord and torchcodec are optional; torchcodec needs FFmpeg's shared
+    libraries)."""
     try:
-        importlib.import_module(BACKENDS[name][0])
+        require_backend(name)
         return True
-    except (ImportError, OSError, RuntimeError):
+    except UsageError:
         return False
+
+
+def require_backend(name: str) -> None:
+    """Nothing when backend ``name`` (or "auto") can be used here, else a UsageError saying what to install: commands
+    check their ``--backend`` before they start, not once per video."""
+    if name != "auto":
+        _reader_class(name)
 
 
 def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
@@ -53,19 +77,13 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
     """
     if backend == "auto":
         errors = []
-        for name in AUTO_ORDER:
+        for name in filter(backend_available, AUTO_ORDER):
             try:
                 return open_video(path, name, threads, bad_frames, cache_dir, autorotate, still_images)
             except VideoDecodeError as e:
                 errors.append(f"{name}: {e.reason}")
         raise VideoDecodeError(path, "; ".join(errors))
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)}, auto)")
-    module, cls = BACKENDS[backend]
-    try:
-        reader_class = getattr(importlib.import_module(module), cls)
-    except (ImportError, OSError, RuntimeError) as e:
-        raise ImportError(f"backend {backend!r} is not available here: {e}") from e
+    reader_class = _reader_class(backend)
     index = load_index(path, cache_dir)
     if index.still_image and not still_images:
         raise VideoDecodeError(path, f"an image ({index.still_image}), not a video")
@@ -73,4 +91,4 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
 
 
 __all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
-           "build_index", "default_cache_dir", "load_index", "open_video", "output_size"]
+           "build_index", "default_cache_dir", "load_index", "open_video", "output_size", "require_backend"]

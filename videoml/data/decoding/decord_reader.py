@@ -1,19 +1,61 @@
-"""The decord backend.
+"""The decord backend (optional: ``pip install 'videoml[decord]'``).
 
 decord numbers frames its own way and its time stamps are unreliable on some containers (AVI gives none), so its
 indices are mapped onto our :class:`FrameIndex` by presentation time, falling back to order when decord has no usable
-time stamps and the file has no B-frames. Files that decord is known to decode wrongly (HEVC with B-frames; AVI with
-B-frames, where it has no time stamps) are refused with a VideoDecodeError instead of returning wrong pictures. Results are converted from whatever array type decord returns: importing
-PyTorchVideo's decord decoder switches decord's global bridge to torch, and this reader must not depend on it.
+time stamps and the file has no B-frames. Files that decord was seen to decode wrongly (open GOPs, MPEG program and
+transport streams, files whose time stamps do not give FFmpeg's order, AVI with B-frames, where it has no time stamps)
+are refused with a VideoDecodeError, when opened, instead of returning wrong pictures. Results are converted from
+whatever array type decord returns: importing PyTorchVideo's decord decoder switches decord's global bridge to torch,
+and this reader must not depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+
 import decord
 import numpy as np
 
-from videoml.data.decoding.reader import VideoReader
+from videoml.data.decoding.reader import VideoReader, log
 from videoml.errors import VideoDecodeError, first_line
+
+_STDERR = threading.Lock()
+SIZE_PROBE = int(decord.__version__.split(".")[0]) >= 3  # decord2's conversion bug, see DecordReader._probe
+# FFmpeg's own log lines, from the FFmpeg decord brings ("co located POCs unavailable"): under videoml -v only
+decord.logging.set_level(decord.logging.WARNING if os.environ.get("VIDEOML_DEBUG") else decord.logging.QUIET)
+
+
+@contextlib.contextmanager
+def _library_output():
+    """decord's C++ code writes its warnings straight to the process's standard error (dozens of "Failed to seek file
+    to position: 0" on some files): around its calls that do (opening a file) they go to the log at debug level,
+    unless ``VIDEOML_DEBUG`` is set (``videoml -v``), which leaves them on standard error."""
+    if os.environ.get("VIDEOML_DEBUG"):
+        yield
+        return
+    with _STDERR, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines():
+                log.debug("decord: %s", line)
+
+
+def _reason(error: Exception) -> str:
+    """decord's message without its time, source location and the file's path."""
+    text = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", first_line(error))
+    return re.sub(r"^\[[^\]]*\] ", "", text).rstrip(".")
 
 
 def _as_numpy(batch) -> np.ndarray:
@@ -42,11 +84,11 @@ class DecordReader(VideoReader):
         if index.bit_depth > 8:
             raise VideoDecodeError(self.path, f"decord converts {index.header['pix_fmt']} pictures differently from "
                                               "FFmpeg (mean difference > 2 levels); use the pyav backend")
-        if index.codec == "hevc" and index.reordered:
-            # Seen with x265 files (B-frames, open GOPs): decord returns some frames twice and skips others, even
-            # decoding every frame in order, and seeks land on other frames. Refuse rather than return wrong pictures.
-            raise VideoDecodeError(self.path, "decord decodes HEVC with B-frames wrongly (repeated and skipped "
-                                              "frames); use the pyav backend")
+        if index.mpeg_stream:
+            # Seen with FFmpeg's own MPEG-1/2 program and transport streams: the last frames of a .vob, every frame of
+            # a .ts, other pictures than FFmpeg's
+            raise VideoDecodeError(self.path, "decord returns other pictures than FFmpeg's in MPEG program and "
+                                              "transport streams; use the pyav backend")
         self._readers: dict[tuple[int, int] | None, decord.VideoReader] = {}
         self._map = self._map_frames(self._reader(None))
 
@@ -55,11 +97,29 @@ class DecordReader(VideoReader):
         if size not in self._readers:
             w, h = size if size else (-1, -1)
             try:
-                self._readers[size] = decord.VideoReader(self.path, ctx=decord.cpu(0), width=w, height=h,
-                                                         num_threads=self.threads)
+                with _library_output():
+                    reader = decord.VideoReader(self.path, ctx=decord.cpu(0), width=w, height=h,
+                                                num_threads=self.threads)
             except decord.DECORDError as e:
-                raise VideoDecodeError(self.path, f"decord cannot open it ({first_line(e)})") from None
+                reason = f"decord cannot open it ({_reason(e)}); use the pyav backend"
+                raise VideoDecodeError(self.path, reason) from None
+            if SIZE_PROBE and len(reader):
+                self._probe(reader, size)
+            self._readers[size] = reader
         return self._readers[size]
+
+    def _probe(self, reader, size) -> None:
+        """decord 3 (decord2) fails every picture of some widths (32, 48, 96 pixels, source or output: "The size must
+        exactly match"): a refusal when the reader for that size opens, not a failure of every read."""
+        try:
+            reader.get_batch([0])
+        except decord.DECORDError as e:
+            if "DECORDArrayCopyFromTo" not in str(e):
+                return  # a damaged first frame: reads handle it (bad_frames)
+            width = size[0] if size else self.index.width
+            raise VideoDecodeError(self.path, f"decord {decord.__version__} cannot return pictures {width} pixels "
+                                              "wide (its conversion fails on some widths); use the pyav backend "
+                                              "or another size") from None
 
     def _map_frames(self, reader) -> np.ndarray:
         """decord's frame number for each of our frames (-1 where decord has none)."""

@@ -117,6 +117,13 @@ class FrameIndex:
         return self.codec == "h264" and build is not None and build < 151
 
     @property
+    def mpeg_stream(self) -> bool:
+        """Whether the file is an MPEG program, transport or elementary stream (.mpg .vob .ts .m2ts .m1v ...):
+        containers without an index of their frames, where decord and torchcodec were seen returning other
+        pictures than FFmpeg's."""
+        return self.header.get("format") in ("mpeg", "mpegts", "mpegvideo")
+
+    @property
     def still_image(self) -> str | None:
         """The image format when the file is a still image (PNG, JPEG, a one-picture GIF, ...), else None. FFmpeg
         reads an image as a one-frame video; :func:`~videoml.data.decoding.open_video` refuses it unless asked."""
