@@ -22,6 +22,15 @@ def installed(backend: str):
 
 BACKEND_PARAMS = [installed(b) for b in BACKENDS]  # every backend; those not installed skip
 
+
+def decord3() -> bool:
+    """Whether the decord installed is decord2's 3.x (aarch64), which refuses HEVC with B-frames (0.6.0 reads it)."""
+    if not backend_available("decord"):
+        return False
+    from videoml.data.decoding.decord_reader import DECORD3
+
+    return DECORD3
+
 # Small enough to make in about a second, large enough to show every class (rotations too) in every split.
 SMALL = dict(classes=tuple(MOTIONS), videos_per_class=3, frames=24, width=96, height=96, gop=8, seed=3)
 

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import SMALL, decode_all
+from helpers import SMALL, decode_all, decord3
 
 from videoml.data.decoding import backend_available
 from videoml.data.synth import MOTIONS, SynthConfig, generate, object_state, plan_video, split_counts
@@ -118,6 +118,8 @@ def test_same_seed_same_data_whatever_the_workers(tmp_path, small_synth):
 
 def test_files_decode_alike_with_pyav_and_decord(small_synth):
     decord = pytest.importorskip("decord", reason="decord is not installed (pip install 'videoml[decord]')")
+    if decord3():
+        pytest.skip("decord 3 fails 96-pixel-wide pictures (its reader refuses them: tests/data/decoding)")
     for record in small_synth.manifest()[:6]:
         path = small_synth.root / record["path"]
         frames, times = decode_all(path)

@@ -93,8 +93,9 @@ class SynthConfig:
     """h264 (MP4), hevc (MP4), mpeg4 (MPEG-4 Part 2 in AVI), vp9 (WebM)"""
     gop: int = 16
     """key frame interval in frames"""
-    bframes: int = 2
-    """max consecutive B-frames"""
+    bframes: int | None = None
+    """max consecutive B-frames (default 2; 0 for mpeg4: AVI has no presentation times, so MPEG-4 Part 2 B-frames
+    there are "packed" bitstreams as in DivX/Xvid files, which only the pyav backend reads; ask for them to get one)"""
     vfr: bool = False
     """variable frame rate: frame intervals jitter between 0.5x and 1.5x the nominal one"""
     start_time: float = 0.0
@@ -110,6 +111,8 @@ class SynthConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.bframes is None:  # resolved here: the recorded settings say what was made
+            object.__setattr__(self, "bframes", 0 if self.codec == "mpeg4" else 2)
         problems = []
         unknown = [c for c in self.classes if c not in MOTIONS]
         if unknown:

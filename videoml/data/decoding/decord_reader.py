@@ -25,7 +25,9 @@ from videoml.data.decoding.reader import VideoReader, log
 from videoml.errors import VideoDecodeError, first_line
 
 _STDERR = threading.Lock()
-SIZE_PROBE = int(decord.__version__.split(".")[0]) >= 3  # decord2's conversion bug, see DecordReader._probe
+# decord 3 (decord2, the fork with aarch64 wheels) fails where 0.6.0 does not: every picture of some widths (see
+# DecordReader._probe), and HEVC with B-frames, where frames after the first GOP do not decode
+DECORD3 = int(decord.__version__.split(".")[0]) >= 3
 # FFmpeg's own log lines, from the FFmpeg decord brings ("co located POCs unavailable"): under videoml -v only
 decord.logging.set_level(decord.logging.WARNING if os.environ.get("VIDEOML_DEBUG") else decord.logging.QUIET)
 
@@ -84,6 +86,9 @@ class DecordReader(VideoReader):
         if index.bit_depth > 8:
             raise VideoDecodeError(self.path, f"decord converts {index.header['pix_fmt']} pictures differently from "
                                               "FFmpeg (mean difference > 2 levels); use the pyav backend")
+        if DECORD3 and index.codec == "hevc" and index.reordered:
+            raise VideoDecodeError(self.path, f"decord {decord.__version__} loses the frames of HEVC with B-frames "
+                                              "after the first GOP; use the pyav backend")
         if index.mpeg_stream:
             # Seen with FFmpeg's own MPEG-1/2 program and transport streams: the last frames of a .vob, every frame of
             # a .ts, other pictures than FFmpeg's
@@ -103,7 +108,7 @@ class DecordReader(VideoReader):
             except decord.DECORDError as e:
                 reason = f"decord cannot open it ({_reason(e)}); use the pyav backend"
                 raise VideoDecodeError(self.path, reason) from None
-            if SIZE_PROBE and len(reader):
+            if DECORD3 and len(reader):
                 self._probe(reader, size)
             self._readers[size] = reader
         return self._readers[size]
