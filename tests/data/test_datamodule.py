@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import BACKEND_PARAMS
 
 from videoml.data.datamodule import (ClipDataset, SampleKey, ShardSampler, VideoDataModule,
                                      flatten_repeats)
@@ -182,3 +183,22 @@ def test_data_module_reads_its_sources_and_classes(small_synth):
     assert data.num_classes == 8 and data.classes[0] == "move_left" and data.spec.frames == 4
     batch = next(iter(data.train_dataloader()))
     assert batch.video.shape == (4, 3, 4, 64, 64) and batch.weight.tolist() == [1.0] * 4
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_every_backend_reads_every_training_sample(small_synth, backend):
+    data = VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                           spec=model_input("x3d_tiny"), num_workers=0, backend=backend)
+    clips = data.dataset("train")
+    samples = [clips[SampleKey(i, epoch)] for epoch in range(2) for i in range(len(clips))]
+    assert len(samples) == 2 * len(clips) and not any(s.bad for s in samples)
+    assert all(s.video.shape == samples[0].video.shape for s in samples)
+
+
+def test_a_backend_that_is_not_installed_stops_the_data_module_before_it_reads(small_synth, monkeypatch):
+    import videoml.data.decoding as decoding
+
+    monkeypatch.setitem(decoding.BACKENDS, "decord", ("videoml.no_such_module", "DecordReader"))
+    with pytest.raises(VideomlError, match=r"decord backend is not available here .*pip install 'videoml\[decord\]'"):
+        VideoDataModule(train={"kind": "labeled_paths", "path": str(small_synth.split_file("train"))},
+                        spec=model_input("x3d_tiny"), num_workers=0, backend="decord")

@@ -1,10 +1,13 @@
 """The folder scan's extensions: every one is a video FFmpeg reads, written here by FFmpeg's own muxer for it."""
 
+import shutil
+
 import av
 import numpy as np
 import pytest
 
-from videoml.data.decoding import open_video
+from videoml.data.conformance import check_file
+from videoml.data.decoding import BACKENDS, backend_available, open_video
 from videoml.data.files import VIDEO_DEMUXERS, VIDEO_EXTENSIONS, find_videos
 
 # extension -> (muxer where FFmpeg does not pick one by the name, encoder, (width, height)); every listed extension
@@ -24,6 +27,7 @@ WRITERS = {
     ".mxf": (None, "mpeg2video"), ".nut": (None, "mpeg4"), ".ivf": (None, "libvpx"), ".mjpeg": (None, "mjpeg"),
     ".mjpg": ("mjpeg", "mjpeg"), ".dv": (None, "dvvideo", (720, 576)), ".dif": ("dv", "dvvideo", (720, 576)),
 }
+INSTALLED = tuple(b for b in BACKENDS if backend_available(b))
 PIXEL_FORMATS = {"gif": "rgb8", "mjpeg": "yuvj420p", "jpeg2000": "rgb24"}
 FRAMES = 10
 
@@ -71,3 +75,12 @@ def test_each_extension_is_read_by_the_demuxer_it_is_listed_under(folder, extens
         assert video.num_frames == FRAMES
         levels = video.get_frames(np.arange(FRAMES)).float().mean(dim=(1, 2, 3)).numpy()
         assert np.all(np.diff(levels) > 10)  # ten frames in order, each lighter than the one before
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs FFmpeg's command line (the ground truth)")
+def test_every_backend_gives_ffmpegs_pictures_of_every_container_or_refuses_it_with_a_reason(folder):
+    verdicts = [v for extension in sorted(WRITERS) for v in check_file(folder / f"clip{extension}", INSTALLED)]
+    wrong = [f"{v.path} {v.backend}: {v.detail}" for v in verdicts if v.status == "wrong"]
+    assert not wrong, wrong
+    assert all(v.detail for v in verdicts if v.status == "refused")
+    assert all(v.status == "exact" for v in verdicts if v.backend == "pyav")

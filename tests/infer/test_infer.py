@@ -209,3 +209,64 @@ def test_shards_split_the_inputs_deterministically_into_disjoint_parts(small_syn
     for bad in ("3/3", "one/3"):
         result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(tmp_path / "x.jsonl"), "--shard", bad)
         assert result.returncode == 2 and "--shard must be I/N with 0 <= I < N" in result.stderr, (bad, result.stderr)
+
+
+def _not_videos(folder):
+    """A text file, subtitles, audio and a still image: FFmpeg opens each of them, none is a video."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    files = {"notes.txt": "a text file (FFmpeg's tty demuxer draws text as pictures), not a video",
+             "subtitles.srt": "no video stream (has: subtitle)", "audio.wav": "no video stream (has: audio)",
+             "still.png": "an image (png), not a video"}
+    (folder / "notes.txt").write_text("Notes on the data set.\n" * 40)
+    (folder / "subtitles.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
+    with av.open(str(folder / "audio.wav"), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "still.png")
+    return {str(folder / name): reason for name, reason in files.items()}
+
+
+@pytest.mark.slow
+def test_files_that_are_not_videos_get_a_one_line_refusal_each(small_synth, checkpoint, tmp_path):
+    refused = _not_videos(tmp_path)
+    good = split_videos(small_synth)[0]
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", good, *refused, "-m", str(checkpoint), "-o", str(out), "--num-workers", "1")
+    assert result.returncode == EXIT_SOME_FAILED, result.stderr[-3000:]
+    got = {r["path"]: r for r in records(out)}
+    assert got[good]["status"] == "ok"
+    for path, reason in refused.items():
+        assert got[path]["status"] == "error" and got[path]["error"] == f"{path}: {reason}"
+    assert "1 done, 4 failed" in result.stderr and "Traceback" not in result.stderr
+
+    check = videoml("data", "check", *refused)
+    assert check.returncode == 1 and "4 files: 0 ok, 0 warn, 4 bad" in check.stderr
+    assert [line.split()[0] for line in check.stdout.splitlines()[1:]] == ["BAD"] * 4
+    assert all(f"{path}: {reason}" in check.stdout for path, reason in refused.items())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["decord", "torchcodec"])
+def test_every_backend_reads_the_synthetic_videos_as_pyav_does(small_synth, checkpoint, tmp_path, backend):
+    from videoml.data.decoding import INSTALL, backend_available
+
+    videos = split_videos(small_synth)
+    runs = {}
+    for name in ("pyav", backend):
+        out = tmp_path / f"{name}.jsonl"
+        result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--backend", name)
+        if not backend_available(name):  # stops before it starts, saying what to install
+            assert result.returncode == 2 and INSTALL[name] in result.stderr and not out.exists()
+            return
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = {r["path"]: r["top_k"] for r in records(out)}
+    assert runs[backend].keys() == runs["pyav"].keys()
+    for path, top in runs[backend].items():  # the same frames (decord converts colours on its own: close scores)
+        assert [t["label"] for t in top[:1]] == [t["label"] for t in runs["pyav"][path][:1]]
+        assert top[0]["score"] == pytest.approx(runs["pyav"][path][0]["score"], abs=0.02)

@@ -229,7 +229,7 @@ def _number_frames(path, codec: str, packets: scan.Packets) -> tuple[scan.Number
             return numbering, head
         notes = ["container time stamps disagree with the decoder's output"]
     with open_container(path) as container:
-        return scan.decode_pass(container, video_stream(container, path), notes)
+        return scan.decode_pass(container, video_stream(container, path), notes, stamped=not packets.invented_by)
 
 
 def build_index(path: str | os.PathLike) -> FrameIndex:

@@ -35,6 +35,7 @@ class PyAVReader(VideoReader):
         self._wanted_pts: set[int] = set()  # time stamps of the frames the current call returns
         self._skipped_pts: set[int] = set()  # time stamps of packets not decoded since the last seek
         self._container = None
+        self._seekable = True  # until the demuxer refuses a seek
         self._open()
 
     def _open(self) -> None:
@@ -80,12 +81,17 @@ class PyAVReader(VideoReader):
         seek can land after the wanted frame; then it steps back one key frame at a time, and at the first one it
         reopens the file, which always starts at the beginning. After a seek, pictures before the first key frame
         decoded (open-GOP leading pictures, or a seek that landed between key frames) are passed over. Files
-        without random access are always reopened.
+        without random access, and files whose demuxer refuses to seek (seen: RealMedia without an index), are
+        always reopened.
         """
         key_before, keyframe = self.index.key_before, self.index.keyframe
-        key = int(key_before[target]) if self.index.random_access else 0
+        key = int(key_before[target]) if self.index.random_access and self._seekable else 0
         while key > 0:
-            self._container.seek(self._aim(key), stream=self._stream, backward=True, any_frame=False)
+            try:
+                self._container.seek(self._aim(key), stream=self._stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                self._seekable = False
+                break
             self._frames = self._decoded()
             i, first = next(((i, f) for i, f in self._frames if i is not None and keyframe[i]), (None, None))
             if i is not None and i <= target:

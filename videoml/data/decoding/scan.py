@@ -27,6 +27,7 @@ import av
 import numpy as np
 
 HEAD_FRAMES = 48  # pictures decoded from the start to verify a scan (at least up to the second key frame)
+AVFMT_NOTIMESTAMPS = 0x80  # libavformat's flag of demuxers whose files carry no time stamps (raw elementary streams)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Packets:
     discarded: int = 0  # packets the container marks for discarding (MP4 edit lists)
     error: str | None = None  # why the scan stopped early (truncated or corrupt data)
     x264_build: int | None = None  # the x264 version its SEI in the first packet names (see FrameIndex.needs_primer)
+    invented_by: str | None = None  # the demuxer that made the time stamps up (a raw stream has none), if any
 
     @property
     def open_gop(self) -> bool:
@@ -85,6 +87,8 @@ def demuxed(container, stream, errors: list | None = None):
 def scan_packets(container, stream) -> Packets:
     """Demux (no decoding) the stream's packets."""
     out, errors = Packets(), []
+    if container.format.flags & AVFMT_NOTIMESTAMPS:
+        out.invented_by = container.format.name
     for packet in demuxed(container, stream, errors):
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker
@@ -105,7 +109,11 @@ def scan_packets(container, stream) -> Packets:
 def untrusted_reasons(packets: Packets, codec: str) -> list[str]:
     """Why the packets' time stamps cannot number the frames without decoding (empty: they may)."""
     reasons = []
-    if any(p is None for p in packets.pts):
+    if packets.invented_by:
+        # Its parser counts frames from wherever the demuxer starts: after a seek to a guessed byte position, the same
+        # time stamps name other pictures (seen: frame 8 of 10 in an .m1v).
+        reasons.append(f"no time stamps in the file (FFmpeg's {packets.invented_by} demuxer counts frames)")
+    elif any(p is None for p in packets.pts):
         reasons.append("packets without time stamps")
     elif len(set(packets.pts)) != len(packets.pts):
         reasons.append("repeated time stamps")
@@ -184,7 +192,10 @@ def verify(container, stream, numbering: Numbering) -> Decoded | None:
     if last_key < head:  # the rest of the file, from the same decoder (on a short file: nothing, or its last pictures)
         rest = pictures.take()
         return got if not rest.errors and got.pts + rest.pts == pts.tolist() else None
-    container.seek(int(pts[last_key]), stream=stream, backward=True, any_frame=False)
+    try:
+        container.seek(int(pts[last_key]), stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        return None  # a demuxer that cannot seek in this file (seen: RealMedia without an index)
     tail = Pictures(container, stream).take()
     # The seek may land on an earlier key frame: compare from the first key frame decoded (open-GOP leading pictures
     # before it are left to the head check, which sees the same structure).
@@ -195,15 +206,17 @@ def verify(container, stream, numbering: Numbering) -> Decoded | None:
     return got
 
 
-def decode_pass(container, stream, notes: list[str]) -> tuple[Numbering, Decoded]:
-    """Number frames by decoding the whole file once (``container`` at its start), in the decoder's output order."""
+def decode_pass(container, stream, notes: list[str], stamped: bool = True) -> tuple[Numbering, Decoded]:
+    """Number frames by decoding the whole file once (``container`` at its start), in the decoder's output order;
+    ``stamped=False``: the file has no time stamps of its own, and frames are numbered by their count."""
     got = Pictures(container, stream).take()
     keyframe = np.asarray(got.keys, dtype=bool)
+    distinct = got.pts and None not in got.pts and len(set(got.pts)) == len(got.pts)
     if got.errors:
         # Damaged pictures depend on where decoding started: only decoding from the start gives FFmpeg's.
         notes = notes + [f"{got.errors} packet(s) or picture(s) damaged: read from the start, without random access"]
-    elif got.pts and None not in got.pts and len(set(got.pts)) == len(got.pts):
+    elif stamped and distinct:
         return Numbering(np.asarray(got.pts, dtype=np.int64), keyframe, "decoded", notes, got.errors), got
-    else:
+    elif stamped:
         notes = notes + ["decoded pictures have no distinct time stamps: read from the start, without random access"]
     return Numbering(np.arange(len(got.pts), dtype=np.int64), keyframe, "sequential", notes, got.errors), got
