@@ -217,10 +217,10 @@ def _not_videos(folder):
     import numpy as np
     from PIL import Image
 
-    files = {"notes.txt": "a text file (FFmpeg's tty demuxer draws text as pictures), not a video",
+    files = {"README.nfo": "a text file (FFmpeg's tty demuxer draws text as pictures), not a video",
              "subtitles.srt": "no video stream (has: subtitle)", "audio.wav": "no video stream (has: audio)",
              "still.png": "an image (png), not a video"}
-    (folder / "notes.txt").write_text("Notes on the data set.\n" * 40)
+    (folder / "README.nfo").write_text("Notes on the data set.\n" * 40)  # (infer reads a .txt as a list of videos)
     (folder / "subtitles.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
     with av.open(str(folder / "audio.wav"), "w") as container:
         stream = container.add_stream("pcm_s16le", rate=8000)

@@ -20,14 +20,19 @@ import threading
 
 import decord
 import numpy as np
+import torch
 
-from videoml.data.decoding.reader import VideoReader, log
+from videoml.data.decoding.reader import VideoReader, log, resize_frames
 from videoml.errors import VideoDecodeError, first_line
 
 _STDERR = threading.Lock()
-# decord 3 (decord2, the fork with aarch64 wheels) fails where 0.6.0 does not: every picture of some widths (see
-# DecordReader._probe), and HEVC with B-frames, where frames after the first GOP do not decode
+# decord 3 (decord2, the fork with aarch64 wheels) fails HEVC with B-frames, where frames after the first GOP do not
+# decode (0.6.0 reads them)
 DECORD3 = int(decord.__version__.split(".")[0]) >= 3
+# Every picture of some widths fails decord's conversion into its array ("DECORDArrayCopyFromTo: The size must
+# exactly match"; seen: 8, 12, 16, 24, 48, 72 pixels with 0.6.0, and 32, 96, 144 too with 3.4), the source's own or
+# the size asked for. For a size asked for, the reader decodes as stored and scales with torch instead.
+_WIDTH_BUG = "DECORDArrayCopyFromTo"
 # FFmpeg's own log lines, from the FFmpeg decord brings ("co located POCs unavailable"): under videoml -v only
 decord.logging.set_level(decord.logging.WARNING if os.environ.get("VIDEOML_DEBUG") else decord.logging.QUIET)
 
@@ -95,6 +100,7 @@ class DecordReader(VideoReader):
             raise VideoDecodeError(self.path, "decord returns other pictures than FFmpeg's in MPEG program and "
                                               "transport streams; use the pyav backend")
         self._readers: dict[tuple[int, int] | None, decord.VideoReader] = {}
+        self._unscalable: set[tuple[int, int]] = set()  # output sizes decord's conversion fails (see _WIDTH_BUG)
         self._map = self._map_frames(self._reader(None))
 
     def _reader(self, size) -> decord.VideoReader:
@@ -108,23 +114,8 @@ class DecordReader(VideoReader):
             except decord.DECORDError as e:
                 reason = f"decord cannot open it ({_reason(e)}); use the pyav backend"
                 raise VideoDecodeError(self.path, reason) from None
-            if DECORD3 and len(reader):
-                self._probe(reader, size)
             self._readers[size] = reader
         return self._readers[size]
-
-    def _probe(self, reader, size) -> None:
-        """decord 3 (decord2) fails every picture of some widths (32, 48, 96 pixels, source or output: "The size must
-        exactly match"): a refusal when the reader for that size opens, not a failure of every read."""
-        try:
-            reader.get_batch([0])
-        except decord.DECORDError as e:
-            if "DECORDArrayCopyFromTo" not in str(e):
-                return  # a damaged first frame: reads handle it (bad_frames)
-            width = size[0] if size else self.index.width
-            raise VideoDecodeError(self.path, f"decord {decord.__version__} cannot return pictures {width} pixels "
-                                              "wide (its conversion fails on some widths); use the pyav backend "
-                                              "or another size") from None
 
     def _map_frames(self, reader) -> np.ndarray:
         """decord's frame number for each of our frames (-1 where decord has none)."""
@@ -147,6 +138,12 @@ class DecordReader(VideoReader):
                                           "cannot be matched to the index; use the pyav backend")
 
     def _decode(self, wanted, size):
+        if size in self._unscalable:  # decoded as stored, scaled here
+            decoded = self._decode(wanted, None)
+            if not decoded:
+                return {}
+            scaled = resize_frames(torch.from_numpy(np.stack(list(decoded.values()))), size).numpy()
+            return dict(zip(decoded, scaled))
         theirs = self._map[wanted]
         present = theirs >= 0
         if not present.any():
@@ -155,8 +152,9 @@ class DecordReader(VideoReader):
         try:
             batch = _as_numpy(reader.get_batch(theirs[present].tolist()))
             return {int(i): frame for i, frame in zip(wanted[present], batch)}
-        except decord.DECORDError:
-            pass  # decord fails a whole batch for one bad frame: find which, frame by frame
+        except decord.DECORDError as e:  # decord fails a whole batch for one bad frame: find which, frame by frame
+            if _WIDTH_BUG in str(e):
+                return self._unscalable_width(wanted, size)
         out = {}
         for i, j in zip(wanted[present], theirs[present]):
             try:
@@ -164,6 +162,17 @@ class DecordReader(VideoReader):
             except decord.DECORDError:
                 pass
         return out
+
+    def _unscalable_width(self, wanted, size):
+        """decord's conversion fails every picture of this width: as stored and scaled here, or, when the stored
+        width is the one it fails, a refusal."""
+        if size is None:
+            raise VideoDecodeError(self.path, f"decord {decord.__version__} cannot convert pictures "
+                                              f"{self.index.width} pixels wide (it fails every picture of some "
+                                              "widths); use the pyav backend")
+        self._unscalable.add(size)
+        self._readers.pop(size, None)
+        return self._decode(wanted, size)
 
     def close(self):
         self._readers.clear()

@@ -38,6 +38,15 @@ def output_size(size: int | tuple[int, int] | None, width: int, height: int) -> 
     return int(w), int(h)
 
 
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames scaled to ``size`` (width, height): bilinear with antialias, like torchvision's
+    Resize, for backends that cannot scale while they convert."""
+    w, h = size
+    x = frames.permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 class VideoReader:
     """Frames of one video by index. Use :func:`videoml.data.decoding.open_video` to make one.
 

@@ -14,10 +14,9 @@ import re
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchcodec.decoders import VideoDecoder
 
-from videoml.data.decoding.reader import VideoReader
+from videoml.data.decoding.reader import VideoReader, resize_frames
 from videoml.errors import VideoDecodeError, first_line
 
 USE_PYAV = "; use the pyav backend"
@@ -93,12 +92,8 @@ class TorchCodecReader(VideoReader):
         frames = batch.data
         if self.index.rotation and not self.autorotate:
             frames = torch.rot90(frames, k=self.index.rotation // 90, dims=(1, 2))  # back as stored
-        if size:
-            # torchcodec has no scaling of its own here: bilinear with antialias, like torchvision's Resize
-            w, h = size
-            x = frames.permute(0, 3, 1, 2).float()
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-            frames = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        if size:  # torchcodec has no scaling of its own here
+            frames = resize_frames(frames, size)
         return {int(i): f for i, f in zip(wanted, np.asarray(frames.contiguous()))}
 
     def close(self):
