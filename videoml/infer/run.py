@@ -13,6 +13,7 @@ Aggregation of a video's clip scores (``aggregate``):
 from __future__ import annotations
 
 import contextlib
+import glob
 import dataclasses
 import logging
 import time
@@ -245,7 +246,13 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         except OSError as e:
             raise UsageError(f"{listed}: cannot read the list file ({e.strerror})") from None
         base = Path(listed).parent
-        items += [str(base / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.startswith("#"):
+                path = base / line.strip()
+                if not path.exists() and not glob.has_magic(str(path)):
+                    raise UsageError(f"{listed}, line {number}: {line.strip()[:80]}: no such file (a .txt or .lst "
+                                     "input is a list of videos, one a line)")
+                items.append(str(path))
     return [str(p) for p in find_videos(items)] if items else []
 
 
