@@ -11,7 +11,8 @@ be built here). A machine with glibc 2.N installs every ``manylinux_2_M`` wheel 
 it may use as one ``--platform``: all of them are given (torch's aarch64 wheels ask for cuDNN's, tagged 2_27). A
 requirement that publishes no wheel at all cannot be resolved under that rule; those here are pure Python
 (pytorchvideo and fvcore ship only sources, which build anywhere), so one is replaced by its own requirements, read
-from its installed metadata, and the resolve runs again. Exit status 0 with one line per resolved distribution; 1 with pip's reason.
+from its installed metadata, and the resolve runs again. Exit status 0 with one line per resolved distribution; 1
+with pip's reason.
 """
 
 from __future__ import annotations
