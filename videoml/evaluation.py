@@ -28,6 +28,7 @@ from videoml.errors import VideomlError
 from videoml.fileio import atomic_path, write_atomic
 
 CONFUSION = "confusion.csv"
+MAX_COUNT = 10**15  # videos in one cell: more than any data set holds, far from int64's limit
 
 
 def _rows_to_csv(header: list[str], rows: list[list]) -> str:
@@ -66,9 +67,14 @@ class ClassReport:
         try:
             rows = list(csv.reader(path.open()))
             classes = tuple(rows[0][1:])
-            matrix = np.array([[int(v) for v in row[1:]] for row in rows[1:]], dtype=np.int64)
+            counts = [[int(v) for v in row[1:]] for row in rows[1:]]
         except (OSError, IndexError, ValueError) as e:
             raise VideomlError(f"{path}: not a confusion matrix written by videoml ({e})") from None
+        bad = next(((r, v) for r, row in enumerate(counts, 2) for v in row if not 0 <= v <= MAX_COUNT), None)
+        if bad:
+            raise VideomlError(f"{path}, line {bad[0]}: a count of {bad[1]} videos (counts are whole numbers from 0 "
+                               f"to {MAX_COUNT:.0e})")
+        matrix = np.array(counts, dtype=np.int64)
         if matrix.shape != (len(classes), len(classes)):
             raise VideomlError(f"{path}: {matrix.shape} counts for {len(classes)} classes")
         return cls(classes, matrix)

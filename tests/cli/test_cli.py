@@ -66,3 +66,26 @@ def test_debug_shows_the_traceback(tmp_path):
     target.write_text("x")
     result = videoml("--debug", "data", "synth", "--out", str(target))
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_a_bool_option_alone_is_true_and_the_word_after_it_stays_an_argument(corpus):
+    # `--autorotate FILE`: FILE is the input, not the option's value (as `infer --resume a.mp4`)
+    result = videoml("data", "conformance", "--autorotate", str(corpus["h264"]), "--backends", "pyav")
+    assert result.returncode == 0, result.stderr
+    assert f"| {corpus['h264']} | 60 | exact |" in result.stdout
+    explicit = videoml("data", "conformance", "--autorotate", "false", str(corpus["h264"]), "--backends", "pyav")
+    assert explicit.returncode == 0 and "exact" in explicit.stdout
+
+
+@pytest.mark.parametrize("args, option", [
+    (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--dense", "inf"), "--dense"),
+    (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--decode-timeout", "1e300"), "--decode_timeout"),
+    (("extract", "a.mp4", "-m", "m.ckpt", "-o", "out", "--decode-timeout", "nan"), "--decode_timeout"),
+    (("data", "check", "a.mp4", "--timeout", "inf"), "--timeout"),
+    (("fit", "--config", "configs/synth_x3d_tiny.yaml", "--data.decode_timeout", "inf"), "--data.decode_timeout"),
+])
+def test_durations_must_be_finite_and_positive_when_parsed(tmp_path, args, option):
+    result = videoml(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"videoml: error: {option}: ") and "v<=10000000.0" in lines[0]

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveInt
 
-from videoml.data.decoding.budget import DEFAULT_SECONDS
+from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
 from videoml.data.prepare import PrepareConfig
 from videoml.data.synth import SynthConfig
 from videoml.errors import UsageError
@@ -40,7 +40,7 @@ def synth(dataset: SynthConfig, out: str = "data/synth", num_workers: PositiveIn
 
 
 def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output: str | None = None,
-          num_workers: PositiveInt = WORKERS, timeout: PositiveFloat = DEFAULT_SECONDS) -> int:
+          num_workers: PositiveInt = WORKERS, timeout: Seconds = DEFAULT_SECONDS) -> int:
     """For every file: ok, warn (it reads, with something to act on) or bad (it does not), codec, size, frames that
     really decode vs the header's count, fps from the time stamps, key frame spacing. Exit status 1 when any file is
     bad.
@@ -75,7 +75,7 @@ def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output:
 
 
 def prepare(src: str, dst: str, settings: PrepareConfig, num_workers: PositiveInt = WORKERS,
-            timeout: PositiveFloat = DEFAULT_SECONDS, max_bad_fraction: NonNegativeFloat = 0.05,
+            timeout: Seconds = DEFAULT_SECONDS, max_bad_fraction: NonNegativeFloat = 0.05,
             force: bool = False) -> int:
     """Re-encode every video of SRC (a fit config's data sources, a labeled-paths file, a folder with
     train/val/test.csv, or a <class>/<video> folder) into DST: short side scaled down, short fixed GOPs, unreferenced

@@ -99,16 +99,25 @@ def _arg_help(doc: str, name: str) -> str | None:
     return next((p.description for p in docstring_parser.parse(doc).params if p.arg_name == name), None)
 
 
+# What a bool option takes as its value (YAML's spellings, as jsonargparse reads them); any other word after it is
+# not its value but the next argument: ``--resume a.mp4`` resumes, with a.mp4 an input
+BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+
 def normalize(argv: list[str], shapes: dict) -> list[str]:
-    """``--no-X`` -> ``--X false``; a comma-separated value of a list option -> a YAML list. ``shapes``: option ->
-    "bool", "list" or "value" (:func:`conventional` records them)."""
-    out, items = [], iter(argv)
-    for item in items:
+    """``--no-X`` -> ``--X false``; a bool option alone -> ``--X true`` (whatever follows it that is not a bool);
+    a comma-separated value of a list option -> a YAML list. ``shapes``: option -> "bool", "list" or "value"
+    (:func:`conventional` records them)."""
+    out, at = [], 0
+    while at < len(argv):
+        item, at = argv[at], at + 1
         name = item.split("=", 1)[0]
         if name.startswith("--no-") and shapes.get("--" + name[5:]) == "bool":
             out += ["--" + name[5:], "false"]
+        elif shapes.get(name) == "bool" and "=" not in item and (at == len(argv) or argv[at].lower() not in BOOL_WORDS):
+            out += [name, "true"]
         elif shapes.get(name) == "list":
-            value = item.split("=", 1)[1] if "=" in item else next(items, "")
+            value, at = (item.split("=", 1)[1], at) if "=" in item else (argv[at] if at < len(argv) else "", at + 1)
             out += [name, value if value.startswith("[") else f"[{value}]"]
         else:
             out.append(item)

@@ -96,7 +96,8 @@ def report(path: str, plots: bool = True) -> int:
 
     Args:
         path: a run directory (RUN_DIR/report/val, RUN_DIR/report/test), OUTPUT.report of infer, or a report folder.
-        plots: regenerate per_class.csv, confused.csv and confusion.png from confusion.csv.
+        plots: regenerate per_class.csv, confused.csv and confusion.png from confusion.csv (where the folder can be
+            written; a read-only one is only printed).
     """
     from videoml.evaluation import ClassReport, report_folders
 
@@ -104,5 +105,8 @@ def report(path: str, plots: bool = True) -> int:
         report = ClassReport.read(folder)
         print(f"## {folder}\n\n{report.table()}")
         if plots:
-            report.write_derived(folder)
+            try:
+                report.write_derived(folder)
+            except OSError as e:  # printing needs no writing: a read-only report (an archive, a shared run) prints
+                print(f"videoml: {folder}: its CSVs and PNG were not written again ({e.strerror})", file=sys.stderr)
     return 0

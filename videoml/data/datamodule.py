@@ -20,7 +20,7 @@ import logging
 from typing import NamedTuple
 
 import lightning as L
-from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source, shared_classes
 from videoml.data.decoding import open_video, require_backend
-from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
+from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds, time_budget
 from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
 from videoml.errors import VideoDecodeError, VideomlError
@@ -266,7 +266,7 @@ class VideoDataModule(L.LightningDataModule):
                  num_workers: NonNegativeInt = 2, backend: str = "pyav", views: PositiveInt = 1,
                  crops: PositiveInt = 1, flip: bool = False,
                  flip_label_map: dict[str, str] | None = None, reverse_label_map: dict[str, str] | None = None,
-                 sampling_fps: float | None = None, seed: int = 0, decode_timeout: PositiveFloat = DEFAULT_SECONDS,
+                 sampling_fps: float | None = None, seed: int = 0, decode_timeout: Seconds = DEFAULT_SECONDS,
                  clips_per_video: PositiveInt = 1, decoded_cache_mb: NonNegativeInt = 0,
                  rand_augment: dict | None = None, augmix: dict | None = None, random_erasing: float = 0.0):
         super().__init__()

@@ -26,7 +26,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from videoml.data.decoding import require_backend
-from videoml.data.decoding.budget import DEFAULT_SECONDS
+from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
 from videoml.data.datasets import labeled_paths
 from videoml.data.files import find_videos
 from videoml.errors import UsageError, VideomlError
@@ -59,14 +59,14 @@ class VideoRun:
     """temporal views per video (default: the model's recipe)"""
     crops: Literal[1, 3] | None = None
     """spatial crops per view (default: the model's recipe)"""
-    dense: PositiveFloat | None = None
+    dense: Seconds | None = None
     """clips every this many seconds over the whole video instead of views: a timeline of segments"""
     batch_size: PositiveInt = 16
     """clips per model call"""
     num_workers: NonNegativeInt = 2
     """decoding processes, 0 to decode in the main process (the local engine; Ray decodes on every CPU it has)"""
     backend: Backend = "pyav"
-    decode_timeout: PositiveFloat | None = DEFAULT_SECONDS
+    decode_timeout: Seconds | None = DEFAULT_SECONDS
     """seconds a video may take to read; a slower one is recorded as failed"""
     devices: tuple[str, ...] = ("cpu",)
     """cpu, cuda, cuda:1, or several (one process per device, outputs merged)"""

@@ -18,9 +18,16 @@ import os
 import signal
 import threading
 
+from jsonargparse.typing import restricted_number_type
+
 from videoml.errors import VideoDecodeError
 
 DEFAULT_SECONDS = 300.0  # per video: generous (a decode pass over an hour of 1080p takes minutes on one core)
+MAX_SECONDS = 1e7  # about four months: past any video and any budget
+# A duration option (a time budget, a step between clips): positive and finite. Checked when the options are parsed:
+# inf or 1e300 overflow the interval timer and the clip arithmetic, and every video then failed one by one.
+Seconds = restricted_number_type("Seconds", float, [(">", 0), ("<=", MAX_SECONDS)], join="and",
+                                 docstring=f"seconds, more than 0 and at most {MAX_SECONDS:g}")
 
 
 @contextlib.contextmanager
