@@ -16,7 +16,7 @@ from jsonargparse import ArgumentParser
 
 from videoml import __version__
 from videoml.commands import bench, data, run
-from videoml.commands.parser import Command, call, command_parser, normalize
+from videoml.commands.parser import Command, call, check_config_size, command_parser, config_files, normalize
 from videoml.errors import UsageError, VideomlError, option_error_line
 from videoml.processes import Terminated, stop_on_sigterm
 
@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     debug, rest = lead > 0, argv[lead:]
     if debug:
         os.environ["VIDEOML_DEBUG"] = "1"  # every process of the run leaves library log lines on stderr
+    try:
+        for config in config_files(rest):  # before any parser expands it
+            check_config_size(config)
+    except UsageError as e:
+        return _report(e, debug)
     if rest and rest[0] in LIGHTNING_COMMANDS:  # Lightning handles SIGTERM itself (a checkpoint at the next batch)
         try:
             return _lightning(rest)

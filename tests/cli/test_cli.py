@@ -89,3 +89,23 @@ def test_durations_must_be_finite_and_positive_when_parsed(tmp_path, args, optio
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith(f"videoml: error: {option}: ") and "v<=10000000.0" in lines[0]
+
+
+def _alias_bomb(path):
+    """Nine levels of ten aliases each: 10^9 values once expanded, from a file of 500 bytes."""
+    lines, previous = ["a: &a [x, x, x, x, x, x, x, x, x, x]"], "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]")
+        previous = name
+    path.write_text("\n".join(lines) + "\nnum_workers: *i\n")
+    return path
+
+
+@pytest.mark.parametrize("command", [("data", "synth"), ("fit",)])
+def test_config_files_that_expand_without_bound_are_refused_before_parsing(tmp_path, command):
+    bomb, recursive = _alias_bomb(tmp_path / "bomb.yaml"), tmp_path / "recursive.yaml"
+    recursive.write_text("a: &a [1, *a]\n")
+    for path, words in ((bomb, "aliases expand to more than 1,000,000 values"), (recursive, "refers to a value")):
+        result = videoml(*command, "--config", str(path))
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert result.stderr.startswith(f"videoml: error: {path}: ") and words in result.stderr

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import docstring_parser
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
+from videoml.errors import UsageError
+
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fields' docstrings are their help
 NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when stderr is one), not by the user
 
@@ -140,3 +142,45 @@ def call(command: Command, values: dict) -> int:
             fields = {f.name for f in dataclasses.fields(hint) if f.init and f.name not in NOT_OPTIONS}
             kwargs[name] = _dataclass(hint, {k: values.pop(k) for k in fields if k in values})
     return command.run(**kwargs, **values)
+
+
+MAX_CONFIG_VALUES = 1_000_000  # values a config file may expand to: far more than any recipe, far less than a bomb
+
+
+def config_files(argv: list[str]) -> list[str]:
+    """The files ``--config FILE`` / ``--config=FILE`` name in ``argv``."""
+    named = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    return named + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+
+
+def check_config_size(path: str) -> None:
+    """A UsageError when the YAML file's aliases expand to more than MAX_CONFIG_VALUES values (a "billion laughs"
+    file: nine nested levels took 10 GB and minutes in the parser), or refer to themselves. Counted on the composed
+    node graph, where an alias is the node it names, so the count costs what the file's size does."""
+    import yaml
+
+    try:
+        with open(path, "rb") as f:
+            root = yaml.compose(f, Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return  # the parser reports files it cannot read or parse, naming them
+    except RecursionError:
+        raise UsageError(f"{path}: YAML nested too deeply to read") from None
+    sizes: dict[int, int] = {}
+
+    def size(node, within: frozenset) -> int:
+        if id(node) in within:
+            raise UsageError(f"{path}: a YAML alias refers to a value that holds it (a recursive config); not read")
+        if id(node) not in sizes:
+            children = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+            sizes[id(node)] = 1 + sum(size(child, within | {id(node)}) for child in children)
+        return sizes[id(node)]
+
+    try:
+        total = size(root, frozenset()) if root is not None else 0
+    except RecursionError:
+        raise UsageError(f"{path}: YAML nested too deeply to read") from None
+    if total > MAX_CONFIG_VALUES:
+        raise UsageError(f"{path}: its YAML aliases expand to more than {MAX_CONFIG_VALUES:,} values (an alias "
+                         "bomb?); not read")
