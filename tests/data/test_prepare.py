@@ -149,3 +149,34 @@ def test_every_backend_reads_prepared_files_exactly_as_ffmpeg_decodes_them(trait
     assert result.returncode == 0 and len(verdicts) >= 2 * (len(traits) + len(corpus)), result.stdout[-2000:]
     assert all(v["status"] == "exact" for v in verdicts if v["backend"] == "pyav")
     assert not [v for v in verdicts if v["status"] == "wrong"]
+
+
+def _folder_per_class(small_synth, root):
+    """A <class>/<video> folder of two classes, one video each (the layout a folder scan reads)."""
+    for name in ("grow", "shrink"):
+        (root / name).mkdir(parents=True)
+        shutil.copy(next((small_synth.root / "videos" / name).iterdir()), root / name)
+    return root
+
+
+def test_a_destination_inside_a_source_folder_is_refused_before_anything_is_written(small_synth, tmp_path):
+    source = _folder_per_class(small_synth, tmp_path / "s")
+    inside = source / "prep"
+    result = videoml("data", "prepare", str(source), str(inside), "--num-workers", "1")
+    assert result.returncode == 2 and not inside.exists()
+    assert result.stderr.strip() == (f"videoml: error: {inside}: inside the source folder {source}, where a later run "
+                                     "would read its outputs as sources (a class of its own); choose a destination "
+                                     "outside it")
+    outside = prepare(source, tmp_path / "prep", PrepareConfig(short_side=32), num_workers=1)
+    assert (tmp_path / "prep" / "classes.txt").read_text().split() == ["grow", "shrink"] and not outside.bad
+
+
+def test_a_destination_another_run_is_writing_is_refused_naming_that_run(small_synth, tmp_path):
+    from videoml.fileio import output_lock
+
+    source = _folder_per_class(small_synth, tmp_path / "s")
+    with output_lock([tmp_path / "prep"]):  # as a running prepare holds it
+        result = videoml("data", "prepare", str(source), str(tmp_path / "prep"), "--num-workers", "1")
+    assert result.returncode == 2 and not (tmp_path / "prep").exists()
+    assert f"{tmp_path / 'prep'} is being written by pid {os.getpid()}" in result.stderr
+    assert not (tmp_path / "prep.lock").exists()  # released with its holder

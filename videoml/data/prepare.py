@@ -43,7 +43,7 @@ from videoml.data.decoding.budget import DEFAULT_SECONDS, time_budget
 from videoml.data.encode import Encoding, TIME_BASE, encode_video
 from videoml.data.outdir import claim, to_json
 from videoml.errors import UsageError, VideoDecodeError, VideomlError, first_line
-from videoml.fileio import write_atomic
+from videoml.fileio import output_lock, write_atomic
 from videoml.processes import process_pool
 
 SPLITS = ("train", "val", "test", "predict")  # the data sources a fit config names
@@ -277,27 +277,33 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, config: PrepareConfi
     """
     started = time.perf_counter()
     root = Path(dst)
-    splits = read_sources(src)
-    state = {"settings": asdict(config), "source": str(Path(src).resolve()), "splits": list(splits)}
-    claim(root, STATE, state, _OUTPUTS, force, "prepared data set")
-    sources = list(dict.fromkeys(p for videos in splits.values() for p, _ in videos.items))
-    outputs = output_paths(sources)
-    records = _run_jobs([(p, root / outputs[p], config, timeout) for p in sources], num_workers, progress)
-    for p, r in zip(sources, records):
-        r["path"] = outputs[p].as_posix() if r["ok"] else None
-    missing = list(dict.fromkeys(p for videos in splits.values() for p in videos.missing))
-    records += [{"source": str(p), "ok": False, "error": "listed but missing on disk", "path": None} for p in missing]
-    by_source = {r["source"]: r for r in records}
-    counts = _write_lists(root, splits, by_source)
-    summary = PrepareSummary(root, records, counts, time.perf_counter() - started)
-    write_atomic(root / STATE, to_json({"config": state, "complete": True, "versions": _versions(),
-                                        "videos": len(records), "bad": len(summary.bad), "splits": counts,
-                                        "bytes": sum(r.get("bytes", 0) for r in records),
-                                        "source_bytes": sum(r.get("source_bytes", 0) for r in records)}))
-    if len(summary.bad) > max_bad_fraction * len(records):
-        raise VideomlError(f"{len(summary.bad)} of {len(records)} videos could not be prepared (over the "
-                           f"max_bad_fraction {max_bad_fraction:g}); they are listed in {root / 'bad.txt'}")
-    return summary
+    if Path(src).is_dir() and Path(src).resolve() in (root.resolve(), *root.resolve().parents):
+        raise UsageError(f"{dst}: inside the source folder {src}, where a later run would read its outputs as "
+                         "sources (a class of its own); choose a destination outside it")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock([root]):  # one run at a time writes a destination
+        splits = read_sources(src)
+        state = {"settings": asdict(config), "source": str(Path(src).resolve()), "splits": list(splits)}
+        claim(root, STATE, state, _OUTPUTS, force, "prepared data set")
+        sources = list(dict.fromkeys(p for videos in splits.values() for p, _ in videos.items))
+        outputs = output_paths(sources)
+        records = _run_jobs([(p, root / outputs[p], config, timeout) for p in sources], num_workers, progress)
+        for p, r in zip(sources, records):
+            r["path"] = outputs[p].as_posix() if r["ok"] else None
+        missing = list(dict.fromkeys(p for videos in splits.values() for p in videos.missing))
+        records += [{"source": str(p), "ok": False, "error": "listed but missing on disk", "path": None}
+                    for p in missing]
+        by_source = {r["source"]: r for r in records}
+        counts = _write_lists(root, splits, by_source)
+        summary = PrepareSummary(root, records, counts, time.perf_counter() - started)
+        write_atomic(root / STATE, to_json({"config": state, "complete": True, "versions": _versions(),
+                                            "videos": len(records), "bad": len(summary.bad), "splits": counts,
+                                            "bytes": sum(r.get("bytes", 0) for r in records),
+                                            "source_bytes": sum(r.get("source_bytes", 0) for r in records)}))
+        if len(summary.bad) > max_bad_fraction * len(records):
+            raise VideomlError(f"{len(summary.bad)} of {len(records)} videos could not be prepared (over the "
+                               f"max_bad_fraction {max_bad_fraction:g}); they are listed in {root / 'bad.txt'}")
+        return summary
 
 
 def _write_lists(root: Path, splits: dict[str, VideoList], by_source: dict[str, dict]) -> dict[str, int]:

@@ -43,7 +43,7 @@ from PIL import Image, ImageDraw
 
 from videoml.data.encode import CODECS, Encoding, encode_video
 from videoml.data.outdir import claim, to_json
-from videoml.fileio import write_atomic
+from videoml.fileio import output_lock, write_atomic
 from videoml.processes import process_pool
 from videoml.errors import UsageError
 
@@ -361,9 +361,16 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
     """Write the data set described by ``config`` under ``out`` and return where it lives.
 
     Re-running with the same config is cheap: a finished set is left as it is, an interrupted one is completed
-    (videos already written are kept). Other settings over an existing set need ``force``.
+    (videos already written are kept). Other settings over an existing set need ``force``. One run at a time writes
+    a folder (a second is refused, naming the first).
     """
     root = Path(out)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock([root]):
+        return _generate(config, root, num_workers, force, progress)
+
+
+def _generate(config: SynthConfig, root: Path, num_workers: int, force: bool, progress: bool) -> SynthDataset:
     dataset = SynthDataset(root, config.classes)
     if claim(root, "synth.json", config.to_dict(), _OUTPUTS, force, "synthetic data set",
              defaults=SynthConfig().to_dict()):

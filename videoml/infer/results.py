@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import sys
 from pathlib import Path
 
 from videoml.errors import UsageError, VideomlError
-from videoml.fileio import write_atomic
+from videoml.fileio import output_lock, write_atomic
 
 CSV_FIELDS = ("path", "status", "label", "score", "top_k", "clips", "seconds", "error")
 
@@ -51,52 +50,6 @@ def read_records(path: str | os.PathLike) -> list[dict]:
 def result_key(path: str | os.PathLike) -> str:
     """What resuming compares: the real path, so that the same video spelled otherwise is recorded once."""
     return os.path.realpath(path)
-
-
-def _holder(lock_path: Path) -> str:
-    try:
-        return lock_path.read_text().strip() or "another process"
-    except OSError:
-        return "another process"
-
-
-@contextlib.contextmanager
-def output_lock(paths):
-    """Exclusive locks on ``paths`` (``<path>.lock`` beside each) for the life of the context; a path another
-    process holds is a UsageError naming the holder."""
-    held = []
-    try:
-        for path in paths:
-            held.append(_acquire(Path(str(path) + ".lock"), Path(path)))
-        yield
-    finally:
-        for lock_path, fd in reversed(held):
-            with contextlib.suppress(OSError):
-                lock_path.unlink()
-            os.close(fd)
-
-
-def _acquire(lock_path: Path, output: Path) -> tuple[Path, int]:
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise UsageError(f"{output}: cannot write beside it ({e.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UsageError(f"{output} is being written by {_holder(lock_path)}; wait for it to finish or choose "
-                             "another output") from None
-        try:  # the holder before us may have removed the lock file after we opened it: lock the one that is there
-            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:2]) or 'python'})\n".encode())
-    return lock_path, fd
 
 
 def check_output_paths(jsonl: Path, csv_path: Path | None) -> None:

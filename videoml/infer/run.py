@@ -33,7 +33,8 @@ from videoml.errors import UsageError, VideomlError
 from videoml.evaluation import ClassReport
 from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
-from videoml.infer.results import ResultWriter, output_lock, read_records, result_key
+from videoml.fileio import output_lock
+from videoml.infer.results import ResultWriter, read_records, result_key
 from videoml.runtime import parse_device
 from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, choices
 from videoml.profiling import Profile
