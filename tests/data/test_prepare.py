@@ -180,3 +180,20 @@ def test_a_destination_another_run_is_writing_is_refused_naming_that_run(small_s
     assert result.returncode == 2 and not (tmp_path / "prep").exists()
     assert f"{tmp_path / 'prep'} is being written by pid {os.getpid()}" in result.stderr
     assert not (tmp_path / "prep.lock").exists()  # released with its holder
+
+
+def test_names_a_split_file_or_the_file_system_find_hard_are_each_that_videos_own_outcome(small_synth, tmp_path):
+    source = _folder_per_class(small_synth, tmp_path / "s")
+    video = next((source / "grow").iterdir())
+    undecodable, long_name = os.fsdecode(b"not-utf8-\xff\xfe.mp4"), "x" * 250 + ".mp4"  # 254 bytes: fits; + .part not
+    for name in (undecodable, long_name, "line\nbreak.mp4"):
+        shutil.copy(video, source / "shrink" / name)
+    result = videoml("data", "prepare", str(source), str(tmp_path / "prep"), "--num-workers", "1",
+                     "--max-bad-fraction", "0.5")
+    assert result.returncode == 3, result.stderr[-3000:]  # some videos bad, recorded: the run went on
+    prepared = labeled_paths(tmp_path / "prep" / "all.csv")  # the undecodable name listed as its own bytes
+    assert len(prepared.items) == 4 and not prepared.missing
+    assert all(len(os.fsencode(p.name)) + len(".part") <= 255 for p, _ in prepared.items)
+    assert (tmp_path / "prep" / "bad.txt").read_text() == (
+        f"{source / 'shrink'}/line\\nbreak.mp4: its name holds a line break, which a split file cannot list; "
+        "rename it\n")

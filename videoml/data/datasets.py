@@ -53,8 +53,10 @@ def _existing(items: list[tuple[Path, int]], classes, source: str) -> VideoList:
 
 
 def _read(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 kept as Python keeps them in file names (surrogateescape), so a
+    listed path that is not valid UTF-8 names its file."""
     try:
-        return Path(path).read_text()
+        return Path(path).read_text(errors="surrogateescape")
     except FileNotFoundError:
         raise VideomlError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:

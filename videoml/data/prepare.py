@@ -27,6 +27,8 @@ Layout written under ``DST``::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import time
@@ -133,9 +135,13 @@ def _config_sources(path: Path) -> dict[str, VideoList]:
     return splits
 
 
+NAME_MAX = 255  # bytes in a file name (Linux, macOS)
+
+
 def output_paths(sources: list[Path]) -> dict[Path, Path]:
     """Source -> prepared path under ``videos/``: the source's path below the sources' common folder, as ``.mp4``
-    (``name.avi`` and ``name.mkv`` side by side become ``name.mp4`` and ``name_mkv.mp4``)."""
+    (``name.avi`` and ``name.mkv`` side by side become ``name.mp4`` and ``name_mkv.mp4``; a name too long to write
+    with the encoder's ``.part`` suffix is cut, with a digest of the whole to keep it apart)."""
     absolute = [Path(os.path.abspath(p)) for p in sources]  # as listed: links are not followed
     root = Path(os.path.commonpath([p.parent for p in absolute]))
     out, taken = {}, set()
@@ -143,9 +149,20 @@ def output_paths(sources: list[Path]) -> dict[Path, Path]:
         relative = full.relative_to(root).with_suffix(".mp4")
         if relative in taken:
             relative = relative.with_name(f"{full.stem}_{full.suffix.lstrip('.').lower()}.mp4")
+        relative = relative.with_name(_fitting(relative.stem) + ".mp4")
         taken.add(relative)
         out[source] = Path("videos") / relative
     return out
+
+
+def _fitting(stem: str) -> str:
+    """``stem``, or when ``stem.mp4.part`` would be longer than NAME_MAX bytes, its start and a digest of it."""
+    room = NAME_MAX - len(".mp4.part")
+    encoded = os.fsencode(stem)
+    if len(encoded) <= room:
+        return stem
+    digest = hashlib.sha1(encoded).hexdigest()[:12]
+    return encoded[:room - len(digest) - 1].decode("utf-8", "ignore") + "_" + digest
 
 
 # --- one video -------------------------------------------------------------------------------------------------------
@@ -196,6 +213,8 @@ def prepare_one(job: tuple[Path, Path, PrepareConfig, float | None]) -> dict:
     record = {"source": str(source), "ok": False, "error": None}
     started = time.perf_counter()
     try:
+        if "\n" in str(source) or "\r" in str(source):
+            raise VideoDecodeError(source, "its name holds a line break, which a split file cannot list; rename it")
         with time_budget(timeout, source):
             if not output.exists():
                 _encode(source, output, config, record)
@@ -211,7 +230,8 @@ def prepare_one(job: tuple[Path, Path, PrepareConfig, float | None]) -> dict:
     except Exception as e:  # any library's failure on one file is that file's error, not the run's
         record["error"] = f"{type(e).__name__}: {first_line(e)}"
     if not record["ok"]:
-        output.with_name(output.name + ".part").unlink(missing_ok=True)  # what an interrupted encode left
+        with contextlib.suppress(OSError):  # what an interrupted encode left
+            output.with_name(output.name + ".part").unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 
@@ -312,11 +332,12 @@ def _write_lists(root: Path, splits: dict[str, VideoList], by_source: dict[str, 
     counts = {}
     for name, videos in splits.items():
         lines = [f"{by_source[str(p)]['path']} {label}" for p, label in videos.items if by_source[str(p)]["ok"]]
-        write_atomic(root / f"{name}.csv", "".join(line + "\n" for line in lines))
+        write_atomic(root / f"{name}.csv", "".join(line + "\n" for line in lines), errors="surrogateescape")
         counts[name] = len(lines)
     records = list(by_source.values())
     write_atomic(root / "manifest.jsonl", "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records),
                  errors="surrogateescape")
-    write_atomic(root / "bad.txt", "".join(f"{r['source']}: {r['error']}\n" for r in records if not r["ok"]),
-                 errors="surrogateescape")
+    one_line = {ord("\n"): "\\n", ord("\r"): "\\r"}  # a name's line breaks, escaped: one line per bad video
+    write_atomic(root / "bad.txt", "".join(f"{r['source'].translate(one_line)}: {r['error']}\n" for r in records
+                                           if not r["ok"]), errors="surrogateescape")
     return counts
