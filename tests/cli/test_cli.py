@@ -109,3 +109,16 @@ def test_config_files_that_expand_without_bound_are_refused_before_parsing(tmp_p
         result = videoml(*command, "--config", str(path))
         assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()]
         assert result.stderr.startswith(f"videoml: error: {path}: ") and words in result.stderr
+
+
+def test_print_config_gives_a_file_that_runs_the_same_command_positionals_included(corpus, tmp_path):
+    printed = videoml("data", "check", str(corpus["h264"]), str(corpus["vp9_vfr_start"]), "--print_config")
+    assert printed.returncode == 0, printed.stderr
+    config = tmp_path / "check.yaml"
+    config.write_text(printed.stdout)
+    again = videoml("data", "check", "--config", str(config))
+    assert again.returncode == 0 and "2 files: 2 ok, 0 warn, 0 bad" in again.stderr
+    given = videoml("data", "check", "--config", str(config), str(corpus["h264"]))  # the command line wins
+    assert given.returncode == 0 and "1 file: 1 ok" in given.stderr
+    none = videoml("data", "check")
+    assert none.returncode == 2 and "no paths given, on the command line or in --config" in none.stderr

@@ -277,3 +277,14 @@ def test_every_backend_reads_the_synthetic_videos_as_pyav_does(small_synth, chec
     for path, top in runs[backend].items():  # the same frames, scaled and converted a little otherwise: close scores
         theirs = {t["label"]: t["score"] for t in runs["pyav"][path]}
         assert all(t["score"] == pytest.approx(theirs[t["label"]], abs=0.02) for t in top if t["label"] in theirs)
+
+
+@pytest.mark.slow
+def test_a_printed_config_runs_the_same_inference(small_synth, checkpoint, tmp_path):
+    videos, out = split_videos(small_synth)[:2], tmp_path / "out.jsonl"
+    printed = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--print_config")
+    assert printed.returncode == 0 and not out.exists()
+    (tmp_path / "infer.yaml").write_text(printed.stdout)
+    result = videoml("infer", "--config", str(tmp_path / "infer.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["path"] for r in records(out)] == videos

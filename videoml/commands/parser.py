@@ -9,6 +9,7 @@ files (``--num_workers``) or with dashes (``--num-workers``); a bool option give
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import types
@@ -61,9 +62,10 @@ def command_parser(prog: str, command: Command, shapes: dict) -> ArgumentParser:
     options = options_of(command.run)
     for name in command.positional:
         hint, default = options[name]
-        many = _is_sequence(hint)
-        nargs = ("+" if default is inspect.Parameter.empty else "*") if many else None
-        parser.add_argument(name, nargs=nargs, type=str, help=_arg_help(doc, name))
+        # A list may come from --config instead: none on the command line leaves it unset (argparse would set [] over
+        # the config's), and :func:`call` asks for a required one that neither gave
+        many = {"nargs": "*", "default": argparse.SUPPRESS} if _is_sequence(hint) else {}
+        parser.add_argument(name, type=str, help=_arg_help(doc, name), **many)
     skip = set(command.positional)
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):
@@ -136,6 +138,10 @@ def _dataclass(hint, values: dict):
 def call(command: Command, values: dict) -> int:
     """Call a command with parsed values: a dataclass parameter made from its fields."""
     values.pop("config", None)
+    options = options_of(command.run)
+    for name in command.positional:
+        if name not in values and options[name][1] in (inspect.Parameter.empty, dataclasses.MISSING):
+            raise UsageError(f"no {name} given, on the command line or in --config (see --help)")
     kwargs = {}
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):

@@ -106,4 +106,5 @@ TABLE_HEADER = f"{'status':<5} {'frames':>13}  {'fps':>7}  {'size':>9}  {'codec'
 def summary(records: list[dict]) -> str:
     """The closing line: how many rows have each status."""
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "warn", "bad")}
-    return f"{len(records)} files: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    files = f"{len(records)} file" + ("" if len(records) == 1 else "s")
+    return f"{files}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
