@@ -129,3 +129,19 @@ def test_an_export_of_features_extracts_what_the_checkpoint_does_and_is_no_class
     assert logits.returncode == 0, logits.stderr[-3000:]
     refused = videoml("extract", videos[0], "-m", str(tmp_path / "l.pt2"), "-o", str(tmp_path / "c"))
     assert refused.returncode == 2 and "export it with --features head for extract" in refused.stderr
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused_and_the_output_is_left_as_it_was(small_synth, checkpoint, tmp_path):
+    videos, out = split_videos(small_synth)[:2], tmp_path / "features"
+    first = videoml("extract", videos[0], "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    index = (out / "index.jsonl").read_text()
+    for option in (("--layer", "blocks.2"), ("--views", "3"), ("--crops", "3")):
+        other = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume",
+                        *option)
+        assert other.returncode == 2 and "its features were extracted with other settings" in other.stderr
+        assert option[0].lstrip("-") in other.stderr and (out / "index.jsonl").read_text() == index
+    same = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume")
+    assert same.returncode == 0, same.stderr[-3000:]
+    assert len(load_features(out).paths) == 2  # one kind of features: they load together

@@ -12,6 +12,8 @@ Layout of the output folder ``OUT``::
     OUT/clips/NAME.npy       float32 (clips x crops, dim): every clip's features, a clip's crops side by side
     OUT/videos/NAME.npy      float32 (dim,): the video's, the mean over its clips and crops
     OUT/features.h5          with --format hdf5, packed from the above when the run ends (see :func:`pack_hdf5`)
+    OUT/extract.json         the settings that decide the features (model, layer, views, crops, dense, precision):
+                             ``--resume`` with others is refused, as the index would mix features of two kinds
 
 ``NAME`` is the file's stem and a hash of its real path (videos of the same name in different folders stay apart).
 A video's arrays are written (atomically) before its record, so a killed run leaves at most arrays without a
@@ -21,6 +23,7 @@ record, which the resumed run writes again: every video is in the index exactly 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +32,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from videoml.errors import VideomlError
-from videoml.fileio import atomic_path
+from videoml.errors import UsageError, VideomlError
+from videoml.fileio import atomic_path, write_atomic
 from videoml.infer.clips import VideoItem
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import read_records, result_key
@@ -39,6 +42,7 @@ from videoml.vocab import check
 
 INDEX = "index.jsonl"
 HDF5 = "features.h5"
+SETTINGS = "extract.json"  # what decides the features; a resumed run must have the same
 FeatureFormat = Literal["npy", "hdf5"]
 
 
@@ -60,6 +64,31 @@ class ExtractConfig(VideoRun):
     def check(self) -> None:
         check(self.format, FeatureFormat, "format")
         super().check()
+
+    def settings(self) -> dict:
+        """The options that decide what the features are: a resumed run with others would mix them in one index."""
+        model = result_key(self.model) if os.path.exists(self.model) else self.model
+        return {"model": model, "layer": self.layer, "views": self.views, "crops": self.crops, "dense": self.dense,
+                "precision": self.precision}
+
+    def begin(self) -> None:
+        """Record :meth:`settings` in ``OUT/extract.json``; refuse to resume an output made with others."""
+        path, settings, index = Path(self.out) / SETTINGS, self.settings(), Path(self.out) / INDEX
+        if index.is_file() and index.stat().st_size and not (self.resume or self.overwrite):
+            return  # the run stops at its existing output (ResultWriter), which it leaves as it is
+        if self.resume and path.is_file():
+            try:
+                recorded = json.loads(path.read_text())["settings"]
+            except (OSError, ValueError, KeyError, TypeError):
+                recorded = None
+            changed = [f"{k} {recorded.get(k)!r} -> {v!r}" for k, v in settings.items()
+                       if recorded is not None and recorded.get(k) != v]
+            if recorded is None or changed:
+                raise UsageError(f"{self.out}: its features were extracted with other settings ("
+                                 f"{'; '.join(changed) or 'unreadable ' + SETTINGS}); resume with the same ones, "
+                                 "or --overwrite, or another output folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"settings": settings}, indent=2) + "\n")
 
     def load(self, device: str) -> Predictor:
         return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "",

@@ -124,6 +124,9 @@ class VideoRun:
                 "decode_s": round(item.decode_s, 6), "model_s": round(item.model_s, 6),
                 "replaced_frames": item.replaced_frames}
 
+    def begin(self) -> None:
+        """What a kind of run does to its outputs before the first video (nothing, by default)."""
+
     def check(self) -> None:
         """Options that cannot work together, refused before anything runs."""
         if self.engine == "ray" and (self.devices != ("cpu",) or self.profile is not None):
@@ -391,6 +394,7 @@ def infer(config: VideoRun) -> Summary:
     if index >= len(paths):
         raise UsageError(f"shard {config.shard} of {len(paths)} input videos holds none")
     paths = paths[index::count]
+    config.begin()
     output, csv = config.outputs()
     if config.engine == "ray":
         from videoml.infer.ray_engine import run_ray
