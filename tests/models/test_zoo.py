@@ -5,6 +5,7 @@ import functools
 import http.server
 import os
 import threading
+import time
 
 import pytest
 import torch
@@ -119,3 +120,57 @@ def test_infer_and_extract_take_published_weights_by_name(zoo, small_synth, tmp_
     assert load_features(tmp_path / "features").clips[0].shape == (2, published.blocks[-1].proj.in_features)
     assert server.requests == ["/kinetics/X3D_XS.pyth"]  # the second command read the cache
     assert os.path.isfile(tmp_path / "torch" / "hub" / "checkpoints" / "X3D_XS.pyth")
+
+
+class _BadServer:
+    """A zoo on 127.0.0.1 that answers every request wrongly: ``truncate`` (announces more bytes than it sends),
+    ``html`` (a login page with status 200) or ``stall`` (accepts, then sends nothing); counts the requests."""
+
+    def __init__(self, kind, body: bytes):
+        self.requests, server = 0, self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                if kind == "stall":
+                    time.sleep(3)
+                    return
+                data = b"<html><body>Please log in</body></html>" if kind == "html" else body
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data) + (1000 if kind == "truncate" else 0)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("kind, words", [("truncate", "sent"), ("html", "is not a PyTorch checkpoint"),
+                                         ("stall", "timed out")])
+def test_a_server_that_truncates_lies_or_stalls_leaves_nothing_behind(zoo, tmp_path, monkeypatch, kind, words):
+    _, model, served = zoo
+    bad = _BadServer(kind, served.read_bytes())
+    monkeypatch.setenv("VIDEOML_ZOO_URL", bad.url)
+    monkeypatch.setenv("VIDEOML_ZOO_TIMEOUT", "1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(VideomlError, match=f"zoo:x3d_xs: .*{words}") as error:
+            create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+        assert time.monotonic() - started < 20
+        assert "\n" not in str(error.value)
+        assert bad.requests == (1 if kind == "html" else 3)  # the network's failures are tried again, a page is not
+    finally:
+        bad.stop()
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    assert not cache.exists() or list(cache.iterdir()) == []  # no file, no digest: the next try downloads again
+    monkeypatch.setenv("VIDEOML_ZOO_URL", zoo[0].url)  # the mirror fixed: it just works
+    assert _same_weights(create_model("x3d_xs", 400, weights="zoo:x3d_xs"), model)

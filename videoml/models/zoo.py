@@ -7,6 +7,11 @@ first download is recorded beside the file (``NAME.pyth.sha256``) and every late
 so a damaged or replaced cache is an error, not silently different weights. Where an entry carries a digest, the
 download itself is verified against it. Files are read with ``torch.load(weights_only=True)``.
 
+A download is written aside and kept only when it is whole (as long as the server announced) and loads as a PyTorch
+checkpoint, before its digest is recorded: a truncated body or an HTML page served with status 200 leaves nothing
+behind, and the next try downloads again. A server that does not connect or stops sending for
+``VIDEOML_ZOO_TIMEOUT`` seconds (30) is given up on; failures of the network are tried three times in all.
+
 ``VIDEOML_ZOO_URL`` replaces the zoo's root URL (``https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo``): a
 mirror inside a cluster without internet, or a local server.
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,14 +91,71 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+TRIES = 3  # a download that fails for the network's sake is tried again, after 0.5 s, then 1 s
+
+
+def stall_seconds() -> float:
+    """How long a download may wait for the server to connect or to send more (``VIDEOML_ZOO_TIMEOUT``, 30 s)."""
+    return float(os.environ.get("VIDEOML_ZOO_TIMEOUT", 30))
+
+
+def _receive(url: str, into: Path, progress: bool) -> None:
+    """``url`` into the file ``into``, complete: a server that stalls past :func:`stall_seconds` or sends less than
+    the Content-Length it announced is an error. By hand because ``torch.hub.download_url_to_file`` waits forever on
+    a stalled server and keeps a body shorter than its Content-Length."""
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=stall_seconds()) as response, open(into, "wb") as f:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc=into.name) as bar:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+                bar.update(len(block))
+        if total is not None and f.tell() != total:
+            raise ConnectionError(f"the server sent {f.tell()} of the {total} bytes it announced")
+
+
 def _download(name: str, url: str, cached: Path, progress: bool) -> None:
+    """The file at ``url`` as ``cached``, or nothing there: written aside, kept only when complete and a PyTorch
+    checkpoint (a proxy's HTML page answered with 200 is not), tried :data:`TRIES` times."""
+    import urllib.error
+
     cached.parent.mkdir(parents=True, exist_ok=True)
-    try:  # (torch.hub writes a temporary file and renames it: a killed download leaves no partial file)
-        torch.hub.download_url_to_file(url, str(cached), progress=progress)
-    except Exception as e:  # urllib's URLError / HTTPError, or OSError writing the file
-        raise VideomlError(f"zoo:{name}: cannot download {url} ({type(e).__name__}: {first_line(e)}); without "
-                           f"internet access, copy the file into {cached.parent} or set VIDEOML_ZOO_URL to a "
-                           "mirror") from None
+    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+    error = None
+    try:
+        for attempt in range(TRIES):
+            if attempt:
+                time.sleep(0.5 * 2 ** (attempt - 1))
+            try:
+                _receive(url, part, progress)
+                error = None
+                break
+            except urllib.error.HTTPError as e:  # the server answered: trying again changes nothing
+                error = e
+                break
+            except (OSError, ValueError) as e:  # no connection, a stall, a short body
+                error = e
+        if error is not None:
+            raise VideomlError(f"zoo:{name}: cannot download {url} ({type(error).__name__}: {first_line(error)}); "
+                               f"without internet access, copy the file into {cached.parent} or set VIDEOML_ZOO_URL "
+                               "to a mirror") from None
+        _check_loads(name, part, f"the download from {url}")
+        os.replace(part, cached)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _check_loads(name: str, path: Path, what: str) -> None:
+    """A VideomlError unless ``path`` is a PyTorch checkpoint that loads (weights only)."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip or torch's own errors: whatever it is, it is no checkpoint
+        raise VideomlError(f"zoo:{name}: {what} is not a PyTorch checkpoint ({type(e).__name__}: {first_line(e)}; an "
+                           "HTML page of a proxy or a login?)") from None
 
 
 def fetch(name: str, progress: bool = True) -> Path:
@@ -111,7 +174,9 @@ def fetch(name: str, progress: bool = True) -> Path:
         found = "the download from " + url_of(entry) if downloaded else str(cached)
         raise VideomlError(f"zoo:{name}: {found} has SHA-256 {digest[:16]}..., expected {expected[:16]}...: damaged "
                            f"or not the published file{'' if downloaded else '; delete it to download it again'}")
-    if not record.is_file():
+    if not record.is_file():  # the first use: trusted only once it loads (a file copied in by hand, too)
+        if not downloaded:
+            _check_loads(name, cached, f"{cached} (delete it to download it again)")
         record.write_text(digest + "\n")
     return cached
 
