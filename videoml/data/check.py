@@ -41,12 +41,13 @@ def _check(path, record: dict) -> None:
             video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
             damaged.extend(video.damaged)
             unreached.extend(sorted(set(video.replaced) - set(video.damaged)))
+        record["picture_sizes"] = [f"{w}x{h}" for w, h in sorted(video.picture_sizes)]
     record["damaged_frames"] = damaged
     record["decoded_frames"] = index.num_frames - len(damaged) - len(unreached)
     if unreached:
         record["error"] = f"{len(unreached)} of {index.num_frames} frames cannot be decoded (first: {unreached[0]})"
     record["ok"] = not unreached
-    record["warning"] = "; ".join(_warnings(index, damaged)) or None
+    record["warning"] = "; ".join(_warnings(index, damaged, record["picture_sizes"])) or None
     record["status"] = "bad" if unreached else "warn" if record["warning"] else "ok"
 
 
@@ -63,8 +64,11 @@ def _describe(index) -> dict:
                 gop_mean=round(float(gaps.mean()), 1), gop_max=int(gaps.max()))
 
 
-def _warnings(index, damaged: list[int]) -> list[str]:
+def _warnings(index, damaged: list[int], sizes: list[str]) -> list[str]:
     out = []
+    if len(sizes) > 1:
+        out.append(f"pictures change size midway ({', '.join(sizes)}): every frame is shown at the first size, "
+                   "scaled as FFmpeg does")
     if damaged:
         out.append(f"{len(damaged)} of {index.num_frames} pictures are damaged (first: {damaged[0]})")
     if index.header["frames"] > index.num_frames:  # AVI and MP4 headers state a count; MKV/WebM do not

@@ -90,3 +90,35 @@ def test_damaged_files_give_ffmpegs_pictures_and_damaged_ones_follow_the_policy(
         if backend_available(backend):
             with pytest.raises(VideoDecodeError, match="damaged.*use the pyav backend"):
                 open_video(bad, backend=backend)
+
+
+def _ts(path, width, height, frames=12):
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((height, width, 3), 15 * i, np.uint8)
+            rgb[:, : width // 2, 0] = 255  # a left half in red: scaling shows
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs FFmpeg's command line (the ground truth)")
+def test_pictures_that_change_size_midway_are_shown_at_the_first_size_as_ffmpeg_does(tmp_path):
+    from helpers import videoml
+
+    from videoml.data.conformance import check_file
+
+    _ts(tmp_path / "a.ts", 64, 48)
+    _ts(tmp_path / "b.ts", 96, 64)
+    joined = tmp_path / "joined.ts"  # as `cat a.ts b.ts` joins two recordings
+    joined.write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    verdict = check_file(joined, ("pyav",))[0]  # (FFmpeg loses a picture where the streams meet)
+    assert verdict.status == "exact" and verdict.frames >= 22, verdict
+    with open_video(joined) as video:
+        assert video.get_frames(list(range(verdict.frames))).shape == (verdict.frames, 48, 64, 3)
+        assert video.get_frames([verdict.frames - 1], size=32).shape == (1, 32, 42, 3)
+    result = videoml("data", "check", str(joined))
+    assert "pictures change size midway (64x48, 96x64)" in result.stdout and "1 warn" in result.stderr

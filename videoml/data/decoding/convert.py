@@ -6,7 +6,9 @@ frame's properties (colour range and matrix, chroma siting, interlacing) and use
 Indeo's 4:1:0, 10-bit) their RGB differs from FFmpeg's by 0.5 to 4 levels on average. So pictures go through the same
 filters the command line inserts: the display matrix's rotation (``transpose``/``hflip,vflip``, as ``-autorotate``
 does), an optional resize (bilinear, in the same swscale pass), and ``format=rgb24``. One filter graph per picture
-geometry is kept for the reader's life.
+geometry is kept for the reader's life. A stream whose pictures change size midway (a transport stream cut from two
+sources) is shown at its first size, as the command line's filter graph scales every later picture to the size it
+was configured with (bicubic, its default).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ ROTATION_FILTERS = {90: [("transpose", "cclock")], 180: [("hflip", None), ("vfli
 class RGBConverter:
     """Converts decoded frames to (H, W, 3) uint8 RGB arrays, optionally resized and turned upright."""
 
-    def __init__(self, rotation: int = 0, threads: int = 1):
+    def __init__(self, rotation: int = 0, threads: int = 1, stored: tuple[int, int] | None = None):
         self.rotation = rotation
         self.threads = threads
+        self.stored = stored  # (width, height) the stream starts with: later pictures of other sizes are scaled to it
+        self.sizes: set[tuple[int, int]] = set()  # the sizes of the pictures converted, as decoded
         self._graphs: dict[tuple, tuple] = {}
 
     def _graph(self, frame, size: tuple[int, int] | None):
@@ -40,6 +44,8 @@ class RGBConverter:
             if size:
                 w, h = size if self.rotation not in (90, 270) else size[::-1]  # resize before turning: cheaper
                 chain.append(graph.add("scale", f"w={w}:h={h}:flags=bilinear"))
+            elif self.stored and (frame.width, frame.height) != self.stored:
+                chain.append(graph.add("scale", f"w={self.stored[0]}:h={self.stored[1]}:flags=bicubic"))
             for name, args in ROTATION_FILTERS.get(self.rotation, []):
                 chain.append(graph.add(name, args))
             chain += [graph.add("format", "rgb24"), graph.add("buffersink")]
@@ -52,5 +58,6 @@ class RGBConverter:
     def __call__(self, frame, size: tuple[int, int] | None = None) -> np.ndarray:
         """``frame`` as RGB; ``size`` is (width, height) of the upright result, None for the frame's own size."""
         graph, source, sink = self._graph(frame, size)
+        self.sizes.add((frame.width, frame.height))
         source.push(frame)
         return sink.pull().to_ndarray()

@@ -28,7 +28,7 @@ class PyAVReader(VideoReader):
     def __init__(self, path, index, threads=1, bad_frames="error", autorotate=True):
         super().__init__(path, index, threads, bad_frames, autorotate)
         self.decode_errors = 0  # packets the decoder rejected (corrupt data)
-        self._convert = RGBConverter(index.rotation if autorotate else 0)
+        self._convert = RGBConverter(index.rotation if autorotate else 0, stored=(index.width, index.height))
         # Skipping undecoded B-frames relies on packets and pictures carrying the same time stamps: only where the
         # packet scan was verified to number the frames.
         self._may_skip = index.numbering == "packets"
@@ -37,6 +37,12 @@ class PyAVReader(VideoReader):
         self._container = None
         self._seekable = True  # until the demuxer refuses a seek
         self._open()
+
+    @property
+    def picture_sizes(self) -> set[tuple[int, int]]:
+        """(width, height) of the pictures decoded so far, as stored: more than one where the stream changes size
+        midway (each is returned at the first size, as FFmpeg's command line scales them)."""
+        return set(self._convert.sizes)
 
     def _open(self) -> None:
         """(Re)open the file, positioned before its first frame."""
