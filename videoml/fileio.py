@@ -26,8 +26,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        # a full disk or a read-only file system while writing: errno alone names no file ("[Errno 28] ...")
+        raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, text: str, errors: str = "strict") -> None:

@@ -143,3 +143,24 @@ def test_a_worker_that_dies_becomes_an_error_for_its_video_and_the_rest_goes_on(
     assert [item.path for item in failed] == [str(crash)]
     assert "the decoding process died reading it" in failed[0].error
     assert all(item.video is not None for item in items if not item.error)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare (a private tmpfs)")
+def test_a_full_disk_is_one_line_naming_the_output_and_what_was_written_is_kept(small_synth, checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    videos = sorted(str(p) for p in (small_synth.root / "videos").rglob("*.mp4"))
+    full, out = tmp_path / "full", tmp_path / "full" / "out.jsonl"
+    full.mkdir()
+    # an 8 KiB file system of its own (a user and mount namespace): the lock file and a page of records fill it
+    command = (f"mount -t tmpfs -o size=8k tmpfs {full} && {sys.executable} -m videoml infer {' '.join(videos)} "
+               f"-m {checkpoint} -o {out} --num-workers 0; echo rc=$?; wc -l < {out}")
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True)
+    if "mount" in result.stderr and "rc=" not in result.stdout:
+        pytest.skip(f"no tmpfs in a user namespace here: {result.stderr.strip()}")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("videoml: error:")]
+    assert lines == [f"videoml: error: {out}: cannot write a record (No space left on device); what is written is "
+                     "kept, --resume goes on from it"], result.stderr[-3000:]
+    assert "rc=1" in result.stdout and 0 < int(result.stdout.split()[-1]) < len(videos)

@@ -130,12 +130,17 @@ class ResultWriter:
     def write(self, record: dict) -> None:
         lines = [json.dumps(record) + "\n"] + ([csv_row(record)] if self.csv_path else [])
         for f, line in zip(self._files, lines):
-            f.write(line)
-            f.flush()
+            try:
+                f.write(line)
+                f.flush()
+            except OSError as e:  # a full disk, a file system gone read-only: say which output
+                raise VideomlError(f"{f.name}: cannot write a record ({e.strerror}); what is written is kept, "
+                                   "--resume goes on from it") from None
 
     def close(self) -> None:
         for f in self._files:
-            f.close()
+            with contextlib.suppress(OSError):  # a record that could not be written: write reported it
+                f.close()
         self._lock.close()
 
     def __enter__(self):
