@@ -23,7 +23,8 @@ def test_a_count_that_is_no_number_of_videos_is_one_line_naming_the_file_and_lin
     result = videoml("report", str(folder))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert f"{folder / CONFUSION}" in result.stderr and ("line 3" in result.stderr or "not a confusion" in result.stderr)
+    assert f"{folder / CONFUSION}" in result.stderr
+    assert "line 3" in result.stderr or "not a confusion" in result.stderr
 
 
 def test_a_report_folder_that_cannot_be_written_is_still_printed(folder):

@@ -34,6 +34,11 @@ def test_every_backend_returns_ffmpegs_pictures_or_refuses_with_a_reason(files, 
     result = videoml("data", "conformance", "--jsonl", str(records), "--num-workers", "2")
     verdicts = [json.loads(line) for line in records.read_text().splitlines()]
     assert result.returncode == 0, result.stdout[-3000:]
+    # nothing but the closing line: no library's own log lines (decord's "Failed to seek", its FFmpeg's "[h264 @ ...]")
+    assert result.stderr.strip().splitlines() == [f"{sum(v['status'] == 'exact' for v in verdicts)} exact, "
+                                                  f"{sum(v['status'] == 'refused' for v in verdicts)} refused, 0 wrong "
+                                                  f"({len(files)} files x {len({v['backend'] for v in verdicts})} "
+                                                  "backends)"]
     assert len(verdicts) == len(files) * len({v["backend"] for v in verdicts})
     assert not [v for v in verdicts if v["status"] == "wrong"]
     assert all(v["detail"] for v in verdicts if v["status"] == "refused")

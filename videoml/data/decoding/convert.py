@@ -30,7 +30,7 @@ class RGBConverter:
     def __init__(self, rotation: int = 0, threads: int = 1, stored: tuple[int, int] | None = None):
         self.rotation = rotation
         self.threads = threads
-        self.stored = stored  # (width, height) the stream starts with: later pictures of other sizes are scaled to it
+        self.stored = stored  # (width, height) of the first picture: later pictures of other sizes are scaled to it
         self.sizes: set[tuple[int, int]] = set()  # the sizes of the pictures converted, as decoded
         self._graphs: dict[tuple, tuple] = {}
 

@@ -28,7 +28,7 @@ from videoml.data.decoding import scan
 from videoml.data.lru import LRU
 from videoml.errors import VideoDecodeError
 
-_VERSION = 4  # bump when the index's content or meaning changes; older cache entries are then rebuilt
+_VERSION = 5  # bump when the index's content or meaning changes; older cache entries are then rebuilt
 
 # How frame numbers were established (FrameIndex.numbering):
 #   "packets":    the packets' time stamps in presentation order, verified against the decoder (most files)
@@ -254,6 +254,7 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
         time_base = Fraction(1, round(header["fps"])) if header["fps"] >= 1 else Fraction(1, 25)
     notes = list(numbering.notes)
     header["open_gop"], header["x264_build"] = packets.open_gop, packets.x264_build
+    header["first_size"] = list(first.size) if first.size else None  # what FFmpeg scales later pictures to
     if packets.discarded:
         notes.append(f"edit list: {packets.discarded} packet(s) it hides are not frames")
     return FrameIndex(pts=numbering.pts, keyframe=numbering.keyframe, time_base=Fraction(time_base), width=width,

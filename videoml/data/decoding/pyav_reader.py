@@ -28,7 +28,8 @@ class PyAVReader(VideoReader):
     def __init__(self, path, index, threads=1, bad_frames="error", autorotate=True):
         super().__init__(path, index, threads, bad_frames, autorotate)
         self.decode_errors = 0  # packets the decoder rejected (corrupt data)
-        self._convert = RGBConverter(index.rotation if autorotate else 0, stored=(index.width, index.height))
+        first = index.header.get("first_size")
+        self._convert = RGBConverter(index.rotation if autorotate else 0, stored=tuple(first) if first else None)
         # Skipping undecoded B-frames relies on packets and pictures carrying the same time stamps: only where the
         # packet scan was verified to number the frames.
         self._may_skip = index.numbering == "packets"

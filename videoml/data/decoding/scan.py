@@ -143,6 +143,7 @@ class Decoded:
     keys: list = field(default_factory=list)
     errors: int = 0  # packets the decoder rejected, and pictures it flagged as damaged
     rotation: int = 0  # the display matrix's rotation of the first picture (degrees, counter-clockwise)
+    size: tuple[int, int] | None = None  # (width, height) of the first picture, as decoded
 
 
 class Pictures:
@@ -171,6 +172,7 @@ class Pictures:
         for frame in itertools.islice(self._frames, limit):
             if not out.pts:
                 out.rotation = int(round(frame.rotation)) % 360
+                out.size = (frame.width, frame.height)
             out.pts.append(frame.pts)
             out.keys.append(bool(frame.key_frame))
             out.errors += frame.is_corrupt  # concealed damage: the picture depends on where decoding started
