@@ -21,6 +21,17 @@ def installed(backend: str):
 
 
 BACKEND_PARAMS = [installed(b) for b in BACKENDS]  # every backend; those not installed skip
+INSTALLED = tuple(b for b in BACKENDS if backend_available(b))
+
+
+def write_audio_only(path: Path) -> None:
+    """A WAV file: an audio stream, no video."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def decord3() -> bool:

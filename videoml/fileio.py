@@ -68,6 +68,7 @@ def output_lock(paths):
 def _acquire(lock_path: Path, output: Path) -> tuple[Path, int]:
     while True:
         try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)  # an output's folder is made when it is claimed
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise UsageError(f"{output}: cannot write beside it ({e.strerror})") from None

@@ -5,9 +5,10 @@ import shutil
 import av
 import numpy as np
 import pytest
+from helpers import INSTALLED
 
 from videoml.data.conformance import check_file
-from videoml.data.decoding import BACKENDS, backend_available, open_video
+from videoml.data.decoding import open_video
 from videoml.data.files import VIDEO_DEMUXERS, VIDEO_EXTENSIONS, find_videos
 
 # extension -> (muxer where FFmpeg does not pick one by the name, encoder, (width, height)); every listed extension
@@ -27,7 +28,6 @@ WRITERS = {
     ".mxf": (None, "mpeg2video"), ".nut": (None, "mpeg4"), ".ivf": (None, "libvpx"), ".mjpeg": (None, "mjpeg"),
     ".mjpg": ("mjpeg", "mjpeg"), ".dv": (None, "dvvideo", (720, 576)), ".dif": ("dv", "dvvideo", (720, 576)),
 }
-INSTALLED = tuple(b for b in BACKENDS if backend_available(b))
 PIXEL_FORMATS = {"gif": "rgb8", "mjpeg": "yuvj420p", "jpeg2000": "rgb24"}
 FRAMES = 10
 

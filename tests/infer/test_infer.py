@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import videoml
+from helpers import videoml, write_audio_only
 
 from videoml.data.datamodule import SampleKey, VideoDataModule
 from videoml.data.synth import SynthConfig, generate
@@ -213,7 +213,6 @@ def test_shards_split_the_inputs_deterministically_into_disjoint_parts(small_syn
 
 def _not_videos(folder):
     """A text file, subtitles, audio and a still image: FFmpeg opens each of them, none is a video."""
-    import av
     import numpy as np
     from PIL import Image
 
@@ -222,12 +221,7 @@ def _not_videos(folder):
              "still.png": "an image (png), not a video"}
     (folder / "README.nfo").write_text("Notes on the data set.\n" * 40)  # (infer reads a .txt as a list of videos)
     (folder / "subtitles.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
-    with av.open(str(folder / "audio.wav"), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_audio_only(folder / "audio.wav")
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / "still.png")
     return {str(folder / name): reason for name, reason in files.items()}
 

@@ -165,13 +165,6 @@ def check_config_size(path: str) -> None:
     node graph, where an alias is the node it names, so the count costs what the file's size does."""
     import yaml
 
-    try:
-        with open(path, "rb") as f:
-            root = yaml.compose(f, Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return  # the parser reports files it cannot read or parse, naming them
-    except RecursionError:
-        raise UsageError(f"{path}: YAML nested too deeply to read") from None
     sizes: dict[int, int] = {}
 
     def size(node, within: frozenset) -> int:
@@ -180,11 +173,16 @@ def check_config_size(path: str) -> None:
         if id(node) not in sizes:
             children = node.value if isinstance(node, yaml.SequenceNode) else \
                 [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
-            sizes[id(node)] = 1 + sum(size(child, within | {id(node)}) for child in children)
+            inner = within | {id(node)}
+            sizes[id(node)] = 1 + sum(size(child, inner) for child in children)
         return sizes[id(node)]
 
     try:
+        with open(path, "rb") as f:
+            root = yaml.compose(f, Loader=yaml.SafeLoader)
         total = size(root, frozenset()) if root is not None else 0
+    except (OSError, yaml.YAMLError):
+        return  # the parser reports files it cannot read or parse, naming them
     except RecursionError:
         raise UsageError(f"{path}: YAML nested too deeply to read") from None
     if total > MAX_CONFIG_VALUES:

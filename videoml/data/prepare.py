@@ -300,7 +300,6 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, config: PrepareConfi
     if Path(src).is_dir() and Path(src).resolve() in (root.resolve(), *root.resolve().parents):
         raise UsageError(f"{dst}: inside the source folder {src}, where a later run would read its outputs as "
                          "sources (a class of its own); choose a destination outside it")
-    root.parent.mkdir(parents=True, exist_ok=True)
     with output_lock([root]):  # one run at a time writes a destination
         splits = read_sources(src)
         state = {"settings": asdict(config), "source": str(Path(src).resolve()), "splits": list(splits)}

@@ -365,7 +365,6 @@ def generate(config: SynthConfig, out: str | os.PathLike, num_workers: int = 1, 
     a folder (a second is refused, naming the first).
     """
     root = Path(out)
-    root.parent.mkdir(parents=True, exist_ok=True)
     with output_lock([root]):
         return _generate(config, root, num_workers, force, progress)
 

@@ -13,8 +13,8 @@ Aggregation of a video's clip scores (``aggregate``):
 from __future__ import annotations
 
 import contextlib
-import glob
 import dataclasses
+import glob
 import logging
 import time
 from dataclasses import dataclass
@@ -31,9 +31,9 @@ from videoml.data.datasets import labeled_paths
 from videoml.data.files import find_videos
 from videoml.errors import UsageError, VideomlError
 from videoml.evaluation import ClassReport
+from videoml.fileio import output_lock
 from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
-from videoml.fileio import output_lock
 from videoml.infer.results import ResultWriter, read_records, result_key
 from videoml.runtime import parse_device
 from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, choices

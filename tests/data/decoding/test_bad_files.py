@@ -6,22 +6,13 @@ import shutil
 import av
 import numpy as np
 import pytest
-from helpers import installed
+from helpers import installed, write_audio_only
 
 from videoml.data.conformance import FFmpegFrames
 from videoml.data.decoding import backend_available, open_video
 from videoml.errors import VideoDecodeError
 
 BACKENDS = ["pyav", installed("decord")]
-
-
-def _audio_only(path):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def broken(tmp_path, corpus):
     }
     files["empty"][0].write_bytes(b"")
     files["garbage"][0].write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    _audio_only(files["audio"][0])
+    write_audio_only(files["audio"][0])
     files["truncated_mp4"][0].write_bytes(mp4[: len(mp4) // 2])
     files["directory"][0].mkdir()
     return files

@@ -8,17 +8,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import decord3
+from helpers import INSTALLED, decord3
 
 from videoml.data.conformance import check_file
-from videoml.data.decoding import BACKENDS, backend_available
 from videoml.data.encode import Encoding, encode_video
 from videoml.data.prepare import PrepareConfig, prepare
 from videoml.data.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs FFmpeg's command line (the ground truth)")
 
-INSTALLED = tuple(b for b in BACKENDS if backend_available(b))
 LENGTHS = (2, 8, 16, 24, 48, 49)  # frames: within and just past the verification's head (48), one or several GOPs
 DEMO = dict(classes=("move_left", "grow"), videos_per_class=1)  # the demo's settings otherwise (128x128, 48 frames)
 
