@@ -18,7 +18,7 @@ from videoml import __version__
 from videoml.commands import bench, data, run
 from videoml.commands.parser import Command, call, check_config_size, command_parser, config_files, normalize
 from videoml.errors import UsageError, VideomlError, option_error_line
-from videoml.processes import Terminated, stop_on_sigterm
+from videoml.processes import Terminated, stop_on_signals
 
 COMMANDS = {
     "infer": Command(run.infer, "classify videos with a trained or exported model", ("inputs",),
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             return _lightning(rest)
         except (VideomlError, OSError) as e:
             return _report(e, debug)
-    stop_on_sigterm()  # SIGTERM unwinds like Ctrl-C: outputs closed, child processes terminated
+    stop_on_signals()  # SIGTERM unwinds like Ctrl-C: outputs closed, child processes terminated
     try:
         if rest[:2] == ["tf", "fit"]:  # videoml fit's own parser (videoml.commands.tf)
             from videoml.commands.tf import fit

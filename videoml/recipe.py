@@ -29,16 +29,18 @@ def report_bad_videos(bad: list[int], videos, max_fraction: float, epoch: int) -
     check_bad_fraction(paths, videos, max_fraction)
 
 
-def check_bad_fraction(bad: list, videos, max_fraction: float) -> None:
+def check_bad_fraction(bad: list, videos, max_fraction: float, unreadable: int | None = None, when: str = "") -> None:
     """Fail when the ``bad`` (unreadable) videos plus the missing ones exceed ``max_fraction`` of those ``videos``
-    lists."""
-    lost = len(bad) + len(videos.missing)
+    lists. ``unreadable``: their number where ``bad`` names only some (those one rank saw); ``when`` leads the
+    message."""
+    unreadable = len(bad) if unreadable is None else unreadable
+    lost = unreadable + len(videos.missing)
     fraction = lost / max(videos.listed, 1)
     if fraction > max_fraction:
         shown = [*bad[:5], *videos.missing[:5]]
         names = ", ".join(map(str, shown)) + (" ..." if lost > len(shown) else "")
-        raise VideomlError(f"{lost} of {videos.listed} training videos ({fraction:.1%}) could not be decoded "
-                           f"({len(bad)}) or are missing ({len(videos.missing)}), over "
+        raise VideomlError(f"{when}{lost} of {videos.listed} training videos ({fraction:.1%}) could not be decoded "
+                           f"({unreadable}) or are missing or empty ({len(videos.missing)}), over "
                            f"max_bad_fraction={max_fraction:g}: {names}")
 
 

@@ -134,7 +134,7 @@ def test_too_many_bad_sources_fail_the_run_after_writing_what_it_could(small_syn
     assert result.returncode == 1 and result.stderr.count("\n") <= 4, result.stderr
     assert "2 of 3 videos could not be prepared" in result.stderr
     bad = (tmp_path / "out" / "bad.txt").read_text()
-    assert "gone.mp4: listed but missing on disk" in bad and "garbage.mp4" in bad
+    assert "gone.mp4: listed but missing or empty on disk" in bad and "garbage.mp4" in bad
     assert len((tmp_path / "out" / "list.csv").read_text().splitlines()) == 1
 
 

@@ -48,7 +48,7 @@ def _a_shard(driver: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL, "kill a shard"])
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL, "kill a shard", "Ctrl-C"])
 def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_synth, checkpoint, tmp_path, how):
     videos = sorted(str(p) for p in (small_synth.root / "videos").rglob("*.mp4"))
     out = tmp_path / "out.jsonl"
@@ -61,6 +61,8 @@ def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_
     assert run.poll() is None, "the run ended before it could be stopped"
     if how == "kill a shard":
         os.kill(_a_shard(run.pid), signal.SIGKILL)
+    elif how == "Ctrl-C":  # a terminal signals every process of the foreground group
+        os.killpg(run.pid, signal.SIGINT)
     else:
         run.send_signal(how)
     run.wait(timeout=30)
@@ -71,10 +73,12 @@ def test_stopping_a_sharded_run_leaves_no_process_and_resume_completes_it(small_
                                                      capture_output=True, text=True).stdout
     stderr = run.stderr.read().decode()
     if how == signal.SIGTERM:
-        assert run.returncode == 143 and "terminated" in stderr
+        assert run.returncode == 143 and stderr.strip() == "videoml: terminated", stderr[-3000:]
+    if how == "Ctrl-C":
+        assert run.returncode == 130 and stderr.strip() == "videoml: interrupted", stderr[-3000:]
     if how == "kill a shard":
         assert run.returncode == 1 and "a shard process died; run again with --resume" in stderr, stderr[-3000:]
-        assert "Traceback" not in stderr
+        assert "Traceback" not in stderr and "leaked" not in stderr  # (the resource tracker cleans up quietly)
     resumed = videoml(*args[3:], "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     paths = [r["path"] for r in read_records(out)]

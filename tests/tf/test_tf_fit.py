@@ -51,7 +51,7 @@ def test_too_many_bad_videos_fail_the_run_with_one_line(small_synth, tmp_path):
     train, broken = train_list_with_a_broken_video(small_synth, tmp_path)
     result = videoml(*_args(small_synth, tmp_path / "runs", train=train))
     assert result.returncode == 1
-    assert ("1 of 9 training videos (11.1%) could not be decoded (1) or are missing (0), over "
+    assert ("1 of 9 training videos (11.1%) could not be decoded (1) or are missing or empty (0), over "
             f"max_bad_fraction=0.01: {broken}") in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -122,7 +122,7 @@ def test_unreadable_training_videos_are_skipped_counted_and_capped(small_synth, 
 
     capped = videoml("fit", *fit_args(small_synth, tmp_path / "b", train=listing))
     assert capped.returncode == 1
-    assert ("videoml: error: 1 of 9 training videos (11.1%) could not be decoded (1) or are missing (0), over "
+    assert ("videoml: error: 1 of 9 training videos (11.1%) could not be decoded (1) or are missing or empty (0), over "
             f"max_bad_fraction=0.01: {broken}") in capped.stderr and "Traceback" not in capped.stderr
 
 

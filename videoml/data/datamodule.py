@@ -17,6 +17,7 @@ list of two for SlowFast), ``label``, ``video_index``, ``view``, ``weight`` (0 f
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from typing import NamedTuple
 
 import lightning as L
@@ -24,7 +25,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate, get_worker_info
 
 from videoml.data import transforms
 from videoml.data.datasets import VideoList, load_source, shared_classes
@@ -32,8 +33,8 @@ from videoml.data.decoding import open_video, require_backend
 from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds, time_budget
 from videoml.data.frame_cache import DecodedVideos
 from videoml.data.sampling import ClipSpec, fits, random_clip, uniform_clips
-from videoml.errors import VideoDecodeError, VideomlError
-from videoml.processes import worker_init
+from videoml.errors import VideoDecodeError, VideomlError, first_line
+from videoml.processes import dead_workers_reported_by_next, items_of_dead_workers, worker_init
 from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.data")
@@ -128,9 +129,17 @@ class ClipDataset(Dataset):
         self.backend, self.flip, self.seed = backend, flip, seed
         self.flip_labels, self.reverse_labels = flip_labels or {}, reverse_labels or {}
         self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps)
+        self.reading = None  # a shared array: per loader worker, the sample it reads (see ClipLoader)
+        self.crashed: dict[int, str] = {}  # video index -> why: a loader worker died reading it
 
     def __len__(self) -> int:
         return len(self.videos) * self.views
+
+    def crashed_reading(self, index: int, why: str) -> None:
+        """Sample ``index``'s video killed the process reading it: from now on it is unreadable (no decoding)."""
+        video_index = index // self.views
+        self.crashed[video_index] = why
+        log.warning("skipping unreadable video: %s: %s", self.videos.items[video_index][0], why)
 
     def sample_rng(self, epoch: int, index: int, repeat: int = 0) -> np.random.Generator:
         """The generator a clip's position, scale, crop and flips are drawn from, in that order."""
@@ -142,7 +151,12 @@ class ClipDataset(Dataset):
         path, label = self.videos.items[video_index]
         rngs = [self.sample_rng(epoch, index, r) for r in range(self.repeats)]
         spec, short, bad = self.spec, False, False
+        if self.reading is not None:
+            info = get_worker_info()
+            self.reading[info.id if info else 0] = index
         try:
+            if video_index in self.crashed:
+                raise VideoDecodeError(path, self.crashed[video_index])
             with time_budget(self.decode_timeout, path):
                 video, size = self._open(path, video_index)
                 with video:
@@ -152,7 +166,8 @@ class ClipDataset(Dataset):
                     plans = [self._plan(video, rng, view) for rng in rngs]
                     clips = self._read(video, plans, size)
         except VideoDecodeError as e:
-            log.warning("skipping unreadable video: %s", e)
+            if video_index not in self.crashed:  # (said once, as it crashed)
+                log.warning("skipping unreadable video: %s", e)
             plans = [(None, spec.crop)] * self.repeats
             clips = [torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)] * self.repeats
             bad = True
@@ -217,6 +232,49 @@ class ClipDataset(Dataset):
         else:
             frames = transforms.spatial_crops(frames, spec.crop, self.crops)
         return transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha), label
+
+
+class ClipLoader(DataLoader):
+    """A DataLoader of a :class:`ClipDataset` that outlives a worker's death (a crash inside a decoder on some file,
+    an out-of-memory kill), which would end torch's loader and the run.
+
+    The video the dead worker was reading becomes unreadable (its samples bad: weight 0, counted against
+    ``max_bad_fraction`` as any unreadable video is), and fresh workers make the epoch's remaining batches, the ones
+    in flight again: the epoch keeps its length (DDP's ranks stay in step), every other sample delivered once.
+    ``videoml infer`` does the same per video (:func:`videoml.infer.clips.decoded_items`).
+    """
+
+    def __iter__(self):
+        return self._surviving() if self.num_workers else super().__iter__()
+
+    def _surviving(self):
+        dataset = self.dataset
+        if dataset.reading is None:  # before the first workers start: theirs is this one
+            dataset.reading = multiprocessing.Array("q", [-1] * self.num_workers)
+        loader, delivered, epoch = self, 0, None
+        while True:
+            iterator = DataLoader.__iter__(loader)
+            dead_workers_reported_by_next()
+            try:
+                for batch in iterator:
+                    delivered += 1
+                    yield batch
+                return
+            # torch: "DataLoader worker (pid(s) N) exited unexpectedly"; or it died while handing over a tensor
+            except (RuntimeError, ConnectionError, EOFError) as e:
+                epoch = epoch or list(self.batch_sampler)  # the sampler gives an epoch's batches alike every time
+                pending = {SampleKey.of(key).index for batch in epoch[delivered:] for key in batch}
+                culprits = [i for i in items_of_dead_workers(iterator, dataset.reading) if i in pending]
+                if not culprits:
+                    raise
+                for index in culprits:
+                    dataset.crashed_reading(index, f"the decoding process died reading it ({first_line(e)})")
+                self._iterator = None  # persistent workers, one of them dead: fresh ones for the next epoch
+                del iterator
+                loader = DataLoader(dataset, batch_sampler=epoch[delivered:], num_workers=self.num_workers,
+                                    collate_fn=self.collate_fn, pin_memory=self.pin_memory,
+                                    worker_init_fn=self.worker_init_fn, prefetch_factor=self.prefetch_factor,
+                                    multiprocessing_context=self.multiprocessing_context, timeout=self.timeout)
 
 
 def flatten_repeats(items: list[Sample]) -> Sample:
@@ -315,7 +373,7 @@ class VideoDataModule(L.LightningDataModule):
         sampler = ShardSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=self.hparams.seed)
         batch = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
         workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch // dataset.repeats, sampler=sampler, num_workers=workers,
+        return ClipLoader(dataset, batch_size=batch // dataset.repeats, sampler=sampler, num_workers=workers,
                           collate_fn=flatten_repeats if dataset.repeats > 1 else None,
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)

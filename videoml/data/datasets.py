@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class VideoList:
     items: tuple[tuple[Path, int], ...]
     classes: tuple[str, ...]
     source: str = ""  # where it came from, for messages
-    missing: tuple[Path, ...] = ()  # listed but not on disk (left out of items)
+    missing: tuple[Path, ...] = ()  # listed but not usable on disk: absent, empty, not a file (left out of items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -38,12 +39,23 @@ class VideoList:
         return len(self.items) + len(self.missing)
 
 
+def _on_disk(path: Path) -> bool:
+    """Whether ``path`` may hold a video, as one ``stat`` tells: a regular file of at least one byte. (A list of
+    10,000 empty files is found out here, before training, not one decode at a time.)"""
+    try:
+        info = path.stat()
+    except (OSError, ValueError):  # absent, a dangling link, a name the file system refuses
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+
+
 def _existing(items: list[tuple[Path, int]], classes, source: str) -> VideoList:
-    present = [(p, label) for p, label in items if p.is_file()]
-    missing = tuple(p for p, _ in items if not p.is_file())
+    usable = [_on_disk(p) for p, _ in items]
+    present = [item for item, ok in zip(items, usable) if ok]
+    missing = tuple(p for (p, _), ok in zip(items, usable) if not ok)
     if missing:
-        log.warning("%s: %d of %d listed videos are missing and skipped (first: %s)", source, len(missing), len(items),
-                    missing[0])
+        log.warning("%s: %d of %d listed videos are missing or empty and skipped (first: %s)", source, len(missing),
+                    len(items), missing[0])
     if not present:
         raise VideomlError(f"{source}: none of its {len(items)} videos exist" if items else f"{source}: lists no video")
     for _, label in present:

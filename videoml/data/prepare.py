@@ -310,7 +310,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, config: PrepareConfi
         for p, r in zip(sources, records):
             r["path"] = outputs[p].as_posix() if r["ok"] else None
         missing = list(dict.fromkeys(p for videos in splits.values() for p in videos.missing))
-        records += [{"source": str(p), "ok": False, "error": "listed but missing on disk", "path": None}
+        records += [{"source": str(p), "ok": False, "error": "listed but missing or empty on disk", "path": None}
                     for p in missing]
         by_source = {r["source"]: r for r in records}
         counts = _write_lists(root, splits, by_source)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -27,7 +25,7 @@ from videoml.data.decoding import open_video
 from videoml.data.decoding.budget import time_budget
 from videoml.data.sampling import ClipSpec, dense_clips, uniform_clips
 from videoml.errors import VideoDecodeError, first_line
-from videoml.processes import worker_init
+from videoml.processes import dead_workers_reported_by_next, items_of_dead_workers, worker_init
 from videoml.spec import InputSpec
 
 log = logging.getLogger("videoml.infer")
@@ -122,10 +120,7 @@ def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = Fals
     while todo:
         loader = _loader(dataset, todo, num_workers, pin_memory)
         iterator = iter(loader)
-        if num_workers and threading.current_thread() is threading.main_thread():
-            # torch reports a dead worker from a SIGCHLD handler, at whatever line the main thread is on; without it
-            # the iterator reports it here, from next() (within its 5-second status check), where it can be handled
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        dead_workers_reported_by_next()
         try:
             for item in iterator:
                 delivered.add(item.index)
@@ -133,11 +128,7 @@ def decoded_items(dataset: VideoClips, num_workers: int, pin_memory: bool = Fals
             return
         # torch: "DataLoader worker (pid(s) N) exited unexpectedly"; or the worker died while handing over a tensor
         except (RuntimeError, ConnectionError, EOFError) as e:
-            workers = getattr(iterator, "_workers", [])
-            seen_by = time.monotonic() + 1  # a worker that is dying: let it be seen as dead
-            while all(process.is_alive() for process in workers) and time.monotonic() < seen_by:
-                time.sleep(0.05)
-            dead = [dataset.current[w] for w, process in enumerate(workers) if not process.is_alive()]
+            dead = items_of_dead_workers(iterator, dataset.current)
             culprit = next((i for i in dead if i in todo and i not in delivered), None)
             if culprit is None:
                 raise

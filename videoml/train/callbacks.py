@@ -74,3 +74,10 @@ class RunRecord(L.Callback):
         run.mkdir(parents=True, exist_ok=True)
         (run / "classes.txt").write_text("".join(f"{c}\n" for c in pl_module.classes))
         (run / "environment.json").write_text(json.dumps({"stage": stage, **environment()}, indent=2) + "\n")
+
+    def on_exception(self, trainer, pl_module, exception):
+        """Name, on the exception that stops the run (SIGTERM, Ctrl-C), the newest checkpoint: the one to resume
+        from (``videoml.train.cli`` prints it)."""
+        written = [p for c in trainer.checkpoint_callbacks if c.dirpath for p in Path(c.dirpath).glob("*.ckpt")]
+        if written:
+            exception.resume_from = max(written, key=lambda p: p.stat().st_mtime_ns)

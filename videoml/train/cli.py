@@ -8,17 +8,18 @@ when the data has a test split.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import warnings
 
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, option_error_line
 from videoml.models.registry import model_input
+from videoml.processes import Terminated, dead_workers_reported_by_next
 from videoml.train.callbacks import RunRecord, Throughput
 from videoml.train.module import VideoClassifier
 
@@ -64,9 +65,52 @@ def run(args: list[str]) -> VideoCLI:
 
 
 def main(args: list[str]) -> int:
+    stop = StopSignals()
     try:
         run(args)
-    except SIGTERMException:  # Lightning stops at the next batch after SIGTERM; last.ckpt has the last epoch
-        print("videoml: terminated (resume from the run's last.ckpt with --ckpt_path)", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except BaseException as e:
+        if stop.signum is None:
+            raise
+        # Stopped by a signal: Lightning's SIGTERMException at the next batch, or whatever the loader raised first
+        # about workers the same signal killed (or a second Ctrl-C). The checkpoint is RunRecord.on_exception's.
+        checkpoint = getattr(e, "resume_from", None)
+        word = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+        print(f"videoml: {word}; " + (f"resume with --ckpt_path {checkpoint}" if checkpoint else
+                                      "no checkpoint was written yet"), file=sys.stderr)
+        return 128 + stop.signum
     return 0
+
+
+class StopSignals:
+    """SIGTERM and Ctrl-C stop training at the next batch (Lightning's SIGTERM handling, which Ctrl-C is routed to:
+    Lightning's own KeyboardInterrupt handling exits 1 naming no checkpoint); the run ends naming the checkpoint to
+    resume from. While no trainer runs, or at a second Ctrl-C, they stop at once. ``signum`` is the first one.
+
+    Both reach every process of the run (a terminal, ``timeout`` and scancel signal them all), so the loader workers'
+    deaths that follow are expected (:func:`videoml.processes.dead_workers_reported_by_next`).
+    """
+
+    def __init__(self):
+        self.signum = None
+        # the line main prints says it; Lightning's own ("[rank: 0] Received SIGTERM: 15") would be a second
+        logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
+        signal.signal(signal.SIGTERM, self.sigterm)  # Lightning calls it after its own while a trainer runs
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored, as in a background job
+            signal.signal(signal.SIGINT, self.sigint)
+
+    def _note(self, signum: int) -> None:
+        self.signum = self.signum or signum
+        dead_workers_reported_by_next()
+
+    def sigterm(self, signum, frame):
+        self._note(signum)
+        if signal.getsignal(signal.SIGTERM) == self.sigterm:  # no trainer runs: Lightning's handler is not there
+            raise Terminated(128 + signum)
+
+    def sigint(self, signum, frame):
+        first = self.signum is None
+        self._note(signum)
+        lightning = signal.getsignal(signal.SIGTERM)
+        if not first or lightning == self.sigterm:
+            raise KeyboardInterrupt
+        lightning(signal.SIGTERM, frame)

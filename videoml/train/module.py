@@ -91,7 +91,7 @@ class VideoClassifier(L.LightningModule):
             if mixup_alpha or cutmix_alpha else None
         self._outputs: list[dict] = []
         self._flagged: dict[str, list[torch.Tensor]] = {"bad": [], "short": []}
-        self._clips = 0
+        self._clips = self._unreadable = 0
 
     @property
     def classes(self) -> list[str]:
@@ -137,10 +137,24 @@ class VideoClassifier(L.LightningModule):
         for flag, found in self._flagged.items():  # unreadable and shorter-than-a-clip videos, by index
             found.append(batch.video_index[getattr(batch, flag)])
         self._clips += int(counted.sum())
+        self._unreadable += int((batch.bad & (batch.repeat == 0)).sum())  # a video's first clip counts it
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self._check_unreadable_so_far()
         return loss
 
+    def _check_unreadable_so_far(self) -> None:
+        """Fail as soon as the epoch's unreadable videos (all ranks', a collective call) and the missing ones are over
+        ``max_bad_fraction``: a list of 10,000 broken files is refused after a few steps, not after an epoch."""
+        count = torch.tensor(float(self._unreadable), device=self.device)
+        unreadable = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
+        videos = self.trainer.datamodule.sources["train"]
+        if unreadable + len(videos.missing) > self.hparams.max_bad_fraction * videos.listed:
+            seen = sorted(set(torch.cat(self._flagged["bad"]).tolist()))  # this rank's: the ones the error names
+            check_bad_fraction([videos.items[i][0] for i in seen], videos, self.hparams.max_bad_fraction,
+                               unreadable=unreadable, when=f"epoch {self.current_epoch}, so far: ")
+
     def on_train_epoch_start(self):
-        self._clips = 0
+        self._clips = self._unreadable = 0
 
     def on_train_epoch_end(self):
         clips = torch.tensor([self._clips], device=self.device)
@@ -228,7 +242,7 @@ class VideoClassifier(L.LightningModule):
         if scored < self.hparams.min_eval_fraction * source.listed:
             first = source.missing[0] if source.missing else None
             raise VideomlError(f"{stage}: scored {scored} of the {source.listed} videos {source.source} lists "
-                               f"({len(source.missing)} missing{f', first: {first}' if first else ''}; "
+                               f"({len(source.missing)} missing or empty{f', first: {first}' if first else ''}; "
                                f"{len(source) - scored} unreadable, see the warnings), below "
                                f"model.min_eval_fraction={self.hparams.min_eval_fraction:g}")
 
