@@ -117,6 +117,41 @@ def test_a_video_over_the_time_budget_is_recorded_and_the_run_goes_on(small_synt
     assert len(got) == 2 and all(r["status"] == "error" and "time budget" in r["error"] for r in got)
 
 
+def _folder_beyond_path_max(root, video) -> str:
+    """A folder holding ``video`` (a copy) at a path over PATH_MAX (4096): made one level at a time, relative."""
+    name = "d" * 200
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(21):
+        os.mkdir(name, dir_fd=fd)
+        fd, parent = os.open(name, os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    with open(os.open("deep.mp4", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
+        f.write(open(video, "rb").read())
+    os.close(fd)
+    return os.path.join(str(root), *[name] * 21)
+
+
+@pytest.mark.slow
+def test_inputs_refused_as_they_are_read_are_recorded_in_input_order(small_synth, checkpoint, tmp_path):
+    from PIL import Image
+
+    good = _videos(small_synth, 2)
+    fifo, image, tree = tmp_path / "pipe.mp4", tmp_path / "still.png", tmp_path / "tree"
+    os.mkfifo(fifo)
+    Image.new("RGB", (32, 32)).save(image)
+    tree.mkdir()
+    deep = _folder_beyond_path_max(tree, good[0])
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", good[0], str(fifo), "/dev/null", good[1], str(image), str(tree), "-m", str(checkpoint),
+                     "-o", str(out), "--num-workers", "1")
+    assert result.returncode == 3, result.stderr[-3000:]
+    got = read_records(out)
+    assert [r["path"] for r in got] == [good[0], str(fifo), "/dev/null", good[1], str(image), deep]
+    assert [r["status"] for r in got] == ["ok", "error", "error", "ok", "error", "error"]
+    assert got[-1]["error"] == f"{deep}: File name too long"  # (its stat fails as its listing did)
+    assert "2 done, 4 failed" in result.stderr
+
+
 class _CrashingClips(VideoClips):
     """Decoding one file kills the worker, as a crash inside a decoder would."""
 

@@ -41,14 +41,16 @@ def find_videos(inputs: list[str | os.PathLike]) -> list[Path]:
     """Expand ``inputs``: a file is taken as it is (whatever its extension), a folder gives the video files under
     it (by extension, recursively, sorted), a glob pattern gives its matches. Duplicates are dropped, order kept.
 
-    A path that does not exist and matches nothing is an error naming it.
+    A path that does not exist and matches nothing is an error naming it. A folder under a given one that cannot be
+    listed (no permission, a path over PATH_MAX) is given as itself, where the walk met it: what reads it then says
+    why it holds no video it can read (``check_file``), in its place.
     """
     found: dict[Path, None] = {}
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            for root, dirs, names in os.walk(path):
+            for root, dirs, names in os.walk(path, onerror=lambda e: found.setdefault(Path(e.filename))):
                 dirs.sort()
                 for name in sorted(names):
                     if Path(name).suffix.lower() in VIDEO_EXTENSIONS:

@@ -297,9 +297,12 @@ class Batcher:
         self.queued = 0
 
     def add(self, item: VideoItem) -> None:
+        """A video's clips, or a video that could not be read (no clips: given back in its turn, its record in
+        input order with the others')."""
         self.videos.append(item)
-        self.queue.append((item, 0))
-        self.queued += item.clips
+        if item.clips:
+            self.queue.append((item, 0))
+            self.queued += item.clips
 
     def ready(self, final: bool = False) -> list[dict]:
         while self.queued >= self.size or (final and self.queued):
@@ -361,13 +364,11 @@ def _run_shard(config: VideoRun, paths: list[str], device: str, output: str, csv
 
         def finish(items):
             for item in items:
-                write(config.record(item, torch.cat(item.outputs), predictor))
+                write(config.error_record(item.path, item.error) if item.error else
+                      config.record(item, torch.cat(item.outputs), predictor))
 
         with profile or contextlib.nullcontext():
             for item in items:
-                if item.error:
-                    write(config.error_record(item.path, item.error))
-                    continue
                 batcher.add(item)
                 finish(batcher.ready())
             finish(batcher.ready(final=True))

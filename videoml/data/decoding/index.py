@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -174,7 +175,13 @@ def check_file(path: str | os.PathLike) -> os.stat_result:
         raise VideoDecodeError(path, "no such file") from None
     except OSError as e:
         raise VideoDecodeError(path, e.strerror or str(e)) from None
-    if not os.path.isfile(path):
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            os.scandir(path).close()
+        except OSError as e:  # one that find_videos could not walk into
+            raise VideoDecodeError(path, f"a folder whose files cannot be listed ({e.strerror})") from None
+        raise VideoDecodeError(path, "a folder, not a video")
+    if not stat.S_ISREG(st.st_mode):
         raise VideoDecodeError(path, "not a regular file")
     if st.st_size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
