@@ -39,6 +39,23 @@ def _rows_to_csv(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
+def _matrix_problem(classes: tuple, rows: list[list[str]], counts: list[list[int]]) -> str | None:
+    """What is wrong with a confusion matrix as read (the message from its line on), or None."""
+    if not classes or len(set(classes)) < len(classes) or not all(classes):
+        return "line 1: class names must be given, distinct and not empty"
+    if len(rows) != len(classes):
+        return f"{len(rows)} rows for {len(classes)} classes"
+    for line, (row, values, name) in enumerate(zip(rows, counts, classes), 2):
+        if row[:1] != [name]:
+            return f"line {line}: rows must name the header's classes in its order ({row[:1]} for {name!r})"
+        if len(values) != len(classes):
+            return f"line {line}: {len(values)} counts for {len(classes)} classes"
+        bad = next((v for v in values if not 0 <= v <= MAX_COUNT), None)
+        if bad is not None:
+            return f"line {line}: a count of {bad} videos (counts are whole numbers from 0 to {MAX_COUNT:.0e})"
+    return None
+
+
 @dataclass(frozen=True)
 class ClassReport:
     classes: tuple[str, ...]
@@ -70,14 +87,10 @@ class ClassReport:
             counts = [[int(v) for v in row[1:]] for row in rows[1:]]
         except (OSError, IndexError, ValueError) as e:
             raise VideomlError(f"{path}: not a confusion matrix written by videoml ({e})") from None
-        bad = next(((r, v) for r, row in enumerate(counts, 2) for v in row if not 0 <= v <= MAX_COUNT), None)
-        if bad:
-            raise VideomlError(f"{path}, line {bad[0]}: a count of {bad[1]} videos (counts are whole numbers from 0 "
-                               f"to {MAX_COUNT:.0e})")
-        matrix = np.array(counts, dtype=np.int64)
-        if matrix.shape != (len(classes), len(classes)):
-            raise VideomlError(f"{path}: {matrix.shape} counts for {len(classes)} classes")
-        return cls(classes, matrix)
+        problem = _matrix_problem(classes, rows[1:], counts)
+        if problem:
+            raise VideomlError(f"{path}, {problem}")
+        return cls(classes, np.array(counts, dtype=np.int64))
 
     @property
     def top1(self) -> float:

@@ -1,5 +1,5 @@
-"""A fuzz campaign: mutated real and synthetic videos through `videoml data check` and `videoml infer`. No hang, no
-crash, every input accounted for, exit codes as documented.
+"""A fuzz campaign: mutated real and synthetic videos through `videoml data check`, `infer`, `extract` and `data
+prepare`. No hang, no crash, every input accounted for, exit codes as documented.
 
 VIDEOML_FUZZ_SEED and VIDEOML_FUZZ_CASES change the campaign (defaults: 0 and 240). Each case is named after its
 source and seed; a case that ever failed goes into tests/fuzz/regressions.json (source file and seed, remade by the
@@ -7,18 +7,15 @@ mutator from the corpus), which every run checks too.
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from helpers import videoml
-from mutate import mutate
+from mutate import CASES, SEED, mutate
 
 from videoml.data.corpus import corpus
 
-SEED = int(os.environ.get("VIDEOML_FUZZ_SEED", "0"))
-CASES = int(os.environ.get("VIDEOML_FUZZ_CASES", "240"))
 REGRESSIONS = json.loads((Path(__file__).parent / "regressions.json").read_text())
 # Small real files of different containers and codecs (the corpus, when it can be fetched here)
 REAL = ["Force_constante.avi", "alea.mpg", "progressbar_fill.ogv", "3gp.3gp", "flv.flv", "mov.mov", "webm.webm",
@@ -71,3 +68,36 @@ def test_infer_accounts_for_every_mutated_file(cases, checkpoint, tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["path"] for r in records) == sorted(made)
     assert all(r["status"] == "ok" or r["error"] for r in records)
+
+
+@pytest.mark.slow
+def test_extract_accounts_for_every_mutated_file(cases, checkpoint, tmp_path):
+    folder, made = cases
+    out = tmp_path / "features"
+    result = videoml("extract", str(folder), "-m", str(checkpoint), "-o", str(out), "--num-workers", "2",
+                     "--decode-timeout", "30")
+    assert result.returncode in (0, 3) and "Traceback" not in result.stderr, result.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in records) == sorted(made)
+    assert all(r["status"] == "ok" or r["error"] for r in records)
+
+
+@pytest.mark.slow
+def test_data_prepare_accounts_for_every_mutated_file(cases, tmp_path):
+    folder, made = cases
+    sources = sorted(made)[: max(len(made) // 4, 1)]  # a quarter: each is re-encoded
+    listing = tmp_path / "all.csv"
+    listing.write_text("".join(f"{p} 0\n" for p in sources))
+    (tmp_path / "classes.txt").write_text("any\n")
+    out = tmp_path / "prepared"
+    result = videoml("data", "prepare", str(listing), str(out), "--num-workers", "2", "--timeout", "60",
+                     "--max-bad-fraction", "1")
+    assert result.returncode in (0, 3) and "Traceback" not in result.stderr, result.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["source"] for r in records) == sources
+    bad = {r["source"] for r in records if not r["ok"]}
+    assert all(r["error"] for r in records if not r["ok"]), _explain(made, bad)
+    listed = (out / "bad.txt").read_text() if (out / "bad.txt").exists() else ""
+    assert all(source in listed for source in bad)
+    prepared = (out / "all.csv").read_text().splitlines()
+    assert len(prepared) == len(sources) - len(bad)  # every good one listed for training, once

@@ -3,13 +3,16 @@ cache, reuse of the cache (offline too), checksum failures, and the names in the
 
 import functools
 import http.server
+import io
 import os
+import shutil
 import threading
 import time
 
 import pytest
 import torch
 from helpers import videoml
+from mutate import CASES, SEED, mutate
 
 from videoml.api import create_model
 from videoml.errors import VideomlError
@@ -124,9 +127,10 @@ def test_infer_and_extract_take_published_weights_by_name(zoo, small_synth, tmp_
 
 class _BadServer:
     """A zoo on 127.0.0.1 that answers every request wrongly: ``truncate`` (announces more bytes than it sends),
-    ``html`` (a login page with status 200) or ``stall`` (accepts, then sends nothing); counts the requests."""
+    ``html`` (a login page with status 200), ``stall`` (accepts, then sends nothing), or ``body`` served with a
+    Content-Length off by ``lie`` bytes; counts the requests."""
 
-    def __init__(self, kind, body: bytes):
+    def __init__(self, kind, body: bytes, lie: int = 1000):
         self.requests, server = 0, self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -137,7 +141,7 @@ class _BadServer:
                     return
                 data = b"<html><body>Please log in</body></html>" if kind == "html" else body
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(data) + (1000 if kind == "truncate" else 0)))
+                self.send_header("Content-Length", str(len(data) + (lie if kind == "truncate" else 0)))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -174,3 +178,31 @@ def test_a_server_that_truncates_lies_or_stalls_leaves_nothing_behind(zoo, tmp_p
     assert not cache.exists() or list(cache.iterdir()) == []  # no file, no digest: the next try downloads again
     monkeypatch.setenv("VIDEOML_ZOO_URL", zoo[0].url)  # the mirror fixed: it just works
     assert _same_weights(create_model("x3d_xs", 400, weights="zoo:x3d_xs"), model)
+
+
+@pytest.mark.slow
+def test_weights_served_mutated_load_as_served_or_leave_nothing_behind(zoo, tmp_path, monkeypatch):
+    """The fuzz campaign's downloads: the published file truncated, bit-flipped, zeroed, shuffled or given a random
+    head (tests/mutate.py), announced with its true length, a larger or a smaller one. Each ends in weights that are
+    exactly what was served or in one line, with no file or digest left for the next try to trust."""
+    _, _, served = zoo
+    published, cache = served.read_bytes(), tmp_path / "torch" / "hub" / "checkpoints"
+    monkeypatch.setenv("VIDEOML_ZOO_TIMEOUT", "1")
+    for seed in range(SEED * 1000, SEED * 1000 + max(CASES // 20, 6)):
+        body, what, _ = mutate(published, seed)
+        lie = (0, 100, -100)[seed % 3]
+        bad = _BadServer("truncate", body, lie)
+        monkeypatch.setenv("VIDEOML_ZOO_URL", bad.url)
+        try:
+            model = create_model("x3d_xs", 400, weights="zoo:x3d_xs")
+        except VideomlError as e:
+            assert "\n" not in str(e), f"seed {seed} ({what}, length {lie:+d}): {e}"
+            assert not cache.exists() or list(cache.iterdir()) == [], f"seed {seed} ({what}, length {lie:+d})"
+        else:  # what a mutation left loadable (a flipped bit in a weight) is what was served, recorded as such
+            assert lie == 0 and (cache / served.name).read_bytes() == body, f"seed {seed} ({what})"
+            state = torch.load(io.BytesIO(body), weights_only=True)["model_state"]
+            assert state.keys() == model.state_dict().keys()
+            assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+        finally:
+            bad.stop()
+            shutil.rmtree(cache, ignore_errors=True)

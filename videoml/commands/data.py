@@ -58,6 +58,8 @@ def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output:
     from videoml.data.files import find_videos
 
     found = find_videos(paths)
+    if not found:
+        raise UsageError(f"no video files in {', '.join(paths)}" if paths else "no paths to check")
     out = open(output, "w") if output else sys.stdout
     records = []
     try:

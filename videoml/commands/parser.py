@@ -135,6 +135,11 @@ def _dataclass(hint, values: dict):
                    for k, v in values.items()})
 
 
+def _takes_none(hint) -> bool:
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return hint is typing.Any or (union and type(None) in typing.get_args(hint))
+
+
 def call(command: Command, values: dict) -> int:
     """Call a command with parsed values: a dataclass parameter made from its fields."""
     values.pop("config", None)
@@ -142,6 +147,9 @@ def call(command: Command, values: dict) -> int:
     for name in command.positional:
         if name not in values and options[name][1] in (inspect.Parameter.empty, dataclasses.MISSING):
             raise UsageError(f"no {name} given, on the command line or in --config (see --help)")
+    for name, value in values.items():  # jsonargparse lets a config file's null through for any type
+        if value is None and name in options and not _takes_none(options[name][0]):
+            raise UsageError(f"{name}: null is not a value it takes (see --help)")
     kwargs = {}
     for name, hint in typing.get_type_hints(command.run).items():
         if dataclasses.is_dataclass(hint):

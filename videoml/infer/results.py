@@ -20,7 +20,6 @@ import io
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 
 from videoml.errors import UsageError, VideomlError

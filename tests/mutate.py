@@ -1,8 +1,14 @@
-"""A seedable mutator of video files: what storage, transfers and careless tools do to them."""
+"""A seedable mutator of files (videos, weights): what storage, transfers and careless tools do to them; and the fuzz
+campaign's settings: VIDEOML_FUZZ_SEED and VIDEOML_FUZZ_CASES (defaults: 0 and 240) change it."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+SEED = int(os.environ.get("VIDEOML_FUZZ_SEED", "0"))
+CASES = int(os.environ.get("VIDEOML_FUZZ_CASES", "240"))
 
 EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".ts", ".mpg", ".ogv")
 
