@@ -19,7 +19,7 @@ from videoml.errors import VideomlError
 from videoml.infer.features import load_features
 from videoml.infer.results import read_records
 from videoml.models.registry import build_model
-from videoml.models.zoo import KINETICS400, ZOO
+from videoml.models.zoo import ZOO, kinetics400
 
 
 class _Zoo:
@@ -51,7 +51,7 @@ class _Zoo:
 def zoo(tmp_path, monkeypatch):
     """x3d_xs's published file, as generated weights, served like the real zoo; a private torch hub cache."""
     torch.manual_seed(0)
-    model = build_model("x3d_xs", len(KINETICS400))
+    model = build_model("x3d_xs", 400)
     served = tmp_path / "served" / ZOO["x3d_xs"].file
     served.parent.mkdir(parents=True)
     torch.save({"model_state": model.state_dict()}, served)  # the layout of PyTorchVideo's .pyth files
@@ -64,6 +64,16 @@ def zoo(tmp_path, monkeypatch):
 
 def _same_weights(a, b) -> bool:
     return all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_zoo_models_answer_with_kinetics_class_names_in_the_published_label_order():
+    names = kinetics400()
+    assert len(names) == len(set(names)) == 400
+    # indices from PyTorchVideo's published label map (kinetics_classnames.json, pyslowfast/dataset/class_names)
+    known = {0: "abseiling", 5: "archery", 100: "drinking", 115: "eating ice cream", 166: "javelin throw",
+             208: "passing American football (in game)", 209: "passing American football (not in game)",
+             290: "sharpening knives", 358: "throwing discus", 399: "zumba"}
+    assert {i: names[i] for i in known} == known
 
 
 def test_published_weights_download_once_then_load_from_the_cache_offline(zoo, tmp_path):
@@ -116,7 +126,7 @@ def test_infer_and_extract_take_published_weights_by_name(zoo, small_synth, tmp_
                      "--num-workers", "0", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     [record] = read_records(out)
-    assert record["status"] == "ok" and record["clips"] == 2 and record["top_k"][0]["label"] in KINETICS400
+    assert record["status"] == "ok" and record["clips"] == 2 and record["top_k"][0]["label"] in kinetics400()
     result = videoml("extract", video, "-m", "zoo:x3d_xs", "-o", str(tmp_path / "features"), "--views", "2",
                      "--crops", "1", "--num-workers", "0", env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -15,8 +15,10 @@ behind, and the next try downloads again. A server that does not connect or stop
 ``VIDEOML_ZOO_URL`` replaces the zoo's root URL (``https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo``): a
 mirror inside a cluster without internet, or a local server.
 
-Kinetics-400 class names are not part of the published files; a zoo model's classes are named by their index in the
-Kinetics-400 label order (``k400_000`` ...).
+Kinetics-400 class names are not part of the published files: they are torchvision's (its Kinetics-400 weights'
+``categories``, shipped with torchvision), whose order is the label index PyTorchVideo's checkpoints were trained
+with (the class names are sorted; PyTorchVideo's published ``kinetics_classnames.json`` maps all 400 names to these
+same indices, and MMAction2's ``label_map_k400.txt`` lists them in this order).
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ if TYPE_CHECKING:
 
 ZOO_PREFIX = "zoo:"
 ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
-KINETICS400 = tuple(f"k400_{i:03d}" for i in range(400))
+
+
+def kinetics400() -> tuple[str, ...]:
+    """The Kinetics-400 class names in label order (module doc)."""
+    from torchvision.models.video import R3D_18_Weights
+
+    return tuple(R3D_18_Weights.KINETICS400_V1.meta["categories"])
 
 
 @dataclass(frozen=True)
@@ -188,9 +196,10 @@ def load_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, "ModelC
 
     entry = zoo_entry(name)
     path = fetch(name, progress)
-    model = build_model(entry.model, len(KINETICS400))
+    classes = kinetics400()
+    model = build_model(entry.model, len(classes))
     load_weights(model, path, strict_head=True)
-    card = ModelCard(model=entry.model, classes=KINETICS400, input=model_input(entry.model), views=entry.views,
+    card = ModelCard(model=entry.model, classes=classes, input=model_input(entry.model), views=entry.views,
                      crops=entry.crops)
     return model.eval(), card
 
