@@ -46,6 +46,7 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 # module -> the warning (message regex) its import-time code raises about itself
 QUIET_IMPORTS = {
     "fvcore.nn.focal_loss": r"`torch\.jit\.script` is deprecated",
+    "pytorchvideo.transforms.transforms": r"`torch\.jit\.script_method` is deprecated",
 }
 
 

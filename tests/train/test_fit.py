@@ -15,6 +15,8 @@ from videoml.evaluation import ClassReport
 def test_fit_writes_a_run_directory_and_validates(small_synth, tmp_path):
     result = videoml("fit", *fit_args(small_synth, tmp_path / "a"))
     assert result.returncode == 0, result.stderr[-3000:]
+    # nothing a user cannot act on: no library's warnings, no advertisement
+    assert "Warning" not in result.stderr and "deprecated" not in result.stderr and "Tip" not in result.stderr
     run = tmp_path / "a" / "logs" / "version_0"
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["seed_everything"] == 0 and config["model"]["model"] == "x3d_tiny"

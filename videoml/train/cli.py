@@ -8,6 +8,7 @@ when the data has a test split.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -24,9 +25,15 @@ from videoml.train.callbacks import RunRecord, Throughput
 from videoml.train.module import VideoClassifier
 
 
+def _spec_fields(model: str, overrides: dict | None) -> dict:
+    """The model's input as the fields of ``data.spec``: jsonargparse keeps (and saves in config.yaml) a dataclass
+    option as its fields; an InputSpec instance it warns that it cannot serialise."""
+    return dataclasses.asdict(model_input(model, overrides))
+
+
 class VideoCLI(LightningCLI):
     def add_arguments_to_parser(self, parser):
-        parser.link_arguments(("model.model", "model.input"), "data.spec", compute_fn=model_input)
+        parser.link_arguments(("model.model", "model.input"), "data.spec", compute_fn=_spec_fields)
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(RunRecord, "run_record")
@@ -49,14 +56,30 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
     """``cli`` over the module and the data, reading ``args`` as its command line; a bad option is one line."""
     # LightningCLI reads the command line itself, and warns when it is also given ``args``: it gets them as argv
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
-    # The module normalises batches on the device (on_after_batch_transfer) by design; Lightning says so on every run
-    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`")
+    _quiet_lightning()
     try:
         return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
     except ArgumentError as e:
         raise UsageError(f"{option_error_line(e)} (see 'videoml {command} --help')") from None
     finally:
         sys.argv = saved
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+def _quiet_lightning() -> None:
+    """What Lightning says on every run that is not about the run: the module normalises batches on the device
+    (on_after_batch_transfer) by design; its own pytree helper uses what torch deprecated; its tips advertise cloud
+    services. (Its own SIGTERM line: see StopSignals.)"""
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_a_tip not in tips.filters:
+        tips.addFilter(_not_a_tip)
+    # the line main prints says it; Lightning's own ("[rank: 0] Received SIGTERM: 15") would be a second
+    logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
 
 
 def run(args: list[str]) -> VideoCLI:
@@ -92,8 +115,6 @@ class StopSignals:
 
     def __init__(self):
         self.signum = None
-        # the line main prints says it; Lightning's own ("[rank: 0] Received SIGTERM: 15") would be a second
-        logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
         signal.signal(signal.SIGTERM, self.sigterm)  # Lightning calls it after its own while a trainer runs
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored, as in a background job
             signal.signal(signal.SIGINT, self.sigint)
