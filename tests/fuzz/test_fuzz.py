@@ -59,25 +59,13 @@ def test_data_check_accounts_for_every_mutated_file(cases, tmp_path):
 
 
 @pytest.mark.slow
-def test_infer_accounts_for_every_mutated_file(cases, checkpoint, tmp_path):
+@pytest.mark.parametrize("command, records", [("infer", "out.jsonl"), ("extract", "out.jsonl/index.jsonl")])
+def test_a_model_run_accounts_for_every_mutated_file(cases, checkpoint, tmp_path, command, records):
     folder, made = cases
-    out = tmp_path / "out.jsonl"
-    result = videoml("infer", str(folder), "-m", str(checkpoint), "-o", str(out), "--num-workers", "2",
-                     "--decode-timeout", "30")
+    result = videoml(command, str(folder), "-m", str(checkpoint), "-o", str(tmp_path / "out.jsonl"),
+                     "--num-workers", "2", "--decode-timeout", "30")
     assert result.returncode in (0, 3) and "Traceback" not in result.stderr, result.stderr[-3000:]
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["path"] for r in records) == sorted(made)
-    assert all(r["status"] == "ok" or r["error"] for r in records)
-
-
-@pytest.mark.slow
-def test_extract_accounts_for_every_mutated_file(cases, checkpoint, tmp_path):
-    folder, made = cases
-    out = tmp_path / "features"
-    result = videoml("extract", str(folder), "-m", str(checkpoint), "-o", str(out), "--num-workers", "2",
-                     "--decode-timeout", "30")
-    assert result.returncode in (0, 3) and "Traceback" not in result.stderr, result.stderr[-3000:]
-    records = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / records).read_text().splitlines()]
     assert sorted(r["path"] for r in records) == sorted(made)
     assert all(r["status"] == "ok" or r["error"] for r in records)
 
