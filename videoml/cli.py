@@ -27,6 +27,8 @@ COMMANDS = {
                        {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
     "report": Command(run.report, "per-class top-1 and confusion matrix of a run or an infer --labels output",
                       ("path",)),
+    "models": Command(run.models, "the models, their inputs and the published weights each loads by name",
+                      ("pattern",)),
     "export": Command(run.export, "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
                       ("checkpoint",), {"formats": ("-f", "--format"), "out": ("-o",)}),
     "data": {

@@ -76,6 +76,22 @@ def test_zoo_models_answer_with_kinetics_class_names_in_the_published_label_orde
     assert {i: names[i] for i in known} == known
 
 
+def test_models_lists_every_architecture_with_its_input_and_published_weights():
+    from videoml.models.registry import MODELS
+
+    listing = videoml("models")
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert sorted(rows) == sorted(MODELS)
+    assert rows["x3d_s"].split()[1:6] == ["13x6", "160px", "zoo:x3d_s", "73.33", "/"]  # the input, PyTorchVideo's
+    assert "zoo:" not in rows["x3d_tiny"]  # no published weights
+    some = videoml("models", "slowfast*")
+    assert [line.split()[0] for line in some.stdout.splitlines()[1:]] == ["slowfast_r50", "slowfast_r101"]
+    none = videoml("models", "nothing*")
+    assert none.returncode == 2
+    assert none.stderr.strip() == "videoml: error: no model matches 'nothing*' (see 'videoml models')"
+
+
 def test_published_weights_download_once_then_load_from_the_cache_offline(zoo, tmp_path):
     server, published, _ = zoo
     model = create_model("x3d_xs", 400, weights="zoo:x3d_xs")

@@ -64,7 +64,8 @@ def command_parser(prog: str, command: Command, shapes: dict) -> ArgumentParser:
         hint, default = options[name]
         # A list may come from --config instead: none on the command line leaves it unset (argparse would set [] over
         # the config's), and :func:`call` asks for a required one that neither gave
-        many = {"nargs": "*", "default": argparse.SUPPRESS} if _is_sequence(hint) else {}
+        many = {"nargs": "*", "default": argparse.SUPPRESS} if _is_sequence(hint) else \
+            {"nargs": "?", "default": default} if default not in (inspect.Parameter.empty, dataclasses.MISSING) else {}
         parser.add_argument(name, type=str, help=_arg_help(doc, name), **many)
     skip = set(command.positional)
     for name, hint in typing.get_type_hints(command.run).items():

@@ -110,3 +110,38 @@ def report(path: str, plots: bool = True) -> int:
             except OSError as e:  # printing needs no writing: a read-only report (an archive, a shared run) prints
                 print(f"videoml: {folder}: its CSVs and PNG were not written again ({e.strerror})", file=sys.stderr)
     return 0
+
+
+def models(pattern: str = "*") -> int:
+    """List the models: each architecture with its input (frames x stride, crop), and the published weights it loads
+    by name (-m zoo:NAME, --model.weights zoo:NAME) with the accuracy and the test views they were published
+    with.
+
+    Args:
+        pattern: a shell-style pattern of model names ("x3d*").
+    """
+    from videoml.models.registry import list_models, model_entry
+    from videoml.models.zoo import ZOO
+
+    names = list_models(pattern)
+    if not names:
+        raise UsageError(f"no model matches {pattern!r} (see 'videoml models')")
+    rows = [("model", "input", "published weights", "Kinetics-400 top-1 / top-5 (views)", "")]
+    for name in names:
+        entry, weights = model_entry(name), ZOO.get(name)
+        spec = entry.input
+        shape = f"{spec.frames}x{spec.stride} {spec.crop}px" + (f" alpha {spec.slowfast_alpha}"
+                                                               if spec.slowfast_alpha else "")
+        accuracy = (f"{_number(weights.top1)} / {_number(weights.top5)} ({weights.views}x{weights.crops})"
+                    if weights else "")
+        rows.append((name, shape, f"zoo:{name}" if weights else "", accuracy, entry.description))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print("published weights: PyTorchVideo's model zoo (its numbers, not measured here); the others train from "
+          "scratch or from --model.weights", file=sys.stderr)
+    return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
