@@ -24,7 +24,7 @@ def broken(tmp_path, corpus):
         "garbage": (tmp_path / "garbage.mp4", "not a readable video"),
         "audio": (tmp_path / "audio.wav", "no video stream"),
         "truncated_mp4": (tmp_path / "truncated.mp4", "not a readable video"),  # the index (moov) is at the end
-        "directory": (tmp_path / "a-folder.mp4", "not a regular file"),
+        "directory": (tmp_path / "a-folder.mp4", "a folder, not a video"),
     }
     files["empty"][0].write_bytes(b"")
     files["garbage"][0].write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
