@@ -141,9 +141,10 @@ def test_a_signal_to_the_whole_run_stops_it_naming_the_checkpoint_and_leaves_no_
     args = fit_args(small_synth, tmp_path, "--trainer.max_epochs", "50", "--data.num_workers", "2")
     run = subprocess.Popen([sys.executable, "-m", "videoml", "fit", *args], start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "logs" / "version_0" / "metrics.csv").exists() and time.monotonic() < deadline:
+    checkpoints, deadline = tmp_path / "logs" / "version_0" / "checkpoints", time.monotonic() + 120
+    while not (checkpoints / "last.ckpt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the first epoch is done
+    time.sleep(0.5)  # and its checkpoint written whole
     os.killpg(run.pid, signum)
     assert run.wait(timeout=30) == 128 + signum
     stderr = run.stderr.read().decode()
