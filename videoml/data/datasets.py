@@ -11,12 +11,11 @@ import csv
 import json
 import logging
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from videoml.data.files import VIDEO_EXTENSIONS
-from videoml.errors import VideomlError
+from videoml.errors import VideoDecodeError, VideomlError
 
 log = logging.getLogger("videoml.data")
 
@@ -40,13 +39,15 @@ class VideoList:
 
 
 def _on_disk(path: Path) -> bool:
-    """Whether ``path`` may hold a video, as one ``stat`` tells: a regular file of at least one byte. (A list of
-    10,000 empty files is found out here, before training, not one decode at a time.)"""
+    """Whether ``path`` may hold a video, as one ``stat`` tells (what ``open_video`` checks first): a regular file of
+    at least one byte. (A list of 10,000 empty files is found out here, before training, not one decode at a time.)"""
+    from videoml.data.decoding.index import check_file
+
     try:
-        info = path.stat()
-    except (OSError, ValueError):  # absent, a dangling link, a name the file system refuses
+        check_file(path)
+    except (VideoDecodeError, ValueError):  # ValueError: a name the file system refuses (a NUL byte)
         return False
-    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+    return True
 
 
 def _existing(items: list[tuple[Path, int]], classes, source: str) -> VideoList:
