@@ -56,6 +56,7 @@ from videoml.tf.layers import Normalize
 from videoml.tf.mirror import build_keras_model
 from videoml.tf.optim import make_optimizer, warmup_cosine
 from videoml.recipe import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
+from videoml.spec import InputSpec
 from videoml.vocab import TFMode
 
 log = logging.getLogger("videoml.tf")
@@ -245,7 +246,8 @@ def fit(config, options: FitOptions) -> dict:
     :func:`videoml.commands.tf.parse_config`) says; returns the last metrics row."""
     seed, trainer = int(config.seed_everything or 0), config.trainer
     refuse_unsupported(config)
-    data = VideoDataModule(**config.data.as_dict())
+    fields = config.data.as_dict()  # parsed, not instantiated: the linked spec is still its fields
+    data = VideoDataModule(**{**fields, "spec": InputSpec.from_dict(fields["spec"])})
     if "train" not in data.sources:
         raise VideomlError("the config has no training data (data.train)")
     strategy = strategy_for(options.devices if options.devices is not None else
