@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
+RESIZERS = ("decoder", "torchvision")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,17 @@ class InputSpec:
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     slowfast_alpha: int | None = None  # two pathways: the slow one takes every alpha-th frame of the fast one
+    # Sampling and evaluation resizing as published weights were measured with (defaults: PyTorchVideo's recipes).
+    fps: float | None = None  # clip frames taken at this rate by time stamps (stride then counts frames at this rate)
+    eval_size: tuple[int, int] | None = None  # evaluation frames resized to exactly (height, width), not by short side
+    # Who resizes evaluation frames: "decoder", FFmpeg's scaler while it converts to RGB (one pass, the fastest);
+    # "torchvision", its resize of the decoded frames (bilinear, no antialiasing) and its centre crop, as the
+    # weights.transforms() of torchvision's video models do: their published accuracy was measured so.
+    resize: str = "decoder"
+
+    def __post_init__(self):
+        if self.resize not in RESIZERS:
+            raise ValueError(f"input resize must be one of {RESIZERS}, got {self.resize!r}")
 
     def replace(self, **changes) -> "InputSpec":
         return dataclasses.replace(self, **changes)
@@ -32,7 +44,7 @@ class InputSpec:
     def from_dict(cls, data: dict) -> "InputSpec":
         """The spec of :func:`dataclasses.asdict` output (JSON lists back to tuples)."""
         data = dict(data)
-        for key in ("train_scale", "mean", "std"):
-            if key in data:
+        for key in ("train_scale", "mean", "std", "eval_size"):
+            if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)

@@ -23,7 +23,8 @@ def test_every_registry_entry_declares_its_input():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in MODELS if not n.endswith("_tiny") and not n.endswith("_frame")])
+@pytest.mark.parametrize("name", [n for n, e in MODELS.items() if not n.endswith(("_tiny", "_frame"))
+                                  and e.family == "pytorchvideo"])  # torchvision's: tests/models/test_torchvision.py
 def test_every_architecture_builds_and_returns_logits_at_its_canonical_input(name):
     model = build_model(name, num_classes=7).train()
     with torch.no_grad():

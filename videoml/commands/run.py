@@ -113,9 +113,9 @@ def report(path: str, plots: bool = True) -> int:
 
 
 def models(pattern: str = "*") -> int:
-    """List the models: each architecture with its input (frames x stride, crop), and the published weights it loads
-    by name (-m zoo:NAME, --model.weights zoo:NAME) with the accuracy and the test views they were published
-    with.
+    """List the models: each architecture with its input (frames x stride, or frames @ rate; crop), and the published
+    weights it loads by name (-m zoo:NAME, --model.weights zoo:NAME) with the accuracy and the test views they were
+    published with, and whose they are.
 
     Args:
         pattern: a shell-style pattern of model names ("x3d*").
@@ -126,19 +126,21 @@ def models(pattern: str = "*") -> int:
     names = list_models(pattern)
     if not names:
         raise UsageError(f"no model matches {pattern!r} (see 'videoml models')")
-    rows = [("model", "input", "published weights", "Kinetics-400 top-1 / top-5 (views)", "")]
+    rows = [("model", "input", "published weights", "Kinetics-400 top-1 / top-5 (views)", "family", "")]
     for name in names:
-        entry, weights = model_entry(name), ZOO.get(name)
+        entry = model_entry(name)
         spec = entry.input
-        shape = f"{spec.frames}x{spec.stride} {spec.crop}px" + (f" alpha {spec.slowfast_alpha}"
-                                                               if spec.slowfast_alpha else "")
-        accuracy = (f"{_number(weights.top1)} / {_number(weights.top5)} ({weights.views}x{weights.crops})"
-                    if weights else "")
-        rows.append((name, shape, f"zoo:{name}" if weights else "", accuracy, entry.description))
+        shape = (f"{spec.frames}@{spec.fps:g}fps" if spec.fps else f"{spec.frames}x{spec.stride}") + \
+            f" {spec.crop}px" + (f" alpha {spec.slowfast_alpha}" if spec.slowfast_alpha else "")
+        for key in [key for key, weights in ZOO.items() if weights.model == name] or [None]:
+            weights = ZOO.get(key)
+            accuracy = (f"{_number(weights.top1)} / {_number(weights.top5)} ({weights.views}x{weights.crops})"
+                        if weights else "")
+            rows.append((name, shape, f"zoo:{key}" if key else "", accuracy, entry.family, entry.description))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print("published weights: PyTorchVideo's model zoo (its numbers, not measured here); the others train from "
+    print("published weights: as their library publishes them (numbers not measured here); the others train from "
           "scratch or from --model.weights", file=sys.stderr)
     return 0
 

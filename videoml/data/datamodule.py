@@ -128,7 +128,7 @@ class ClipDataset(Dataset):
         self.repeats = clips_per_video if train else 1
         self.backend, self.flip, self.seed = backend, flip, seed
         self.flip_labels, self.reverse_labels = flip_labels or {}, reverse_labels or {}
-        self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps)
+        self.clip = ClipSpec(spec.frames, spec.stride, fps=sampling_fps or spec.fps)
         self.reading = None  # a shared array: per loader worker, the sample it reads (see ClipLoader)
         self.crashed: dict[int, str] = {}  # video index -> why: a loader worker died reading it
 
@@ -177,11 +177,11 @@ class ClipDataset(Dataset):
         return samples[0] if self.repeats == 1 else default_collate(samples)  # k clips: a leading k axis
 
     def _plan(self, video, rng: np.random.Generator, view: int) -> tuple[np.ndarray, int]:
-        """(frame indices, short side) of one clip."""
+        """(frame indices, short side) of one training clip; of an evaluation clip, (frame indices, None)."""
         if self.train:
             indices = random_clip(self.clip, video.timestamps, rng)
             return indices, int(rng.integers(self.spec.train_scale[0], self.spec.train_scale[1] + 1))
-        return uniform_clips(self.clip, video.timestamps, self.views)[view], self.spec.eval_scale
+        return uniform_clips(self.clip, video.timestamps, self.views)[view], None  # evaluation_frames resizes
 
     def _open(self, path, video_index: int):
         """(the video, the size training decodes it at): kept decoded in memory when ``decoded_cache_mb`` allows.
@@ -209,7 +209,7 @@ class ClipDataset(Dataset):
         """The clips' frames, decoded in one call (frames shared by several clips once): for evaluation scaled by
         the decoder, as ``videoml infer`` reads them; for training at ``size`` (see :meth:`_open`)."""
         if not self.train:
-            return [video.get_frames(indices, size=scale) for indices, scale in plans]
+            return [transforms.evaluation_frames(video, indices, self.spec) for indices, _ in plans]
         frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=size)
         return list(torch.split(frames, [len(indices) for indices, _ in plans]))
 
@@ -230,7 +230,7 @@ class ClipDataset(Dataset):
             if self.random_erasing and rng.random() < self.random_erasing:
                 frames = transforms.random_erasing(frames, rng, spec.mean, spec.std)
         else:
-            frames = transforms.spatial_crops(frames, spec.crop, self.crops)
+            frames = transforms.evaluation_crops(frames, spec, self.crops)
         return transforms.pack_pathways(transforms.to_model_layout(frames), spec.slowfast_alpha), label
 
 
@@ -302,7 +302,8 @@ class VideoDataModule(L.LightningDataModule):
             their label when flipped.
         reverse_label_map: class name -> class name of the same clip played backwards (e.g. ``grow: shrink``): such
             clips are reversed at random, the label swapped; clips of other classes are never reversed.
-        sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame.
+        sampling_fps: take clip frames at this rate by time stamps instead of every ``stride``-th source frame
+            (default: the model's own, ``spec.fps``, where its weights were trained so: torchvision's at 15 fps).
         decode_timeout: seconds one video may take to read; a slower one counts as unreadable (see
             :mod:`videoml.data.decoding.budget`).
         clips_per_video: training clips drawn, each augmented independently, from one decode of a video (repeated

@@ -25,10 +25,12 @@ import torch
 
 from videoml.data.decoding import output_size
 from videoml.errors import VideomlError
+from videoml.spec import InputSpec
 
 
 def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
-    """``count`` crops (1: centre; 3: start, centre and end of the long side, as PySlowFast tests) -> (count, T, s, s, C)."""
+    """``count`` crops (1: centre; 3: start, centre and end of the long side, as PySlowFast tests) ->
+    (count, T, s, s, C)."""
     if count not in (1, 3):
         raise ValueError(f"spatial crops must be 1 or 3, got {count}")
     _, h, w, _ = frames.shape
@@ -40,6 +42,35 @@ def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
     else:
         offsets = [(0, centre_left), (centre_top, centre_left), (h - size, centre_left)]
     return torch.stack([frames[:, t:t + size, left:left + size] for t, left in offsets])
+
+
+def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """The frames ``indices`` (any shape, e.g. (K, T)) of an open video as (*indices.shape, H, W, 3), resized for
+    evaluation as ``spec.resize`` says: scaled by the decoder while it converts (to the short side ``eval_scale``,
+    or to ``eval_size``), or decoded as stored and resized by torchvision as its video weights' transforms do."""
+    indices = np.asarray(indices)
+    target = spec.eval_size or spec.eval_scale
+    if spec.resize == "decoder":
+        frames = video.get_frames(indices.reshape(-1), size=target)
+        return frames.reshape(*indices.shape, *frames.shape[1:])
+    from torchvision.transforms import functional as F
+
+    unique, inverse = np.unique(indices, return_inverse=True)  # each distinct frame resized once
+    frames = video.get_frames(unique).permute(0, 3, 1, 2)
+    # antialias=False: torchvision's VideoClassification preset hard-codes it, to keep its weights' accuracy
+    frames = F.resize(frames, list(target) if spec.eval_size else [target], antialias=False).permute(0, 2, 3, 1)
+    return frames[torch.from_numpy(inverse.reshape(indices.shape))]
+
+
+def evaluation_crops(frames: torch.Tensor, spec: InputSpec, count: int) -> torch.Tensor:
+    """:func:`spatial_crops` of (T, H, W, C) evaluation frames; with ``spec.resize == "torchvision"`` the centre one
+    is torchvision's centre crop (its offsets round half to even where ours round down)."""
+    crops = spatial_crops(frames, spec.crop, count)
+    if spec.resize == "torchvision":
+        from torchvision.transforms import functional as F
+
+        crops[count // 2] = F.center_crop(frames.permute(0, 3, 1, 2), [spec.crop]).permute(0, 2, 3, 1)
+    return crops
 
 
 def _resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -62,7 +62,7 @@ class VideoClips(Dataset):
         self.paths, self.spec, self.views, self.crops = [str(p) for p in paths], spec, views, crops
         self.dense_step, self.backend, self.decode_timeout = dense_step, backend, decode_timeout
         self.current = None  # shared array set by decoded_items
-        self.clip = ClipSpec(spec.frames, spec.stride)
+        self.clip = ClipSpec(spec.frames, spec.stride, fps=spec.fps)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -88,14 +88,14 @@ class VideoClips(Dataset):
             with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
                                                                      bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
-                frames = video.get_clips(clips, size=self.spec.eval_scale)  # (K, T, H, W, 3)
+                frames = transforms.evaluation_frames(video, clips, self.spec)  # (K, T, H, W, 3)
                 replaced = video.replaced  # damaged pictures stood in for by their neighbours
                 stamps, frame_time = video.timestamps, 1.0 / video.fps if video.fps > 0 else 0.0
         except VideoDecodeError as e:
             return VideoItem(index, path, str(e))
         except Exception as e:  # a batch job records any failure of one file and goes on
             return VideoItem(index, path, f"{path}: {type(e).__name__}: {e}")
-        crops = torch.stack([transforms.spatial_crops(f, self.spec.crop, self.crops) for f in frames])
+        crops = torch.stack([transforms.evaluation_crops(f, self.spec, self.crops) for f in frames])
         layout = transforms.to_model_layout(crops.flatten(0, 1))  # (K * crops, C, T, s, s)
         return VideoItem(index, path, None, transforms.pack_pathways(layout, self.spec.slowfast_alpha), len(layout),
                          self.crops, torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64),

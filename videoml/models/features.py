@@ -1,11 +1,12 @@
 """A model's embeddings instead of its logits: what ``videoml extract`` writes.
 
-``head`` (the default) is the input of the classifier, the model's final ``Linear``: the features the class scores
-are a linear function of (``logits = features @ W.T + b`` at the canonical input). Where that input still has
-positions (PyTorchVideo's heads project every (t, h, w) position and pool after the projection), they are averaged,
-which commutes with the linear projection. A named block (``blocks.4``, ``s5``; any name of ``model.named_modules()``)
-gives its output averaged over time and space (``(N, C, T, H, W) -> (N, C)``; token sequences ``(N, L, C)`` over
-tokens; a list of pathways, as SlowFast's blocks give, pooled per pathway and concatenated).
+``head`` (the default) is the input of the classifier, the model's final ``Linear`` (S3D's: a pointwise convolution):
+the features the class scores are a linear function of (``logits = features @ W.T + b`` at the canonical input).
+Where that input still has positions (PyTorchVideo's heads project every (t, h, w) position and pool after the
+projection), they are averaged, which commutes with the linear projection. A named block (``blocks.4``, ``s5``; any
+name of ``model.named_modules()``) gives its output averaged over time and space (``(N, C, T, H, W) -> (N, C)``;
+token sequences ``(N, L, C)`` over tokens; a list of pathways, as SlowFast's blocks give, pooled per pathway and
+concatenated).
 
 Forward hooks read the activations as the model computes them: the same forward pass as classification, nothing
 re-implemented per architecture.
@@ -54,7 +55,10 @@ class FeatureModel(nn.Module):
 
     def _keep_classifier_input(self, module, args):
         x = args[0]
-        self._kept = x.flatten(1, -2).mean(1) if x.dim() > 2 else x  # (N, ..., C): positions averaged
+        if isinstance(module, nn.Conv3d):  # (N, C, T, H, W) into a pointwise classifier (S3D's)
+            self._kept = pooled(x)
+        else:
+            self._kept = x.flatten(1, -2).mean(1) if x.dim() > 2 else x  # (N, ..., C): positions averaged
 
     def _keep_output(self, module, args, output):
         self._kept = pooled(output)

@@ -15,7 +15,7 @@ CPU.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -32,7 +32,7 @@ class ModelEntry:
     builder: Callable[..., nn.Module]  # builder(num_classes) -> module returning logits
     input: InputSpec
     description: str
-    defaults: dict = field(default_factory=dict)
+    family: str = "pytorchvideo"  # whose architecture: pytorchvideo, torchvision
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -78,6 +78,22 @@ def _narrow(module: str, function: str, **fixed) -> Callable[..., nn.Module]:
         return getattr(importlib.import_module(module), function)(**{**kwargs, **overrides})
 
     return build
+
+
+def _torchvision(function: str) -> Callable[..., nn.Module]:
+    """A torchvision video model, untrained (its published weights load by name, :mod:`videoml.models.zoo`)."""
+
+    def build(num_classes: int, **overrides) -> nn.Module:
+        from torchvision.models import video
+
+        return getattr(video, function)(weights=None, num_classes=num_classes, **overrides)
+
+    build.__name__ = function
+    return build
+
+
+def _register_torchvision(name: str, input: InputSpec, description: str) -> None:
+    register(name, _torchvision(name), input, description, family="torchvision")
 
 
 def _any_input_size(model: nn.Module) -> nn.Module:
@@ -126,8 +142,8 @@ def _keep_input_lists(model: nn.Module) -> nn.Module:
     return model
 
 
-def register(name: str, builder, input: InputSpec, description: str) -> None:
-    MODELS[name] = ModelEntry(name, builder, input, description)
+def register(name: str, builder, input: InputSpec, description: str, family: str = "pytorchvideo") -> None:
+    MODELS[name] = ModelEntry(name, builder, input, description, family)
 
 
 _224 = dict(crop=224, train_scale=(256, 320), eval_scale=256)
@@ -158,6 +174,27 @@ register("r2plus1d_tiny", _narrow("pytorchvideo.models.r2plus1d", "create_r2plus
          "R(2+1)D ResNet-50 at 1/8 width, 8x4, 64px")
 register("x3d_tiny_frame", _x3d_tiny, InputSpec(1, 1, 64, (72, 88), 72),
          "x3d_tiny on one frame: the frame-level baseline")
+
+
+# torchvision's video models, with the input their Kinetics-400 weights were trained and evaluated with: each enum's
+# weights.transforms() (resize, crop, mean, std) and its _docs (clip_len frames at frame_rate); training draws the
+# short side from train_scale where torchvision's recipe resizes to a fixed size (tests/models/test_torchvision.py
+# holds every value against torchvision's own).
+_TV_KINETICS = dict(mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989), resize="torchvision")
+_tv_112 = dict(crop=112, train_scale=(128, 128), eval_scale=128, eval_size=(128, 171), fps=15, **_TV_KINETICS)
+_register_torchvision("r3d_18", InputSpec(16, 1, **_tv_112), "R3D-18, 16 frames at 15 fps, 112px")
+_register_torchvision("mc3_18", InputSpec(16, 1, **_tv_112), "MC3-18, 16 frames at 15 fps, 112px")
+_register_torchvision("r2plus1d_18", InputSpec(16, 1, **_tv_112), "R(2+1)D-18, 16 frames at 15 fps, 112px")
+_register_torchvision("s3d", InputSpec(128, 1, 224, (256, 256), 256, eval_size=(256, 256), fps=15, **_TV_KINETICS),
+                      "S3D, 128 frames at 15 fps (its recipe trains on 64), 224px")
+_tv_mvit = dict(crop=224, train_scale=(256, 320), eval_scale=256, fps=7.5, resize="torchvision")
+_register_torchvision("mvit_v1_b", InputSpec(16, 1, **_tv_mvit), "MViT-V1-B, 16 frames at 7.5 fps, 224px")
+_register_torchvision("mvit_v2_s", InputSpec(16, 1, **_tv_mvit), "MViT-V2-S, 16 frames at 7.5 fps, 224px")
+_tv_swin = dict(crop=224, train_scale=(256, 320), eval_scale=256, fps=15, mean=(0.485, 0.456, 0.406),
+                std=(0.229, 0.224, 0.225), resize="torchvision")
+for _size in "tsb":
+    _register_torchvision(f"swin3d_{_size}", InputSpec(32, 1, **_tv_swin),
+                          f"Video Swin-{_size.upper()}, 32 frames at 15 fps, 224px")
 
 
 def model_entry(name: str) -> ModelEntry:

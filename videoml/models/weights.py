@@ -47,11 +47,13 @@ class ModelCard:
 
 
 def classifier_name(model: nn.Module) -> str:
-    """The qualified name of the model's final Linear layer: the head that depends on the class count."""
+    """The qualified name of the model's classifier, the head that depends on the class count: its final Linear
+    layer, or in a model without one its final 1x1x1 convolution (torchvision's S3D classifies so)."""
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
+    pointwise = [n for n, m in model.named_modules() if isinstance(m, nn.Conv3d) and m.kernel_size == (1, 1, 1)]
+    if not linears and not pointwise:
         raise VideomlError(f"{type(model).__name__} has no Linear classifier")
-    return linears[-1]
+    return (linears or pointwise)[-1]
 
 
 def read_file(path) -> object:

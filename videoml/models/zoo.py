@@ -1,30 +1,35 @@
-"""Published weights by name: ``zoo:x3d_s`` is PyTorchVideo's Kinetics-400 X3D-S checkpoint.
+"""Published weights by name: ``zoo:x3d_s`` is PyTorchVideo's Kinetics-400 X3D-S checkpoint, ``zoo:r3d_18``
+torchvision's R3D-18.
 
-A name resolves to the published URL (PyTorchVideo's model zoo, the files its TorchHub builders load), which is
-downloaded once into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, as ``torch.hub`` keeps its own downloads)
-with a progress bar, then read from there, offline too. PyTorchVideo publishes no checksums: the SHA-256 of the
-first download is recorded beside the file (``NAME.pyth.sha256``) and every later use verifies the file against it,
-so a damaged or replaced cache is an error, not silently different weights. Where an entry carries a digest, the
-download itself is verified against it. Files are read with ``torch.load(weights_only=True)``.
+A name resolves to the published URL (PyTorchVideo's model zoo, the files its TorchHub builders load; torchvision's
+weights enums' URLs), which is downloaded once into the torch hub cache (``$TORCH_HOME/hub/checkpoints``, where
+``torch.hub`` and torchvision keep their own downloads: weights torchvision already fetched are used as they are)
+with a progress bar, then read from there, offline too. torchvision names each file after the start of its SHA-256,
+which the download is verified against; PyTorchVideo publishes no checksums. Either way the SHA-256 of the first
+download is recorded beside the file (``NAME.sha256``) and every later use verifies the file against it, so a
+damaged or replaced cache is an error, not silently different weights. Files are read with
+``torch.load(weights_only=True)``.
 
 A download is written aside and kept only when it is whole (as long as the server announced) and loads as a PyTorch
 checkpoint, before its digest is recorded: a truncated body or an HTML page served with status 200 leaves nothing
 behind, and the next try downloads again. A server that does not connect or stops sending for
 ``VIDEOML_ZOO_TIMEOUT`` seconds (30) is given up on; failures of the network are tried three times in all.
 
-``VIDEOML_ZOO_URL`` replaces the zoo's root URL (``https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo``): a
-mirror inside a cluster without internet, or a local server.
+A mirror inside a cluster without internet, or a local server, replaces a library's root URL, laid out as it:
+``VIDEOML_ZOO_URL`` PyTorchVideo's (``https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo``),
+``VIDEOML_TORCHVISION_URL`` torchvision's (``https://download.pytorch.org/models``).
 
-Kinetics-400 class names are not part of the published files: they are torchvision's (its Kinetics-400 weights'
-``categories``, shipped with torchvision), whose order is the label index PyTorchVideo's checkpoints were trained
-with (the class names are sorted; PyTorchVideo's published ``kinetics_classnames.json`` maps all 400 names to these
-same indices, and MMAction2's ``label_map_k400.txt`` lists them in this order).
+Kinetics-400 class names are not part of PyTorchVideo's published files: they are torchvision's (its Kinetics-400
+weights' ``categories``, shipped with torchvision), whose order is the label index PyTorchVideo's checkpoints were
+trained with (the class names are sorted; PyTorchVideo's published ``kinetics_classnames.json`` maps all 400 names to
+these same indices, and MMAction2's ``label_map_k400.txt`` lists them in this order).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +44,9 @@ if TYPE_CHECKING:
     from videoml.models.weights import ModelCard
 
 ZOO_PREFIX = "zoo:"
-ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
+# Each library's download root, and the variable naming a mirror laid out like it (module doc)
+ROOTS = {"pytorchvideo": ("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo", "VIDEOML_ZOO_URL"),
+         "torchvision": ("https://download.pytorch.org/models", "VIDEOML_TORCHVISION_URL")}
 
 
 def kinetics400() -> tuple[str, ...]:
@@ -52,12 +59,25 @@ def kinetics400() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ZooEntry:
     model: str  # registry name
-    file: str  # below the zoo's root
-    top1: float | None  # Kinetics-400 validation, as PyTorchVideo publishes them (model zoo table; MViT: its hub)
-    top5: float | None
+    file: str  # below the library's root (ROOTS)
+    top1: float | None  # Kinetics-400 validation, as the library publishes them (PyTorchVideo's model zoo table,
+    top5: float | None  # MViT: its hub; torchvision: its weights' meta)
     views: int = 10  # the evaluation the numbers were measured with: temporal views x spatial crops
     crops: int = 3
-    sha256: str | None = None  # none are published (see the module doc)
+    source: str = "pytorchvideo"  # whose weights: a key of ROOTS
+
+    @property
+    def published_digest(self) -> str | None:
+        """The start of the file's SHA-256 where the library publishes it: torchvision names its files
+        ``NAME-<first 8 hex digits>.pth`` (``torch.hub``'s ``check_hash`` convention); PyTorchVideo publishes none."""
+        found = re.search(r"-([0-9a-f]{8,})\.", self.file) if self.source == "torchvision" else None
+        return found.group(1) if found else None
+
+
+def _torchvision(model: str, file: str, top1: float, top5: float, views: int) -> ZooEntry:
+    """torchvision's Kinetics-400 weights of ``model``: its weights enum's URL, acc@1 and acc@5, evaluated on
+    ``views`` clips per video, one centre crop (the enum's ``_docs``: ``clips_per_video``)."""
+    return ZooEntry(model, file, top1, top5, views=views, crops=1, source="torchvision")
 
 
 ZOO = {
@@ -77,6 +97,16 @@ ZOO = {
                                  views=10, crops=1),
     "efficient_x3d_s": ZooEntry("efficient_x3d_s", "kinetics/efficient_x3d_s_original_form.pyth", 73.0, 90.6,
                                 views=10, crops=1),
+    "r3d_18": _torchvision("r3d_18", "r3d_18-b3b3357e.pth", 63.2, 83.479, 5),
+    "mc3_18": _torchvision("mc3_18", "mc3_18-a90a0ba3.pth", 63.96, 84.13, 5),
+    "r2plus1d_18": _torchvision("r2plus1d_18", "r2plus1d_18-91a641e6.pth", 67.463, 86.175, 5),
+    "s3d": _torchvision("s3d", "s3d-d76dad2f.pth", 68.368, 88.05, 1),
+    "mvit_v1_b": _torchvision("mvit_v1_b", "mvit_v1_b-dbeb1030.pth", 78.477, 93.582, 5),
+    "mvit_v2_s": _torchvision("mvit_v2_s", "mvit_v2_s-ae3be167.pth", 80.757, 94.665, 5),
+    "swin3d_t": _torchvision("swin3d_t", "swin3d_t-7615ae03.pth", 77.715, 93.519, 12),
+    "swin3d_s": _torchvision("swin3d_s", "swin3d_s-da41c237.pth", 79.521, 94.158, 12),
+    "swin3d_b": _torchvision("swin3d_b", "swin3d_b_1k-24f7c7c6.pth", 79.427, 94.386, 12),
+    "swin3d_b_22k": _torchvision("swin3d_b", "swin3d_b_22k-7c6ae6fa.pth", 81.643, 95.574, 12),
 }
 
 
@@ -88,7 +118,12 @@ def zoo_entry(name: str) -> ZooEntry:
 
 
 def url_of(entry: ZooEntry) -> str:
-    return f"{os.environ.get('VIDEOML_ZOO_URL', ROOT).rstrip('/')}/{entry.file}"
+    root, variable = ROOTS[entry.source]
+    return f"{os.environ.get(variable, root).rstrip('/')}/{entry.file}"
+
+
+def mirror_variable(entry: ZooEntry) -> str:
+    return ROOTS[entry.source][1]
 
 
 def _sha256(path: Path) -> str:
@@ -126,7 +161,7 @@ def _receive(url: str, into: Path, progress: bool) -> None:
             raise ConnectionError(f"the server sent {f.tell()} of the {total} bytes it announced")
 
 
-def _download(name: str, url: str, cached: Path, progress: bool) -> None:
+def _download(name: str, url: str, cached: Path, progress: bool, mirror: str) -> None:
     """The file at ``url`` as ``cached``, or nothing there: written aside, kept only when complete and a PyTorch
     checkpoint (a proxy's HTML page answered with 200 is not), tried :data:`TRIES` times."""
     import urllib.error
@@ -149,7 +184,7 @@ def _download(name: str, url: str, cached: Path, progress: bool) -> None:
                 error = e
         if error is not None:
             raise VideomlError(f"zoo:{name}: cannot download {url} ({type(error).__name__}: {first_line(error)}); "
-                               f"without internet access, copy the file into {cached.parent} or set VIDEOML_ZOO_URL "
+                               f"without internet access, copy the file into {cached.parent} or set {mirror} "
                                "to a mirror") from None
         _check_loads(name, part, f"the download from {url}")
         os.replace(part, cached)
@@ -173,10 +208,10 @@ def fetch(name: str, progress: bool = True) -> Path:
     record = cached.with_name(cached.name + ".sha256")
     downloaded = not cached.is_file()
     if downloaded:
-        _download(name, url_of(entry), cached, progress)
+        _download(name, url_of(entry), cached, progress, mirror_variable(entry))
     digest = _sha256(cached)
-    expected = entry.sha256 or (record.read_text().strip() if record.is_file() else None)
-    if expected and digest != expected:
+    expected = entry.published_digest or (record.read_text().strip() if record.is_file() else None)
+    if expected and not digest.startswith(expected):
         if downloaded:  # not kept: the next try downloads again
             cached.unlink()
         found = "the download from " + url_of(entry) if downloaded else str(cached)
