@@ -23,6 +23,8 @@ FORBIDDEN = {  # besides the layer order
     "videoml.recipe": ("lightning", "pytorch_lightning", "tensorflow", "keras"),
     "videoml.evaluation": ("lightning", "pytorch_lightning", "tensorflow", "keras"),
     "videoml.models": ("lightning",),
+    "videoml.profiling": ("lightning",),  # infer and bench import it: Lightning costs seconds at every start
+    "videoml.infer": ("lightning",),
 }
 
 

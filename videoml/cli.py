@@ -52,7 +52,7 @@ COMMANDS = {
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")  # parsed by LightningCLI (videoml.train.cli)
 DEBUG_FLAGS = ("--debug", "-v")
-PROFILER = "videoml.profiling.TrainingProfiler"
+PROFILER = "videoml.train.profiler.TrainingProfiler"
 
 
 def build_parser() -> ArgumentParser:

@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightning.pytorch.profilers import PyTorchProfiler
 from torch.profiler import ProfilerActivity, profile, schedule
 
 
@@ -69,14 +68,3 @@ class Profile:
         print(table, file=sys.stderr)
         print(f"profile: trace in {self.trace}, table in {self.folder / 'operators.txt'}", file=sys.stderr)
         return False
-
-
-class TrainingProfiler(PyTorchProfiler):
-    """Lightning's PyTorchProfiler with the schedule above given as plain numbers (so a YAML config or
-    ``videoml fit --profile`` can set it), writing the Chrome trace and the operator table to ``dirpath``."""
-
-    def __init__(self, dirpath: str | None = None, skip_first: int = 2, wait: int = 1, warmup: int = 1,
-                 active: int = 5, row_limit: int = 15):
-        steps = ProfileSchedule(skip_first, wait, warmup, active)
-        super().__init__(dirpath=dirpath, filename="profile", export_to_chrome=True, row_limit=row_limit,
-                         schedule=steps.make(), record_shapes=True)

@@ -35,9 +35,9 @@ from videoml.fileio import output_lock
 from videoml.infer.clips import VideoClips, VideoItem, decoded_items
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, read_records, result_key
+from videoml.profiling import Profile
 from videoml.runtime import parse_device
 from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, choices
-from videoml.profiling import Profile
 
 log = logging.getLogger("videoml.infer")
 
