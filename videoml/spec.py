@@ -27,15 +27,21 @@ class InputSpec:
     slowfast_alpha: int | None = None  # two pathways: the slow one takes every alpha-th frame of the fast one
     # Sampling and evaluation resizing as published weights were measured with (defaults: PyTorchVideo's recipes).
     fps: float | None = None  # clip frames taken at this rate by time stamps (stride then counts frames at this rate)
+    eval_crop: int | None = None  # evaluation crops of this side, where not crop (PySlowFast's TEST_CROP_SIZE)
     eval_size: tuple[int, int] | None = None  # evaluation frames resized to exactly (height, width), not by short side
     # Who resizes evaluation frames: "decoder", FFmpeg's scaler while it converts to RGB (one pass, the fastest);
     # "torchvision", its resize of the decoded frames (bilinear, no antialiasing) and its centre crop, as the
-    # weights.transforms() of torchvision's video models do: their published accuracy was measured so.
+    # weights.transforms() of torchvision's video models and PyTorchVideo's ShortSideScale + CenterCropVideo do
+    # (these in float: here the resized frames are rounded to uint8): published accuracy was measured so.
     resize: str = "decoder"
 
     def __post_init__(self):
         if self.resize not in RESIZERS:
             raise ValueError(f"input resize must be one of {RESIZERS}, got {self.resize!r}")
+
+    def crop_side(self, train: bool) -> int:
+        """The side of training clips (``crop``) or of evaluation clips (``eval_crop``, where set)."""
+        return self.crop if train or self.eval_crop is None else self.eval_crop
 
     def replace(self, **changes) -> "InputSpec":
         return dataclasses.replace(self, **changes)

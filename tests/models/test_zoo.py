@@ -83,7 +83,11 @@ def test_models_lists_every_architecture_with_its_input_and_published_weights():
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert sorted(rows) == sorted(MODELS)
-    assert rows["x3d_s"].split()[1:6] == ["13x6", "160px", "zoo:x3d_s", "73.33", "/"]  # the input, PyTorchVideo's
+    # the input (training crop / test crop), PyTorchVideo's numbers, whose
+    assert rows["x3d_s"].split()[1:8] == ["13x6", "160px/182", "zoo:x3d_s", "73.33", "/", "91.27", "(10x3)"]
+    assert rows["x3d_s"].split()[8] == "pytorchvideo" and rows["r3d_18"].split()[1:4] == ["16@15fps", "112px",
+                                                                                          "zoo:r3d_18"]
+    assert "zoo:swin3d_b_22k" in listing.stdout  # a model with two published weights: a row each
     assert "zoo:" not in rows["x3d_tiny"]  # no published weights
     some = videoml("models", "slowfast*")
     assert [line.split()[0] for line in some.stdout.splitlines()[1:]] == ["slowfast_r50", "slowfast_r101"]
@@ -232,3 +236,41 @@ def test_weights_served_mutated_load_as_served_or_leave_nothing_behind(zoo, tmp_
         finally:
             bad.stop()
             shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.mark.filterwarnings("ignore:The 'torchvision.transforms._:UserWarning")  # the tutorial's own imports
+def test_zoo_evaluation_clips_are_pytorchvideos_transforms_of_the_same_frames():
+    """videoml's evaluation clip for a PyTorchVideo zoo model against PyTorchVideo's own evaluation transforms (its
+    hub tutorial: /255, NormalizeVideo, ShortSideScale, CenterCropVideo, in float) on the same decoded frames of real
+    corpus files. Clips leave the decoding workers as uint8 (a quarter of the bytes to move to the device), so the
+    resized pixels are rounded: at most half a level, 0.5 / 255 / std after normalisation; the logits stay within
+    2e-3 of the largest (measured: under 8e-4)."""
+    from pytorchvideo.transforms import ShortSideScale
+    from torchvision.transforms._transforms_video import CenterCropVideo, NormalizeVideo
+
+    from videoml.data.corpus import corpus
+    from videoml.data.decoding import open_video
+    from videoml.data.transforms import normalize
+    from videoml.infer.clips import VideoClips
+    from videoml.models.registry import model_input
+
+    try:
+        files = [f for f in corpus() if f.name in ("base_pal_wide.mpg", "VID_20191220_170832.mp4", "motion.mov")]
+    except VideomlError as e:
+        pytest.skip(f"no corpus here: {e}")
+    spec = model_input("x3d_s")
+    torch.manual_seed(0)
+    model = build_model("x3d_s", 400).eval()
+    for path in files:
+        clips = VideoClips([path], spec, views=2)
+        item = clips.read(0, str(path))
+        ours = normalize(item.video, spec.mean, spec.std)
+        with open_video(path) as video:
+            frames = video.get_clips(clips.clip_indices(video.timestamps))  # (views, T, H, W, 3) as stored
+        reference = torch.stack([CenterCropVideo(spec.eval_crop)(ShortSideScale(spec.eval_scale)(
+            NormalizeVideo(spec.mean, spec.std)(clip.permute(3, 0, 1, 2).float() / 255))) for clip in frames])
+        assert ours.shape == reference.shape == (2, 3, 13, 182, 182), path
+        assert (ours - reference).abs().max() <= 0.5 / 255 / min(spec.std) + 1e-5, path
+        with torch.no_grad():
+            a, b = model(ours), model(reference)
+        assert (a - b).abs().max() <= 2e-3 * b.abs().max(), path

@@ -46,7 +46,7 @@ def _tutorial_loop(paths: list[Path], model: torch.nn.Module, card: ModelCard, d
     spec = card.input
     transform = ApplyTransformToKey(key="video", transform=Compose([
         UniformTemporalSubsample(spec.frames), Lambda(lambda x: x / 255.0), NormalizeVideo(spec.mean, spec.std),
-        ShortSideScale(size=spec.eval_scale), CenterCropVideo(spec.crop)]))
+        ShortSideScale(size=spec.eval_scale), CenterCropVideo(spec.crop_side(train=False))]))
     clip_seconds = spec.frames * spec.stride / 30.0  # the benchmark videos' 30 fps
     for path in paths:
         video = EncodedVideo.from_path(str(path), decode_audio=False, decoder="pyav")

@@ -113,9 +113,9 @@ def report(path: str, plots: bool = True) -> int:
 
 
 def models(pattern: str = "*") -> int:
-    """List the models: each architecture with its input (frames x stride, or frames @ rate; crop), and the published
-    weights it loads by name (-m zoo:NAME, --model.weights zoo:NAME) with the accuracy and the test views they were
-    published with, and whose they are.
+    """List the models: each architecture with its input (frames x stride, or frames @ rate; the training crop, and
+    the evaluation crop where it differs: 160px/182), the published weights it loads by name (-m zoo:NAME,
+    --model.weights zoo:NAME) with the accuracy and the test views they were published with, and whose they are.
 
     Args:
         pattern: a shell-style pattern of model names ("x3d*").
@@ -130,8 +130,10 @@ def models(pattern: str = "*") -> int:
     for name in names:
         entry = model_entry(name)
         spec = entry.input
+        test = spec.crop_side(train=False)
         shape = (f"{spec.frames}@{spec.fps:g}fps" if spec.fps else f"{spec.frames}x{spec.stride}") + \
-            f" {spec.crop}px" + (f" alpha {spec.slowfast_alpha}" if spec.slowfast_alpha else "")
+            f" {spec.crop}px" + (f"/{test}" if test != spec.crop else "") + \
+            (f" alpha {spec.slowfast_alpha}" if spec.slowfast_alpha else "")
         for key in [key for key, weights in ZOO.items() if weights.model == name] or [None]:
             weights = ZOO.get(key)
             accuracy = (f"{_number(weights.top1)} / {_number(weights.top5)} ({weights.views}x{weights.crops})"

@@ -168,8 +168,9 @@ class ClipDataset(Dataset):
         except VideoDecodeError as e:
             if video_index not in self.crashed:  # (said once, as it crashed)
                 log.warning("skipping unreadable video: %s", e)
-            plans = [(None, spec.crop)] * self.repeats
-            clips = [torch.zeros((spec.frames, spec.crop, spec.crop, 3), dtype=torch.uint8)] * self.repeats
+            side = spec.crop_side(self.train)
+            plans = [(None, side)] * self.repeats
+            clips = [torch.zeros((spec.frames, side, side, 3), dtype=torch.uint8)] * self.repeats
             bad = True
         weight = 0.0 if padding or bad else 1.0
         samples = [Sample(*self._augment(frames, label, rng, size), video_index, view, weight, bad, short, r)

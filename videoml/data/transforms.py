@@ -65,11 +65,12 @@ def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tens
 def evaluation_crops(frames: torch.Tensor, spec: InputSpec, count: int) -> torch.Tensor:
     """:func:`spatial_crops` of (T, H, W, C) evaluation frames; with ``spec.resize == "torchvision"`` the centre one
     is torchvision's centre crop (its offsets round half to even where ours round down)."""
-    crops = spatial_crops(frames, spec.crop, count)
+    side = spec.crop_side(train=False)
+    crops = spatial_crops(frames, side, count)
     if spec.resize == "torchvision":
         from torchvision.transforms import functional as F
 
-        crops[count // 2] = F.center_crop(frames.permute(0, 3, 1, 2), [spec.crop]).permute(0, 2, 3, 1)
+        crops[count // 2] = F.center_crop(frames.permute(0, 3, 1, 2), [side]).permute(0, 2, 3, 1)
     return crops
 
 

@@ -146,11 +146,16 @@ def register(name: str, builder, input: InputSpec, description: str, family: str
     MODELS[name] = ModelEntry(name, builder, input, description, family)
 
 
-_224 = dict(crop=224, train_scale=(256, 320), eval_scale=256)
-register("x3d_xs", _hub("x3d_xs"), InputSpec(4, 12, 160, (182, 228), 182), "X3D-XS, 4x12, 160px")
-register("x3d_s", _hub("x3d_s"), InputSpec(13, 6, 160, (182, 228), 182), "X3D-S, 13x6, 160px")
-register("x3d_m", _hub("x3d_m"), InputSpec(16, 5, 224, (256, 320), 256), "X3D-M, 16x5, 224px")
-register("x3d_l", _hub("x3d_l"), InputSpec(16, 5, 312, (356, 446), 356), "X3D-L, 16x5, 312px")
+# PyTorchVideo's architectures evaluate as its published numbers were measured: the short side scaled by torch's
+# bilinear interpolation (ShortSideScale), then the centre crop (CenterCropVideo), which resize="torchvision" does;
+# the crops as PySlowFast tested them: the short side scaled to TEST_CROP_SIZE, crops of that side
+_224 = dict(crop=224, train_scale=(256, 320), eval_scale=256, eval_crop=256, resize="torchvision")
+_160 = dict(crop=160, train_scale=(182, 228), eval_scale=182, eval_crop=182, resize="torchvision")
+register("x3d_xs", _hub("x3d_xs"), InputSpec(4, 12, **_160), "X3D-XS, 4x12, 160px")
+register("x3d_s", _hub("x3d_s"), InputSpec(13, 6, **_160), "X3D-S, 13x6, 160px")
+register("x3d_m", _hub("x3d_m"), InputSpec(16, 5, **_224), "X3D-M, 16x5, 224px")
+register("x3d_l", _hub("x3d_l"), InputSpec(16, 5, 312, (356, 446), 356, eval_crop=356, resize="torchvision"),
+         "X3D-L, 16x5, 312px")
 register("slow_r50", _hub("slow_r50"), InputSpec(8, 8, **_224), "Slow-only ResNet-50, 8x8")
 register("c2d_r50", _hub("c2d_r50"), InputSpec(8, 8, **_224), "C2D ResNet-50, 8x8")
 register("i3d_r50", _hub("i3d_r50"), InputSpec(8, 8, **_224), "I3D ResNet-50, 8x8")
@@ -160,16 +165,16 @@ register("slowfast_r101", _hub("slowfast_r101"), InputSpec(32, 2, slowfast_alpha
          "SlowFast ResNet-101, 8x8 (fast pathway 32x2, alpha 4)")
 register("r2plus1d_r50", _hub("r2plus1d_r50"), InputSpec(16, 4, **_224), "R(2+1)D ResNet-50, 16x4")
 register("csn_r101", _hub("csn_r101"), InputSpec(32, 2, **_224), "ir-CSN ResNet-101, 32x2")
-register("mvit_base_16x4", _hub("mvit_base_16x4", "head_num_classes", softmax_head=False), InputSpec(16, 4, **_224),
-         "MViT-B, 16x4")
-register("efficient_x3d_xs", _efficient_x3d("XS"), InputSpec(4, 12, 160, (182, 228), 182),
+register("mvit_base_16x4", _hub("mvit_base_16x4", "head_num_classes", softmax_head=False),
+         InputSpec(16, 4, 224, (256, 320), 224, resize="torchvision"), "MViT-B, 16x4")
+register("efficient_x3d_xs", _efficient_x3d("XS"), InputSpec(4, 12, **_160),
          "EfficientX3D-XS (mobile CPU), 4x12, 160px")
-register("efficient_x3d_s", _efficient_x3d("S"), InputSpec(13, 6, 160, (182, 228), 182),
+register("efficient_x3d_s", _efficient_x3d("S"), InputSpec(13, 6, **_160),
          "EfficientX3D-S (mobile CPU), 13x6, 160px")
 # Small enough to train on a laptop CPU in minutes; the frame model is the single-frame baseline.
 register("x3d_tiny", _x3d_tiny, InputSpec(4, 8, 64, (72, 88), 72), "X3D (S width, 256-d head), 4x8, 64px")
-register("slow_tiny", _narrow("pytorchvideo.models.resnet", "create_resnet", stem_conv_kernel_size=(1, 7, 7)), InputSpec(4, 8, 64, (72, 88), 72),
-         "Slow-only ResNet-50 at 1/8 width, 4x8, 64px")
+register("slow_tiny", _narrow("pytorchvideo.models.resnet", "create_resnet", stem_conv_kernel_size=(1, 7, 7)),
+         InputSpec(4, 8, 64, (72, 88), 72), "Slow-only ResNet-50 at 1/8 width, 4x8, 64px")
 register("r2plus1d_tiny", _narrow("pytorchvideo.models.r2plus1d", "create_r2plus1d"), InputSpec(8, 4, 64, (72, 88), 72),
          "R(2+1)D ResNet-50 at 1/8 width, 8x4, 64px")
 register("x3d_tiny_frame", _x3d_tiny, InputSpec(1, 1, 64, (72, 88), 72),

@@ -60,7 +60,8 @@ class ClipPipeline:
     def epoch(self, epoch: int = 0) -> tf.data.Dataset:
         """Batches of dicts: ``video`` (uint8, channels-last), ``label``, ``weight``, ``video_index``, ``bad``."""
         spec = self.clips.spec
-        shape = (spec.frames, spec.crop, spec.crop, 3)
+        side = spec.crop_side(self.clips.train)
+        shape = (spec.frames, side, side, 3)
         if not self.clips.train:
             shape = (self.clips.crops, *shape)
         repeats = self.clips.repeats
