@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
-RESIZERS = ("decoder", "torchvision")
+RESIZERS = ("decoder", "torchvision", "huggingface")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class InputSpec:
     # Who resizes evaluation frames: "decoder", FFmpeg's scaler while it converts to RGB (one pass, the fastest);
     # "torchvision", its resize of the decoded frames (bilinear, no antialiasing) and its centre crop, as the
     # weights.transforms() of torchvision's video models and PyTorchVideo's ShortSideScale + CenterCropVideo do
-    # (these in float: here the resized frames are rounded to uint8): published accuracy was measured so.
+    # (these in float: here the resized frames are rounded to uint8); "huggingface", torchvision's antialiased
+    # resize and a centre crop, as the image processors of transformers do: published accuracy was measured so.
     resize: str = "decoder"
 
     def __post_init__(self):

@@ -47,24 +47,31 @@ def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
 def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """The frames ``indices`` (any shape, e.g. (K, T)) of an open video as (*indices.shape, H, W, 3), resized for
     evaluation as ``spec.resize`` says: scaled by the decoder while it converts (to the short side ``eval_scale``,
-    or to ``eval_size``), or decoded as stored and resized by torchvision as its video weights' transforms do."""
+    or to ``eval_size``), or decoded as stored and resized as a published model's own preprocessing does:
+    torchvision's resize, bilinear, without antialiasing (torchvision's video weights' transforms, PyTorchVideo's
+    ShortSideScale) or with it (the image processors of transformers)."""
     indices = np.asarray(indices)
     target = spec.eval_size or spec.eval_scale
     if spec.resize == "decoder":
         frames = video.get_frames(indices.reshape(-1), size=target)
         return frames.reshape(*indices.shape, *frames.shape[1:])
-    from torchvision.transforms import functional as F
+    # torchvision's v1 functional for its video weights: what their VideoClassification preset calls (antialias=False
+    # hard-coded there, to keep the weights' accuracy); v2 for transformers' processors, which call that one
+    if spec.resize == "torchvision":
+        from torchvision.transforms.functional import resize
+    else:
+        from torchvision.transforms.v2.functional import resize
 
     unique, inverse = np.unique(indices, return_inverse=True)  # each distinct frame resized once
     frames = video.get_frames(unique).permute(0, 3, 1, 2)
-    # antialias=False: torchvision's VideoClassification preset hard-codes it, to keep its weights' accuracy
-    frames = F.resize(frames, list(target) if spec.eval_size else [target], antialias=False).permute(0, 2, 3, 1)
+    size = list(target) if spec.eval_size else [target]
+    frames = resize(frames, size, antialias=spec.resize == "huggingface").permute(0, 2, 3, 1)
     return frames[torch.from_numpy(inverse.reshape(indices.shape))]
 
 
 def evaluation_crops(frames: torch.Tensor, spec: InputSpec, count: int) -> torch.Tensor:
     """:func:`spatial_crops` of (T, H, W, C) evaluation frames; with ``spec.resize == "torchvision"`` the centre one
-    is torchvision's centre crop (its offsets round half to even where ours round down)."""
+    is torchvision's centre crop (its offsets round half to even where ours, and transformers', round down)."""
     side = spec.crop_side(train=False)
     crops = spatial_crops(frames, side, count)
     if spec.resize == "torchvision":

@@ -21,6 +21,7 @@ import torch
 from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.features import HEAD, FeatureModel
+from videoml.models.huggingface import HF_PREFIX, load_hf_model
 from videoml.models.optimize import RTOL, compiled, fold_batchnorm
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
@@ -34,6 +35,8 @@ EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
 def model_kind(path: str | os.PathLike) -> str:
     if str(path).startswith(ZOO_PREFIX):
         return "zoo"
+    if str(path).startswith(HF_PREFIX):
+        return "hf"
     return EXPORT_SUFFIXES.get(Path(path).suffix.lower(), "checkpoint")
 
 
@@ -101,10 +104,10 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
     compiled and verified on the first call."""
     path = str(path)
     kind = model_kind(path)
-    if not os.path.isfile(path) and kind != "zoo":
+    if not os.path.isfile(path) and kind not in ("zoo", "hf"):
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
-    if kind in ("checkpoint", "zoo"):
+    if kind in ("checkpoint", "zoo", "hf"):
         return _model_predictor(path, kind, device, precision, memory_format, features, optimize, compile)
     if kind == "torchscript":
         extra = {METADATA_KEY: ""}
@@ -133,7 +136,8 @@ def _model_predictor(path: str, kind: str, device: torch.device, precision: Prec
                      features: str | None, optimize: bool | None, compile: bool) -> Predictor:
     """A checkpoint's or published weights' model, as it is or (``optimize``) as its fast inference graph, compiled
     or not. A named block's features need the model's own modules (their hooks), so they are never folded."""
-    model, card = load_trained(path) if kind == "checkpoint" else load_zoo_model(path[len(ZOO_PREFIX):])
+    loaders = {"checkpoint": load_trained, "zoo": lambda p: load_zoo_model(p[len(ZOO_PREFIX):]), "hf": load_hf_model}
+    model, card = loaders[kind](path)
     layout = memory_format_for(memory_format, model, device.type)
     model = model.to(device, memory_format=layout)
     if optimize is None:

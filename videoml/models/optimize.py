@@ -20,8 +20,12 @@ RTOL = 1e-4  # |optimised - eager| <= RTOL x max |eager|, on the first batch of 
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module | None:
-    """``model`` (eval mode) with its BatchNorms folded into the convolutions; None when it cannot be traced."""
+    """``model`` (eval mode) with its BatchNorms folded into the convolutions; None when it has none (transformers
+    normalise with LayerNorm, which does not fold) or cannot be traced."""
     from torch.fx.experimental.optimization import fuse
+
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return None
 
     try:
         return fuse(model.eval())

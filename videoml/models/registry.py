@@ -32,7 +32,7 @@ class ModelEntry:
     builder: Callable[..., nn.Module]  # builder(num_classes) -> module returning logits
     input: InputSpec
     description: str
-    family: str = "pytorchvideo"  # whose architecture: pytorchvideo, torchvision
+    family: str = "pytorchvideo"  # whose architecture: pytorchvideo, torchvision, huggingface
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -203,6 +203,11 @@ for _size in "tsb":
 
 
 def model_entry(name: str) -> ModelEntry:
+    """The entry of a registered name, or of a Hugging Face model by name (``hf:ORG/NAME``, ``hf:FOLDER``)."""
+    if name.startswith("hf:"):
+        from videoml.models.huggingface import hf_entry
+
+        return hf_entry(name)
     if name not in MODELS:
         raise VideomlError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
     return MODELS[name]
