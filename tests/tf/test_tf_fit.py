@@ -57,7 +57,7 @@ def test_too_many_bad_videos_fail_the_run_with_one_line(small_synth, tmp_path):
 
 
 @pytest.mark.parametrize("model, words", [("slowfast_r50", "slowfast_r50 is mirrored in Keras for the benchmarks"),
-                                          ("r3d_18", "r3d_18 is torchvision's; the Keras twin mirrors PyTorchVideo's")])
+                                          ("r3d_18", "r3d_18 is torchvision's; the Keras twin mirrors PyTorchVideo's architectures")])
 def test_models_without_a_twin_pipeline_are_refused_with_one_line(small_synth, tmp_path, model, words):
     result = videoml(*_args(small_synth, tmp_path / "runs", "--model.model", model))
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -142,9 +142,19 @@ def test_the_weight_map_must_be_one_to_one():
         port_weights(_model("x3d_tiny", classes=3), mirror(source))
 
 
-def test_models_without_a_mirror_are_refused_by_name():
+def test_models_without_a_mirror_are_refused_by_name(tmp_path):
     with pytest.raises(VideomlError, match="has no Keras mirror"):
         build_keras_model("mvit_base_16x4", 4)
+    with pytest.raises(VideomlError, match="^r3d_18 is torchvision's; the Keras twin mirrors PyTorchVideo's"):
+        build_keras_model("r3d_18", 4)
+    transformers = pytest.importorskip("transformers")
+    config = transformers.VideoMAEConfig(image_size=32, num_frames=2, hidden_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=32)
+    transformers.AutoModelForVideoClassification.from_config(config).save_pretrained(tmp_path)
+    transformers.VideoMAEImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}) \
+        .save_pretrained(tmp_path)
+    with pytest.raises(VideomlError, match=r"^hf:.* is huggingface's; the Keras twin mirrors PyTorchVideo's"):
+        build_keras_model(f"hf:{tmp_path}", 4)
 
 
 def test_build_keras_model_starts_from_the_pytorch_initialisation():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -40,6 +41,11 @@ class Cell:
         prefix = {"batch_size": "b", "workers": "w", "clips_per_video": "k"}
         defaults = {("videos", "web"), ("data", "original"), ("clips_per_video", 1)}
         return "-".join(f"{prefix.get(k, '')}{v}" for k, v in self.as_dict().items() if (k, v) not in defaults)
+
+    @property
+    def file_stem(self) -> str:
+        """The name as a file name: a model named by a path (``hf:/models/videomae``) has separators in it."""
+        return re.sub(r"[^\w.+=-]", "_", self.name)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -110,7 +116,7 @@ class Run:
 
 
 def write_run(run: Run, out: Path) -> None:
-    (out / "runs" / f"{run.name}.json").write_text(json.dumps(run.as_json(), indent=2) + "\n")
+    (out / "runs" / f"{run.cell.file_stem}.json").write_text(json.dumps(run.as_json(), indent=2) + "\n")
 
 
 def load_runs(folder: str | os.PathLike) -> dict[str, Run]:

@@ -96,7 +96,7 @@ def _model_cell(plan: dict, cell: Cell, timing: Timing, emit, device, sync) -> N
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     if plan.get("profile"):
         schedule = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
-        with Profile(Path(plan["out"]) / f"profile-{cell.name}", device.type, schedule) as profile:
+        with Profile(Path(plan["out"]) / f"profile-{cell.file_stem}", device.type, schedule) as profile:
             for _ in range(4):
                 step()
                 sync()

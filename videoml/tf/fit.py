@@ -50,10 +50,10 @@ from videoml.data.datamodule import VideoDataModule
 from videoml.environment import environment
 from videoml.errors import VideomlError
 from videoml.fileio import write_atomic
-from videoml.models.registry import model_entry, model_input
+from videoml.models.registry import model_input
 from videoml.tf.data import ClipPipeline, training_batches
 from videoml.tf.layers import Normalize
-from videoml.tf.mirror import build_keras_model
+from videoml.tf.mirror import build_keras_model, check_mirrored
 from videoml.tf.optim import make_optimizer, warmup_cosine
 from videoml.recipe import average_per_video, report_bad_videos, scaled_lr, top_k_accuracy
 from videoml.spec import InputSpec
@@ -227,9 +227,10 @@ def _forward(model, mode: str):
 def refuse_unsupported(config) -> None:
     """Recipe options of ``videoml fit`` the twin does not have: refused by name, not silently ignored."""
     m = config.model
-    if model_entry(m.model).family != "pytorchvideo":
-        raise VideomlError(f"videoml tf fit: {m.model} is {model_entry(m.model).family}'s; the Keras twin mirrors "
-                           "PyTorchVideo's architectures (see videoml models); train it with videoml fit")
+    try:
+        check_mirrored(m.model)
+    except VideomlError as e:
+        raise VideomlError(f"videoml tf fit: {e}; train it with videoml fit") from None
     if model_input(m.model).slowfast_alpha:
         raise VideomlError(f"videoml tf fit: {m.model} is mirrored in Keras for the benchmarks and the weight port, "
                            "but the twin's tf.data pipeline feeds one pathway; train two-pathway models with "

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from videoml.errors import VideomlError
-from videoml.models.registry import build_model, model_input
+from videoml.models.registry import build_model, model_entry, model_input
 from videoml.models.weights import load_weights
 from videoml.tf.layers import DepthwiseConv3D, Pad3D
 
@@ -273,11 +273,22 @@ def mirror(model: nn.Module, name: str = "model", synchronized_batchnorm: bool =
     return twin
 
 
+def check_mirrored(name: str) -> None:
+    """A one-line refusal of a registry model whose family has no Keras mirror: the mirrors are of PyTorchVideo's
+    modules; torchvision's video models and Hugging Face's transformers (PyTorch-only in transformers 5) are not
+    mirrored (docs/tensorflow.md says what a mirror of a video transformer needs)."""
+    family = model_entry(name).family
+    if family != "pytorchvideo":
+        raise VideomlError(f"{name} is {family}'s; the Keras twin mirrors PyTorchVideo's architectures (see videoml "
+                           "models): run it in PyTorch")
+
+
 def build_keras_model(name: str, num_classes: int, weights: str | None = None, seed: int | None = None,
                       synchronized_batchnorm: bool = False, **options) -> keras.Model:
     """The registry model ``name`` in Keras with the PyTorch side's weights: those of ``weights`` (a checkpoint, as
     :func:`videoml.models.weights.load_weights` reads), else PyTorch's initialisation (seeded by ``seed``), so both
     frameworks start from the same point."""
+    check_mirrored(name)
     if seed is not None:
         torch.manual_seed(seed)
     source = build_model(name, num_classes, **options)
