@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy
@@ -47,6 +48,23 @@ def check_bad_fraction(bad: list, videos, max_fraction: float, unreadable: int |
 def scaled_lr(lr: float, base_batch_size: int | None, global_batch_size: int) -> float:
     """``lr`` given for ``base_batch_size`` clips a step, scaled linearly to the real global batch (as is)."""
     return lr * global_batch_size / base_batch_size if base_batch_size else lr
+
+
+def layer_decay_groups(named_parameters, lr: float, decay: float) -> list[dict]:
+    """Parameter groups for layer-wise learning-rate decay (BEiT's, in VideoMAE's fine-tuning): of a transformer of
+    L layers, layer i (0-based) learns at ``lr * decay ** (L - i)``, the embeddings at ``lr * decay ** (L + 1)``, what
+    follows the last layer (the final norm, the head) at ``lr``. Layers are found by name, ``...layer.<i>.``, as
+    ``transformers`` names its encoders' blocks (VideoMAE, TimeSformer, ViViT)."""
+    named = list(named_parameters)
+    depth = {n: int(m.group(1)) for n, _ in named if (m := re.search(r"\blayer\.(\d+)\.", n))}
+    if not depth:
+        raise VideomlError("model.layer_decay needs a transformer whose blocks are named layer.<i> (the hf: models)")
+    layers = max(depth.values()) + 1
+    groups: dict[int, list] = {}
+    for name, parameter in named:
+        level = depth[name] + 1 if name in depth else 0 if "embeddings" in name else layers + 1
+        groups.setdefault(level, []).append(parameter)
+    return [{"params": params, "lr": lr * decay ** (layers + 1 - level)} for level, params in sorted(groups.items())]
 
 
 def lr_factor(step: int, warmup_epochs: float, steps_per_epoch: float, total_steps: int) -> float:

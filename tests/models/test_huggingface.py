@@ -142,3 +142,20 @@ def test_infer_extract_and_export_take_a_hugging_face_model(small_synth, tmp_pat
     result = videoml("export", str(checkpoint), "-f", "pt2", "-o", str(tmp_path / "export"), "--sample", video)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "verified" in result.stdout + result.stderr
+
+
+def test_layer_wise_learning_rates_fall_from_the_head_to_the_embeddings(tmp_path):
+    from videoml.recipe import layer_decay_groups
+
+    model = build_model(f"hf:{_folder(tmp_path, 'videomae')}", 3)
+    groups = layer_decay_groups(model.named_parameters(), 1e-3, 0.5)
+    lr = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert sum(len(g["params"]) for g in groups) == len(named)  # every parameter once
+    expected = {"hf.videomae.embeddings.patch_embeddings.projection.weight": 1e-3 * 0.5 ** 3,  # 2 layers + 1
+                "hf.videomae.encoder.layer.0.attention.attention.query.weight": 1e-3 * 0.5 ** 2,
+                "hf.videomae.encoder.layer.1.output.dense.weight": 1e-3 * 0.5,
+                "hf.fc_norm.weight": 1e-3, "hf.classifier.weight": 1e-3}
+    assert {name: lr[id(named[name])] for name in expected} == pytest.approx(expected)
+    with pytest.raises(VideomlError, match="model.layer_decay needs a transformer"):
+        layer_decay_groups(build_model("x3d_tiny", 3).named_parameters(), 1e-3, 0.75)

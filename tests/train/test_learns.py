@@ -94,3 +94,38 @@ def _linear_probe(data, features) -> float:
     optimizer.step(loss)
     with torch.no_grad():
         return float((probe(val_x).argmax(1) == val_y).float().mean())
+
+
+@pytest.mark.slow
+def test_a_small_videomae_fine_tunes_on_motion_and_infer_reads_it(tmp_path):
+    """A reduced VideoMAE (3 layers of 96, 8 frames of 64 px), saved with `save_pretrained` for 3 classes and loaded
+    as `hf:FOLDER`, fine-tuned with a new 4-class head and layer-wise learning-rate decay through `videoml fit` on the
+    learning test's motions. Measured: validation top-1 0.97 after 20 epochs (chance 0.25), about 2 minutes here."""
+    transformers = pytest.importorskip("transformers")
+    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
+    torch.manual_seed(0)
+    config = transformers.VideoMAEConfig(image_size=64, num_frames=8, tubelet_size=2, hidden_size=96,
+                                         num_hidden_layers=3, num_attention_heads=3, intermediate_size=192,
+                                         num_labels=3)
+    transformers.AutoModelForVideoClassification.from_config(config).save_pretrained(tmp_path / "videomae")
+    transformers.VideoMAEImageProcessor(size={"shortest_edge": 72}, crop_size={"height": 64, "width": 64},
+                                        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]) \
+        .save_pretrained(tmp_path / "videomae")
+    root = tmp_path / "run"
+    result = videoml("fit", *fit_args(data, root, "--model.model", f"hf:{tmp_path / 'videomae'}",
+                                      "--model.model_options", "{}", "--model.lr", "0.003", "--model.layer_decay",
+                                      "0.9", "--model.warmup_epochs", "1", "--trainer.max_epochs", "20",
+                                      "--trainer.check_val_every_n_epoch", "2", "--data.batch_size", "16",
+                                      "--model.lr_base_batch_size", "16", "--data.num_workers", "1",
+                                      "--data.test", "null"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    m = metrics(root / "logs" / "version_0")
+    assert m["val/videos"][-1][1] == 96.0
+    assert sum(v for _, v in m["val/top1"][-2:]) / 2 >= 0.7, m["val/top1"]  # the last two validations
+    video = data.root / data.split_file("val").read_text().split()[0]
+    out = tmp_path / "preds.jsonl"
+    result = videoml("infer", str(video), "-m", str(root / "logs" / "version_0" / "checkpoints" / "last.ckpt"),
+                     "-o", str(out), "--num-workers", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [record] = read_records(out)
+    assert record["status"] == "ok" and record["top_k"][0]["label"] in data.classes

@@ -235,6 +235,9 @@ def refuse_unsupported(config) -> None:
         raise VideomlError(f"videoml tf fit: {m.model} is mirrored in Keras for the benchmarks and the weight port, "
                            "but the twin's tf.data pipeline feeds one pathway; train two-pathway models with "
                            "videoml fit")
+    if m.layer_decay != 1:
+        raise VideomlError("videoml tf fit: model.layer_decay (layer-wise learning rates of transformers) is not in "
+                           "the TensorFlow twin; set it to 1")
     if m.mixup_alpha or m.cutmix_alpha:
         raise VideomlError("videoml tf fit: model.mixup_alpha / model.cutmix_alpha (MixUp / CutMix of batches) are "
                            "not in the TensorFlow twin; set them to 0 for a like-for-like run")

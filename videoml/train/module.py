@@ -16,7 +16,8 @@ from videoml.errors import VideomlError
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import load_weights
 from videoml.models.zoo import weights_path
-from videoml.recipe import average_per_video, check_bad_fraction, lr_factor, report_bad_videos, scaled_lr, top_k_accuracy
+from videoml.recipe import (average_per_video, check_bad_fraction, layer_decay_groups, lr_factor, report_bad_videos,
+                            scaled_lr, top_k_accuracy)
 from videoml.runtime import memory_format_for
 from videoml.train.mixing import ClipMixing
 from videoml.vocab import MemoryFormat, Optimizer, check
@@ -54,6 +55,8 @@ class VideoClassifier(L.LightningModule):
         cutmix_prob: with both on, the chance that a batch gets CutMix rather than MixUp (PySlowFast's
             ``SWITCH_PROB``).
         mix_prob: the chance that a batch is mixed at all (PySlowFast's ``MIXUP.PROB``).
+        layer_decay: layer-wise learning-rate decay of a transformer's blocks
+            (:func:`videoml.recipe.layer_decay_groups`; VideoMAE's fine-tuning: 0.75); 1: every parameter at ``lr``.
 
     Gradient clipping is Lightning's (``trainer.gradient_clip_val``, ``trainer.gradient_clip_algorithm``), drop path
     the architecture's (``model_options: {droppath_rate_block: 0.2}`` for MViT), and an exponential moving average of
@@ -68,7 +71,7 @@ class VideoClassifier(L.LightningModule):
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
                  memory_format: MemoryFormat = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
                  min_eval_fraction: float = 1.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 cutmix_prob: float = 0.5, mix_prob: float = 1.0):
+                 cutmix_prob: float = 0.5, mix_prob: float = 1.0, layer_decay: float = 1.0):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
@@ -261,10 +264,12 @@ class VideoClassifier(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         lr = self.effective_lr()
+        params = layer_decay_groups(self.model.named_parameters(), lr, hp.layer_decay) if hp.layer_decay != 1 else \
+            self.parameters()
         if hp.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=hp.weight_decay)
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=hp.weight_decay)
         else:
-            optimizer = torch.optim.SGD(self.parameters(), lr=lr, momentum=hp.momentum, nesterov=hp.nesterov,
+            optimizer = torch.optim.SGD(params, lr=lr, momentum=hp.momentum, nesterov=hp.nesterov,
                                         weight_decay=hp.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         per_epoch = total / max(self.trainer.max_epochs or 1, 1)
