@@ -125,3 +125,17 @@ def metrics(run: Path) -> dict:
                 if key not in ("epoch", "step") and value:
                     out.setdefault(key, []).append((int(row["epoch"]), float(value)))
     return out
+
+
+def hf_cache(root: Path, repo: str, save) -> dict:
+    """A Hugging Face cache under ``root`` holding ``repo`` as the hub's download would lay it out (refs/main naming a
+    snapshot folder), its files written by ``save(folder)`` (``save_pretrained``); the environment that points
+    transformers at it, offline."""
+    commit = "0" * 40
+    entry = root / "hub" / f"models--{repo.replace('/', '--')}"
+    snapshot = entry / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    save(snapshot)
+    (entry / "refs").mkdir()
+    (entry / "refs" / "main").write_text(commit)
+    return {"HF_HOME": str(root), "HF_HUB_OFFLINE": "1"}
