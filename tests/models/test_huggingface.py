@@ -159,3 +159,20 @@ def test_layer_wise_learning_rates_fall_from_the_head_to_the_embeddings(tmp_path
     assert {name: lr[id(named[name])] for name in expected} == pytest.approx(expected)
     with pytest.raises(VideomlError, match="model.layer_decay needs a transformer"):
         layer_decay_groups(build_model("x3d_tiny", 3).named_parameters(), 1e-3, 0.75)
+
+
+def test_models_lists_the_video_classifiers_in_the_hugging_face_cache(tmp_path):
+    import shutil
+
+    from helpers import hf_cache
+
+    videomae = _folder(tmp_path, "videomae")
+    env = hf_cache(tmp_path / "hf", "someone/tiny-videomae",
+                   lambda folder: shutil.copytree(videomae, folder, dirs_exist_ok=True))
+    hf_cache(tmp_path / "hf", "someone/tiny-bert", transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained)
+    listing = videoml("models", "hf:*", env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+    assert [row[:3] for row in rows] == [["hf:someone/tiny-videomae", "8x4", "112px"]]  # the BERT model is no video
+    assert rows[0][3] == "huggingface"  # classifier; the input from the cached config and image processor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import sys
 from pathlib import Path
@@ -120,10 +121,11 @@ def models(pattern: str = "*") -> int:
     Args:
         pattern: a shell-style pattern of model names ("x3d*").
     """
+    from videoml.models.huggingface import cached_models
     from videoml.models.registry import list_models, model_entry
     from videoml.models.zoo import ZOO
 
-    names = list_models(pattern)
+    names = list_models(pattern) + [name for name in cached_models() if fnmatch.fnmatchcase(name, pattern)]
     if not names:
         raise UsageError(f"no model matches {pattern!r} (see 'videoml models')")
     rows = [("model", "input", "published weights", "Kinetics-400 top-1 / top-5 (views)", "family", "")]
@@ -143,7 +145,8 @@ def models(pattern: str = "*") -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print("published weights: as their library publishes them (numbers not measured here); the others train from "
-          "scratch or from --model.weights", file=sys.stderr)
+          "scratch or from --model.weights; hf:ORG/NAME (the Hugging Face cache, listed) or hf:FOLDER: VideoMAE, "
+          "TimeSformer and ViViT classifiers of transformers", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,9 @@ dependency (``pip install 'videoml[hf]'``).
 from __future__ import annotations
 
 import functools
+import json
 import os
+from pathlib import Path
 
 from torch import nn
 
@@ -159,3 +161,31 @@ def load_hf_model(name: str):
     views, crops = hf_views(name)
     model = build_model(name, len(classes))
     return model.eval(), ModelCard(model=name, classes=classes, input=hf_input(name), views=views, crops=crops)
+
+
+def cached_models() -> list[str]:
+    """The ``hf:`` names of the video classifiers in the local Hugging Face cache (none without transformers)."""
+    try:
+        _transformers()
+    except UsageError:
+        return []
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        repos = scan_cache_dir().repos
+    except (CacheNotFound, OSError):  # no cache yet
+        return []
+    names = []
+    for repo in sorted(repos, key=lambda r: r.repo_id):
+        configs = [f.file_path for rev in repo.revisions for f in rev.files if f.file_name == "config.json"]
+        if repo.repo_type == "model" and configs and _model_type(configs[0]) in STRIDES:
+            names.append(HF_PREFIX + repo.repo_id)
+    return names
+
+
+def _model_type(config: os.PathLike) -> str | None:
+    try:
+        return json.loads(Path(config).read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        return None
