@@ -20,9 +20,10 @@ demo: $(STAMP)
 	$(VENV)/bin/videoml data prepare data/synth data/synth-prepared --short-side 88
 	$(VENV)/bin/videoml fit --config configs/synth_x3d_tiny.yaml
 
-# pytest exits 5 when it collects no test: an empty selection is not a failure.
+# pytest exits 5 when it collects no test: an empty selection is not a failure. The slowest tests are listed at the
+# end (the suite's time on CI is budgeted).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
 	rm -rf $(VENV) data/synth data/synth-prepared runs
