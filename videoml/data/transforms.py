@@ -53,8 +53,7 @@ def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tens
     indices = np.asarray(indices)
     target = spec.eval_size or spec.eval_scale
     if spec.resize == "decoder":
-        frames = video.get_frames(indices.reshape(-1), size=target)
-        return frames.reshape(*indices.shape, *frames.shape[1:])
+        return video.get_clips(indices, size=target)
     # torchvision's v1 functional for its video weights: what their VideoClassification preset calls (antialias=False
     # hard-coded there, to keep the weights' accuracy); v2 for transformers' processors, which call that one
     if spec.resize == "torchvision":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,7 @@ class ZooEntry:
     def published_digest(self) -> str | None:
         """The start of the file's SHA-256 where the library publishes it: torchvision names its files
         ``NAME-<first 8 hex digits>.pth`` (``torch.hub``'s ``check_hash`` convention); PyTorchVideo publishes none."""
-        found = re.search(r"-([0-9a-f]{8,})\.", self.file) if self.source == "torchvision" else None
+        found = torch.hub.HASH_REGEX.search(self.file) if self.source == "torchvision" else None
         return found.group(1) if found else None
 
 

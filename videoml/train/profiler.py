@@ -9,8 +9,9 @@ from videoml.profiling import ProfileSchedule
 
 
 class TrainingProfiler(PyTorchProfiler):
-    """Lightning's PyTorchProfiler with the schedule above given as plain numbers (so a YAML config or
-    ``videoml fit --profile`` can set it), writing the Chrome trace and the operator table to ``dirpath``."""
+    """Lightning's PyTorchProfiler with a :class:`~videoml.profiling.ProfileSchedule` given as plain numbers (so a
+    YAML config or ``videoml fit --profile`` can set it), writing the Chrome trace and the operator table to
+    ``dirpath``."""
 
     def __init__(self, dirpath: str | None = None, skip_first: int = 2, wait: int = 1, warmup: int = 1,
                  active: int = 5, row_limit: int = 15):
