@@ -4,11 +4,13 @@ The Python API (``videoml.open_video``, ``list_models``, ``create_model``, ``loa
 :mod:`videoml.api` and is loaded on first use, so that ``import videoml`` stays cheap.
 """
 
+from importlib import metadata
+
 from videoml import compat
 
 compat.install()
 
-__version__ = "0.1.0"
+__version__ = metadata.version("videoml")  # pyproject.toml's, the one place it is written
 
 __all__ = ["FitResult", "Model", "Prediction", "create_model", "fit", "list_models", "load_model", "open_video"]
 

@@ -38,10 +38,10 @@ import torch
 
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
+from videoml.vocab import ExportFormat, check, choices
 
 # format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
-FORMATS = {"torchscript-trace": "model.trace.ts", "torchscript-script": "model.script.ts", "pt2": "model.pt2",
-           "onnx": "model.onnx"}
+FORMATS = dict(zip(choices(ExportFormat), ("model.trace.ts", "model.script.ts", "model.pt2", "model.onnx")))
 DEFAULT_OPSET = 18
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -170,8 +170,7 @@ def verify(fmt: str, path: Path, eager, video) -> float:
 
 def output_path(fmt: str, out: str | os.PathLike) -> Path:
     """Where ``fmt`` is written for ``out`` (a file, or a folder to hold the file named in ``FORMATS``)."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    check(fmt, ExportFormat, "export format")
     path = Path(out)
     suffix = Path(FORMATS[fmt]).suffix
     if path.is_dir() or not path.suffix:

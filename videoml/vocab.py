@@ -1,5 +1,5 @@
 """Every closed set of choices the project offers, defined once as a ``Literal`` (the CLI's choices, config
-validation and the code's checks all read these)."""
+validation and the code's checks all read these), and the one check that refuses a value outside a set."""
 
 from __future__ import annotations
 
@@ -14,14 +14,42 @@ TFMode = Literal["eager", "graph", "xla"]  # no tf.function, tf.function, tf.fun
 Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: mean / max of softmax, mean logits
 Optimizer = Literal["sgd", "adamw"]
 Engine = Literal["local", "ray"]  # where infer and extract run: this machine, or a Ray cluster
+ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx"]  # what ``videoml export`` writes
+Framework = Literal["torch", "tf"]  # the two sides of a benchmark suite
+# what a benchmark suite measures: a model's steps; reading (one training sample; uint8 -> normalised; host ->
+# device); the loader feeding training; reading clips (:mod:`videoml.bench.reading`); ``videoml infer``
+ModelStage = Literal["forward", "train_step"]
+ReadingStage = Literal["random_clip", "open_random_clip", "test_views", "memory"]
+BenchStage = Literal[ModelStage, "decode", "transform", "h2d", "pipeline", ReadingStage, "infer"]
+# the infer stage's cells: the model alone (folded graph, eager), videoml infer (local, Ray), PyTorchVideo's loop
+InferStage = Literal["model_only", "model_only_eager", "videoml_infer", "videoml_infer_ray", "pytorchvideo_loop"]
 
 
 def choices(vocabulary) -> tuple[str, ...]:
-    return get_args(vocabulary)
+    """The values of a ``Literal`` (nested ones flattened), or of any collection of names (a registry's keys)."""
+    values = get_args(vocabulary)
+    if not values:
+        return tuple(vocabulary)
+    return tuple(v for value in values for v in (choices(value) if get_args(value) else (value,)))
 
 
-def check(value: str, vocabulary, what: str) -> str:
-    """``value`` if it is one of ``vocabulary``'s; otherwise a one-line :class:`UsageError` naming ``what``."""
-    if value not in get_args(vocabulary):
-        raise UsageError(f"{what} must be one of {', '.join(get_args(vocabulary))}, got {value!r}")
+def refusal(value, vocabulary, what: str, where: str = "") -> str | None:
+    """What :func:`check` says of ``value`` (or each of a list of values) outside ``vocabulary`` (:func:`choices`):
+    one line naming ``what`` (and ``where``, a file or option, when given), the values not known and the known ones;
+    None when every value is known. (For checks that gather several problems.)"""
+    known = choices(vocabulary)
+    several = isinstance(value, (list, tuple))
+    unknown = [v for v in (value if several else [value]) if v not in known]
+    if not unknown:
+        return None
+    return f"{where + ': ' if where else ''}unknown {what} {unknown if several else repr(value)} " \
+           f"(known: {', '.join(map(str, known))})"
+
+
+def check(value, vocabulary, what: str, error: type[Exception] = UsageError, where: str = ""):
+    """``value`` when it (or each of a list of values) is one of ``vocabulary``'s; otherwise ``error`` with the
+    :func:`refusal` line."""
+    line = refusal(value, vocabulary, what, where)
+    if line:
+        raise error(line)
     return value

@@ -100,13 +100,14 @@ def test_infer_and_training_data_on_corpus_files_replace_no_frame(files, checkpo
     assert set(got) == set(FOLDER) and all(r["status"] == "ok" for r in got.values())
     assert {name for name, r in got.items() if r["replaced_frames"]} <= {"corrupt.mkv"}
 
-    from videoml.data.datamodule import SampleKey, VideoDataModule
+    from videoml.data.clips import SampleKey
+    from videoml.data.datamodule import VideoDataModule
     from videoml.models.registry import model_input
 
     listing = tmp_path / "train.csv"
     listing.write_text("".join(f"{folder / name} 0\n" for name in FOLDER if name != "corrupt.mkv"))
     data = VideoDataModule(train={"kind": "labeled_paths", "path": str(listing)}, spec=model_input("x3d_tiny"), num_workers=0)
-    clips = data.dataset("train")
+    clips = data.clips.dataset("train")
     with caplog.at_level("WARNING"):
         samples = [clips[SampleKey(i, epoch)] for epoch in range(2) for i in range(len(clips))]
     assert not any(s.bad for s in samples)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from helpers import videoml
 
-from videoml.data.datamodule import SampleKey, VideoDataModule
+from videoml.data.clips import SampleKey
+from videoml.data.datamodule import VideoDataModule
 from videoml.data.transforms import normalize
 from videoml.infer.features import load_features
 from videoml.infer.results import read_records
@@ -24,7 +25,7 @@ def reference_clips(checkpoint, dataset, views, crops):
     _, card = load_trained(checkpoint)
     data = VideoDataModule(test={"kind": "labeled_paths", "path": str(dataset.split_file("test"))},
                            spec=card.input, views=views, crops=crops, num_workers=0)
-    clips = data.dataset("test")
+    clips = data.clips.dataset("test")
     out = {}
     for i in range(len(clips)):
         sample = clips[SampleKey(i, 0)]
@@ -104,7 +105,7 @@ def test_options_that_cannot_work_are_one_line_errors(small_synth, checkpoint, t
     video = split_videos(small_synth)[0]
     cases = {("--layer", "blocks.99"): "has no layer 'blocks.99'",
              ("-m", str(tmp_path / "model.ts")): "no such model file",
-             ("-m", "zoo:nope"): "unknown published weights zoo:nope"}
+             ("-m", "zoo:nope"): "unknown published weights 'zoo:nope'"}
     for args, message in cases.items():
         result = videoml("extract", video, "-m", str(checkpoint), "-o", str(tmp_path / "o"), *args)
         assert result.returncode in (1, 2), result.stderr

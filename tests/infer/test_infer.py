@@ -7,7 +7,8 @@ import pytest
 import torch
 from helpers import videoml, write_audio_only
 
-from videoml.data.datamodule import SampleKey, VideoDataModule
+from videoml.data.clips import SampleKey
+from videoml.data.datamodule import VideoDataModule
 from videoml.data.synth import SynthConfig, generate
 from videoml.data.transforms import normalize
 from videoml.infer.run import EXIT_SOME_FAILED, aggregate
@@ -28,7 +29,7 @@ def reference_scores(checkpoint, dataset):
     model, card = load_trained(checkpoint)
     data = VideoDataModule(test={"kind": "labeled_paths", "path": str(dataset.split_file("test"))},
                            spec=card.input, views=card.views, crops=card.crops, num_workers=0)
-    clips = data.dataset("test")
+    clips = data.clips.dataset("test")
     scores = {}
     with torch.inference_mode():
         for i in range(len(clips)):

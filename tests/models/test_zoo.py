@@ -132,7 +132,7 @@ def test_unreachable_and_unknown_weights_are_one_line_errors(zoo, tmp_path):
     with pytest.raises(VideomlError, match=r"zoo:x3d_xs: cannot download http://127.0.0.1:\d+/kinetics/X3D_XS.pyth "
                                            r"\(URLError: .*\); without internet access, copy the file into"):
         create_model("x3d_xs", 400, weights="zoo:x3d_xs")
-    with pytest.raises(VideomlError, match="unknown published weights zoo:x3d_xxl"):
+    with pytest.raises(VideomlError, match="unknown published weights 'zoo:x3d_xxl' \\(known: zoo:"):
         create_model("x3d_xs", 400, weights="zoo:x3d_xxl")
 
 

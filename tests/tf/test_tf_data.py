@@ -19,9 +19,9 @@ def test_tensorflow_and_pytorch_see_identical_clips(small_synth, split):
     data = _module(small_synth, views=2, crops=3)
     loader = data.train_dataloader() if split == "train" else data.val_dataloader()
     loader.sampler.set_epoch(2)  # another epoch: other order, other crops
-    pipeline = ClipPipeline(data.dataset(split), batch_size=3, parallel=2, seed=7)
+    pipeline = ClipPipeline(data.clips.dataset(split), batch_size=3, parallel=2, seed=7)
     pairs = list(zip(loader, pipeline.epoch(2)))
-    assert len(pairs) == pipeline.steps == -(-len(data.dataset(split)) // 3)
+    assert len(pairs) == pipeline.steps == -(-len(data.clips.dataset(split)) // 3)
     for torch_batch, tf_batch in pairs:
         expected = np.moveaxis(torch_batch.video.numpy(), -4, -1)  # (..., C, T, H, W) -> channels-last
         np.testing.assert_array_equal(tf_batch["video"].numpy(), expected)
@@ -37,7 +37,7 @@ def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth, cache
     data = _module(small_synth, batch_size=4, clips_per_video=2, decoded_cache_mb=cache)
     loader = data.train_dataloader()
     loader.sampler.set_epoch(1)
-    pipeline = ClipPipeline(data.dataset("train"), batch_size=4, parallel=2, seed=7)
+    pipeline = ClipPipeline(data.clips.dataset("train"), batch_size=4, parallel=2, seed=7)
     pairs = list(zip(loader, pipeline.epoch(1)))
     assert len(pairs) == pipeline.steps == -(-2 * len(data.sources["train"]) // 4)
     for torch_batch, tf_batch in pairs:
@@ -48,7 +48,7 @@ def test_repeated_clips_reach_tensorflow_in_the_pytorch_order(small_synth, cache
 
 
 def test_sample_weights_reproduce_the_pytorch_loss_normalisation(small_synth):
-    pipeline = ClipPipeline(_module(small_synth).dataset("train"), batch_size=4, seed=0)
+    pipeline = ClipPipeline(_module(small_synth).clips.dataset("train"), batch_size=4, seed=0)
     videos, labels, weights = next(iter(training_batches(pipeline, 0, num_classes=8)))
     assert videos.dtype.name == "uint8" and videos.shape[1:] == (4, 64, 64, 3)
     assert labels.shape == (4, 8) and np.allclose(labels.numpy().sum(1), 1)

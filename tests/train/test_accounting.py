@@ -89,7 +89,7 @@ def test_a_decoding_worker_that_dies_makes_its_video_unreadable_and_training_goe
                                                                                        monkeypatch):
     from torch.utils.data import get_worker_info
 
-    from videoml.data.datamodule import ClipDataset
+    from videoml.data.clips import ClipDataset
     from videoml.train.cli import run
 
     crash = tmp_path / "crash.mp4"  # a copy of a good video: only the crash makes it bad

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import yaml
 from helpers import fit_args, videoml
 
-from videoml.data.datamodule import ClipDataset, SampleKey
+from videoml.data.clips import ClipDataset, ClipOptions, SampleKey
 from videoml.data.datasets import labeled_paths
 from videoml.data.encode import Encoding, encode_video
 from videoml.data.transforms import normalize
@@ -83,7 +83,7 @@ def _still_clip_dataset(folder, **options) -> ClipDataset:
         encode_video([picture] * 24, [i / 16 for i in range(24)], video,
                      Encoding(gop=1, bframes=0, options={"crf": "0"}))
         (folder / "list.txt").write_text("still.mp4 0\n")
-    return ClipDataset(labeled_paths(folder / "list.txt"), model_input("x3d_tiny"), train=True, **options)
+    return ClipDataset(labeled_paths(folder / "list.txt"), model_input("x3d_tiny"), ClipOptions(**options), train=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 from videoml.bench.ceilings import TRAIN_FLOPS_FACTOR
 from videoml.bench.records import Run, best, load_runs
 from videoml.models.registry import model_input
+from videoml.vocab import ModelStage, choices
 
 
 @dataclass
@@ -159,7 +160,7 @@ def _model_notes(runs: list[Run], config: dict, model: str) -> list[str]:
     """Who wins per stage (and why PyTorch trails, from its profile), what each mode is worth, the compute
     ceiling."""
     notes = []
-    for stage in ("forward", "train_step"):
+    for stage in choices(ModelStage):
         torch_best = best(runs, kind="model", framework="torch", model=model, stage=stage)
         tf_best = best(runs, kind="model", framework="tf", model=model, stage=stage)
         if torch_best and tf_best:

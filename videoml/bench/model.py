@@ -21,7 +21,11 @@ from videoml.models.optimize import compiled, fold_batchnorm
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
 from videoml.spec import InputSpec
-from videoml.vocab import Precision, choices
+from videoml.vocab import Precision, check, choices
+
+
+# what a torch mode is made of, joined by "+" (``cl3d+bf16+compile``); eager and contiguous are the defaults
+MODE_PARTS = ("cl3d", "channels_last_3d", *choices(Precision), "compile", "optimized", "eager", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,8 @@ class Mode:
                 mode["precision"] = part
             elif part in ("compile", "optimized"):
                 mode[part] = True
-            elif part not in ("eager", "contiguous"):
-                raise UsageError(f"unknown mode part {part!r} in {text!r} (known: cl3d, fp32, bf16, fp16, optimized, "
-                                 "compile)")
+            else:
+                check(part, MODE_PARTS, "mode part", where=text)
         return cls(**mode)
 
     @property

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from videoml.bench.suite import Inference, Reading, SuiteConfig
 from videoml.bench.videos import ENCODINGS, TRAIN_SETS
-from videoml.errors import UsageError
-from videoml.vocab import Backend, Engine, Precision, choices
+from videoml.vocab import Backend, Engine, Precision, check, choices
 
 
 def _timing(warmup: int, steps: int, repeats: int) -> dict:
@@ -82,9 +81,7 @@ class DecodeBench:
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [b for b in self.backends if b not in choices(Backend)]
-        if unknown:
-            raise UsageError(f"unknown backends {unknown} (known: {', '.join(choices(Backend))})")
+        check(list(self.backends), Backend, "backends")
 
     def suite(self) -> SuiteConfig:
         """The reading stages per backend (random clips from short, long and real videos; open-read-close; test

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from videoml.bench.diagnose import Summary
 from videoml.bench.records import Run, best, load_runs
-from videoml.bench.suite import STAGES
 from videoml.errors import VideomlError
+from videoml.vocab import BenchStage, ModelStage, choices
 
 # How each measured or derived value is shown in the "versus" column of a stage's row.
 _VERSUS = (
@@ -76,7 +76,7 @@ def _ceiling_lines(summary: Summary) -> list[str]:
               f"{ceilings['matmul']['flops_per_s'] / 1e9:.1f} GFLOP/s", "",
               "| model | GFLOPs/clip | stage | best | fraction of peak |", "|---|---|---|---|---|"]
     for model in summary.config["models"]:
-        for stage in ("forward", "train_step"):
+        for stage in choices(ModelStage):
             for framework in summary.config["frameworks"]:
                 top = best(summary.runs, kind="model", framework=framework, model=model, stage=stage)
                 if top and "compute_ceiling_fraction" in top.derived:
@@ -92,7 +92,7 @@ def table(summary: Summary) -> str:
     config, runs = summary.config, summary.runs
     lines = [f"# {config['name']}: clips/s ({config['device']}, {config['threads']} threads)", ""]
     lines += _model_tables(summary)
-    others = sorted((r for r in runs if r.cell.kind != "model"), key=lambda r: (STAGES.index(r.cell.kind), r.name))
+    others = sorted((r for r in runs if r.cell.kind != "model"), key=lambda r: (choices(BenchStage).index(r.cell.kind), r.name))
     if others:
         lines += ["## data, reading and inference stages", "", "| stage | model | detail | per second | ms per unit | "
                   "versus |", "|---|---|---|---|---|---|"]

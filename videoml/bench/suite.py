@@ -28,16 +28,14 @@ from videoml.bench.measure import Timing
 from videoml.bench.records import Cell
 from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError, VideomlError
-from videoml.vocab import Backend, Engine, Precision, TFMode, choices
+from videoml.vocab import (Backend, BenchStage, Engine, Framework, InferStage, ModelStage, Precision, ReadingStage,
+                           TFMode, check, choices)
 
 if TYPE_CHECKING:
     from videoml.bench.diagnose import Summary
 
-MODEL_STAGES = ("forward", "train_step")
-READING_STAGES = ("random_clip", "open_random_clip", "test_views", "memory")
-STAGES = (*MODEL_STAGES, "decode", "transform", "h2d", "pipeline", *READING_STAGES, "infer")
-INFER_STAGES = ("model_only", "model_only_eager", "videoml_infer", "videoml_infer_ray", "pytorchvideo_loop")
-FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # name -> the package whose version is recorded
+MODEL_STAGES, READING_STAGES, INFER_STAGES = choices(ModelStage), choices(ReadingStage), choices(InferStage)
+FRAMEWORKS = dict(zip(choices(Framework), ("torch", "tensorflow")))  # name -> the package whose version is recorded
 
 
 @dataclass
@@ -120,21 +118,18 @@ class SuiteConfig:
         for name in self.models:
             model_entry(name)
         for framework, modes in self.frameworks.items():
-            if framework not in FRAMEWORKS:
-                raise UsageError(f"{where}: unknown framework {framework!r} (known: torch, tf)")
+            check(framework, Framework, "framework", where=where)
             for mode in modes:
                 if framework == "torch":
                     Mode.parse(mode)
-                elif mode not in choices(TFMode):
-                    raise UsageError(f"{where}: unknown tf mode {mode!r} (known: eager, graph, xla)")
-        for what, values, known in (("stages", self.stages, STAGES), ("encodings", self.encodings, ENCODINGS),
+                else:
+                    check(mode, TFMode, "tf mode", where=where)
+        for what, values, known in (("stages", self.stages, BenchStage), ("encodings", self.encodings, ENCODINGS),
                                     ("video_sets", self.video_sets, ("web", *TRAIN_SETS)),
                                     ("backends", self.backends, choices(Backend)),
                                     ("reading.backends", self.reading.backends, (*choices(Backend), "pytorchvideo")),
                                     ("reading.sets", self.reading.sets, ("short", "long", "real"))):
-            bad = [v for v in values if v not in known]
-            if bad:
-                raise UsageError(f"{where}: unknown {what} {bad} (known: {', '.join(known)})")
+            check(list(values), known, what, where=where)
         if not self.encodings or min(self.clips_per_video, default=0) < 1:
             raise UsageError(f"{where}: encodings must name at least one encoding (got {self.encodings}) and "
                              f"clips_per_video be >= 1 (got {self.clips_per_video})")

@@ -141,15 +141,17 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
 def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
     """The training data set of a data cell (its video set, encoding, clips per video, backend), read once untimed:
     frame indices built and cached, as from a training run's second epoch on."""
-    from videoml.data.datamodule import ClipDataset, SampleKey
+    from videoml.data.clips import ClipDataset, ClipOptions, SampleKey
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
     videos = [Path(p) for p in plan["videos"][cell.videos or "web"][cell.data or "original"]]
     items = tuple((p, i % 8) for i, p in enumerate(videos))
     dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
-                          model_input(cell.model), train=True, backend=backend, seed=plan["seed"],
-                          clips_per_video=cell.clips_per_video or 1)
+                          model_input(cell.model), ClipOptions(backend=backend, seed=plan["seed"],
+                                                               clips_per_video=cell.clips_per_video or 1,
+                                                               batch_size=cell.clips_per_video or 1),  # a video a call
+                          train=True)
     for index in range(len(dataset)):
         dataset[SampleKey(index, epoch=0)]
     return dataset
@@ -158,7 +160,7 @@ def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
 def _sample_key(call: int, n: int):
     """The training sample a data cell's ``call``-th call reads: epoch 1's in order, then epoch 2's, ... (epoch 0
     was the untimed first pass), so every pass draws other clip positions, as training does."""
-    from videoml.data.datamodule import SampleKey
+    from videoml.data.clips import SampleKey
 
     epoch, index = divmod(call, n)
     return SampleKey(index, epoch=epoch + 1)
@@ -215,7 +217,7 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     from torch.utils.data import DataLoader
 
     from videoml.bench.model import Mode, torch_steps
-    from videoml.data.datamodule import epoch_order, flatten_repeats
+    from videoml.data.clips import epoch_order, flatten_repeats
     from videoml.processes import worker_init
     from videoml.data.transforms import normalize
     from videoml.runtime import MEMORY_FORMATS

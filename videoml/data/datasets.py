@@ -16,6 +16,7 @@ from pathlib import Path
 
 from videoml.data.files import VIDEO_EXTENSIONS
 from videoml.errors import VideoDecodeError, VideomlError
+from videoml.vocab import check
 
 log = logging.getLogger("videoml.data")
 
@@ -218,8 +219,7 @@ SOURCES = {"labeled_paths": labeled_paths, "folder": folder, "kinetics": kinetic
 
 def load_source(kind: str, **options) -> VideoList:
     """``load_source("ucf101", root="/data/ucf101", split=1, subset="test")``: the reader named ``kind``."""
-    if kind not in SOURCES:
-        raise VideomlError(f"unknown data source {kind!r} (known: {', '.join(SOURCES)})")
+    check(kind, SOURCES, "data source", VideomlError)
     try:
         return SOURCES[kind](**options)
     except TypeError as e:

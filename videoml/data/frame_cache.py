@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from videoml.data.decoding import output_size
-from videoml.data.lru import LRU
+from videoml.data.decoding.lru import LRU
 
 
 class DecodedVideo:

@@ -260,11 +260,11 @@ class PrepareSummary:
 
 
 def _versions() -> dict:
+    from importlib import metadata
+
     import av
 
-    from videoml import __version__
-
-    return {"videoml": __version__, "pyav": av.__version__, "ffmpeg": av.ffmpeg_version_info,
+    return {"videoml": metadata.version("videoml"), "pyav": av.__version__, "ffmpeg": av.ffmpeg_version_info,
             "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ())))}
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videoml.vocab import check
+
 PAD_MODES = ("repeat_last", "loop")
 
 
@@ -48,8 +50,7 @@ class ClipSpec:
             raise ValueError(f"clip frames and stride must be >= 1, got {self.frames} and {self.stride}")
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"clip fps must be > 0, got {self.fps}")
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
+        check(self.pad, PAD_MODES, "pad", ValueError)
 
 
 def _timeline(spec: ClipSpec, video: int | np.ndarray) -> tuple[int, np.ndarray | None]:

@@ -46,6 +46,7 @@ from videoml.data.outdir import claim, to_json
 from videoml.fileio import output_lock, write_atomic
 from videoml.processes import process_pool
 from videoml.errors import UsageError
+from videoml.vocab import refusal
 
 # class name -> (the property that changes, its direction). Image y points down, so a growing angle turns clockwise.
 MOTIONS: dict[str, tuple[str, int]] = {
@@ -113,15 +114,11 @@ class SynthConfig:
     def __post_init__(self):
         if self.bframes is None:  # resolved here: the recorded settings say what was made
             object.__setattr__(self, "bframes", 0 if self.codec == "mpeg4" else 2)
-        problems = []
-        unknown = [c for c in self.classes if c not in MOTIONS]
-        if unknown:
-            problems.append(f"unknown classes {unknown} (known: {', '.join(MOTIONS)})")
+        problems = [line for line in (refusal(list(self.classes), MOTIONS, "classes"),
+                                       refusal(self.codec, CODECS, "codec")) if line]
         if len(set(self.classes)) < 2 or len(set(self.classes)) != len(self.classes):
             problems.append("classes must name at least two distinct classes")
-        if self.codec not in CODECS:
-            problems.append(f"unknown codec {self.codec!r} (known: {', '.join(CODECS)})")
-        elif not CODECS[self.codec].variable_rate and (self.vfr or self.start_time):
+        if self.codec in CODECS and not CODECS[self.codec].variable_rate and (self.vfr or self.start_time):
             problems.append(f"codec {self.codec!r} writes {CODECS[self.codec].format.upper()}, which has no variable "
                             "frame rate nor start offset")
         problems += self._trait_problems()

@@ -80,7 +80,7 @@ class ModelWorker:
         self.config, self.predictor = config, config.load(device)
 
     def __call__(self, batch: dict) -> dict:
-        from videoml.infer.run import Batcher
+        from videoml.infer.engine import Batcher
 
         batcher, records = Batcher(self.predictor, self.config.batch_size, None), {}
         for item in (pickle.loads(b) for b in batch["item"]):
@@ -121,7 +121,7 @@ def _dataset(ray, config, todo: list[str], card):
 
 def run_ray(config, paths: list[str], output: str, csv: str | None):
     """The records of ``paths`` into ``output`` (and ``csv``), computed on the Ray cluster; returns the counts."""
-    from videoml.infer.run import Summary
+    from videoml.infer.engine import Summary
 
     card = config.load("cpu").card  # a model that cannot be loaded fails here, before the cluster does any work
     summary, started, written = Summary(), time.perf_counter(), set()

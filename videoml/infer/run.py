@@ -33,15 +33,15 @@ from videoml.errors import UsageError, VideomlError
 from videoml.evaluation import ClassReport
 from videoml.fileio import output_lock
 from videoml.infer.clips import VideoClips, VideoItem, decoded_items
+from videoml.infer.engine import Batcher, Summary
 from videoml.infer.predictor import Predictor, load_predictor
 from videoml.infer.results import ResultWriter, read_records, result_key
 from videoml.profiling import Profile
 from videoml.runtime import parse_device
-from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, choices
+from videoml.vocab import Aggregate, Backend, Engine, MemoryFormat, Precision, check
 
 log = logging.getLogger("videoml.infer")
 
-AGGREGATES = choices(Aggregate)
 EXIT_SOME_FAILED = 3  # some videos could not be classified (their records say why); usage errors exit 2
 
 
@@ -170,8 +170,7 @@ class InferConfig(VideoRun):
         return self.output, self.csv
 
     def check(self) -> None:
-        if self.aggregate not in AGGREGATES:
-            raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        check(self.aggregate, Aggregate, "aggregate")
         if self.labels is not None:
             labeled_paths(self.labels)  # a list that cannot be read fails before the run, not after it
         super().check()
@@ -211,31 +210,6 @@ class InferConfig(VideoRun):
         return record
 
 
-@dataclass
-class Summary:
-    done: int = 0
-    failed: int = 0
-    skipped: int = 0
-    clips: int = 0
-    seconds: float = 0.0
-    message: str | None = None  # what the kind of run has to add (e.g. infer's report)
-
-    def add(self, record: dict) -> None:
-        """Count a video's record; a failed video's error is also logged, one line."""
-        if record["status"] == "ok":
-            self.done += 1
-            self.clips += record["clips"]
-        else:
-            log.warning("%s", record["error"])
-            self.failed += 1
-
-    def line(self) -> str:
-        rate = self.done / self.seconds if self.seconds else 0.0
-        clip_rate = self.clips / self.seconds if self.seconds else 0.0
-        return (f"{self.done} done, {self.failed} failed, {self.skipped} skipped (already in the output) in "
-                f"{self.seconds:.1f} s: {rate:.2f} videos/s, {clip_rate:.1f} clips/s")
-
-
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Files, folders (recursive), globs, and list files (``@file``, or a ``.txt`` / ``.lst`` file: one path a line,
     relative paths taken from the list's folder)."""
@@ -262,80 +236,17 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 def aggregate(logits: torch.Tensor, rule: str) -> torch.Tensor:
     """(clips, classes) logits -> (classes,) video scores by ``rule`` (see module doc)."""
+    check(rule, Aggregate, "aggregate")
     if rule == "mean":
         return logits.softmax(-1).mean(0)
     if rule == "max":
         return logits.softmax(-1).max(0).values
-    if rule == "mean-logits":
-        return logits.mean(0).softmax(-1)
-    raise UsageError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
+    return logits.mean(0).softmax(-1)  # mean-logits
 
 
 def _top(scores: torch.Tensor, classes, k: int) -> list[dict]:
     values, indices = scores.topk(min(k, len(scores)))
     return [{"label": classes[i], "score": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
-
-
-def _slice(video, start: int, stop: int):
-    return [v[start:stop] for v in video] if isinstance(video, list) else video[start:stop]
-
-
-def _cat(parts: list):
-    if isinstance(parts[0], list):
-        return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
-    return torch.cat(parts)
-
-
-class Batcher:
-    """Packs the clips of consecutive videos into batches of ``size``; gives back videos whose clips are all scored,
-    in input order."""
-
-    def __init__(self, predictor: Predictor, size: int, profile: Profile | None):
-        self.predictor, self.size, self.profile = predictor, size, profile
-        self.videos: list[dict] = []  # waiting for scores, in order
-        self.queue: list[tuple[dict, int]] = []  # (video, first clip not yet batched)
-        self.queued = 0
-
-    def add(self, item: VideoItem) -> None:
-        """A video's clips, or a video that could not be read (no clips: given back in its turn, its record in
-        input order with the others')."""
-        self.videos.append(item)
-        if item.clips:
-            self.queue.append((item, 0))
-            self.queued += item.clips
-
-    def ready(self, final: bool = False) -> list[dict]:
-        while self.queued >= self.size or (final and self.queued):
-            self._run_batch()
-        finished = []
-        while self.videos and sum(len(x) for x in self.videos[0].outputs) == self.videos[0].clips:
-            finished.append(self.videos.pop(0))
-        return finished
-
-    def _run_batch(self) -> None:
-        parts, owners, room = [], [], self.size
-        while room and self.queue:
-            item, start = self.queue[0]
-            take = min(room, item.clips - start)
-            parts.append(_slice(item.video, start, start + take))
-            owners.append((item, take))
-            room -= take
-            if start + take == item.clips:
-                self.queue.pop(0)
-            else:
-                self.queue[0] = (item, start + take)
-        started = time.perf_counter()
-        outputs = self.predictor(_cat(parts))
-        elapsed = time.perf_counter() - started
-        if self.profile:
-            self.profile.step()
-        batch = sum(n for _, n in owners)
-        self.queued -= batch
-        offset = 0
-        for item, n in owners:
-            item.outputs.append(outputs[offset:offset + n])
-            item.model_s += elapsed * n / batch
-            offset += n
 
 
 def _run_shard(config: VideoRun, paths: list[str], device: str, output: str, csv: str | None,

@@ -21,9 +21,9 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-import videoml  # noqa: F401  (compat alias before pytorchvideo)
 from videoml.errors import VideomlError
 from videoml.spec import InputSpec
+from videoml.vocab import check
 
 
 @dataclass(frozen=True)
@@ -208,9 +208,7 @@ def model_entry(name: str) -> ModelEntry:
         from videoml.models.huggingface import hf_entry
 
         return hf_entry(name)
-    if name not in MODELS:
-        raise VideomlError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
-    return MODELS[name]
+    return MODELS[check(name, MODELS, "model", VideomlError)]
 
 
 def model_input(name: str, overrides: dict | None = None) -> InputSpec:

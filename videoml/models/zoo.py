@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from videoml.errors import UsageError, VideomlError, first_line
+from videoml.errors import VideomlError, first_line
+from videoml.vocab import check
 
 if TYPE_CHECKING:
     from videoml.models.weights import ModelCard
@@ -111,8 +112,7 @@ ZOO = {
 
 def zoo_entry(name: str) -> ZooEntry:
     name = name[len(ZOO_PREFIX):] if name.startswith(ZOO_PREFIX) else name
-    if name not in ZOO:
-        raise UsageError(f"unknown published weights zoo:{name} (known: {', '.join(ZOO)})")
+    check(ZOO_PREFIX + name, [ZOO_PREFIX + known for known in ZOO], "published weights")
     return ZOO[name]
 
 

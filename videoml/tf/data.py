@@ -1,8 +1,8 @@
 """tf.data over the PyTorch side's clip data set: the same videos, clip indices, frames and augmentation.
 
-Each element is one sample of :class:`videoml.data.datamodule.ClipDataset` (decoding, clip sampling, scale jitter,
+Each element is one sample of :class:`videoml.data.clips.ClipDataset` (decoding, clip sampling, scale jitter,
 crop and flip are that code, drawing from the same per-sample generator seeded by (seed, epoch, index)), in the same
-order as the PyTorch side's :class:`~videoml.data.datamodule.ShardSampler` gives for one process, only laid out
+order as the PyTorch side's :class:`~videoml.data.clips.ShardSampler` gives for one process, only laid out
 channels-last: (T, H, W, 3) for training, (crops, T, H, W, 3) for evaluation, uint8. tf.data runs the loading in
 ``parallel`` threads (decoding releases the GIL in FFmpeg), keeps the order (``deterministic=True``), batches and
 prefetches; normalisation happens on the device, in the model (:class:`videoml.tf.layers.Normalize`), as on the
@@ -10,7 +10,7 @@ PyTorch side.
 
 With ``clips_per_video`` k > 1 (repeated sampling) an element holds a video's k clips and is unbatched into k
 clips before batching, so a batch is the same clips in the same order as on the PyTorch side
-(:func:`~videoml.data.datamodule.flatten_repeats`).
+(:func:`~videoml.data.clips.flatten_repeats`).
 
 A MirroredStrategy splits each global batch between its replicas, so the data order does not depend on the number
 of devices.
@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from videoml.data.datamodule import ClipDataset, SampleKey, epoch_order
+from videoml.data.clips import ClipDataset, SampleKey, epoch_order
 
 
 class ClipPipeline:

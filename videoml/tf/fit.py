@@ -46,7 +46,7 @@ import torch
 import yaml
 from jsonargparse.typing import PositiveInt
 
-from videoml.data.datamodule import VideoDataModule
+from videoml.data.clips import SPLITS, ClipData, ClipOptions
 from videoml.environment import environment
 from videoml.errors import VideomlError
 from videoml.fileio import write_atomic
@@ -150,11 +150,18 @@ class _MetricsLog:
         write_atomic(self.path, text.getvalue())
 
 
-def _pipelines(data: VideoDataModule, replicas: int, seed: int) -> tuple[ClipPipeline, dict[str, ClipPipeline]]:
+def _clip_data(fields: dict) -> ClipData:
+    """The clips of ``data.*`` as parsed (not instantiated: the linked spec is still its fields)."""
+    sources = {split: fields.pop(split, None) for split in SPLITS}
+    spec = fields.pop("spec")
+    return ClipData(InputSpec.from_dict(spec) if spec else None, sources, ClipOptions(**fields))
+
+
+def _pipelines(data: ClipData, replicas: int, seed: int) -> tuple[ClipPipeline, dict[str, ClipPipeline]]:
     """The training pipeline (global batch = data.batch_size x replicas) and the evaluation ones."""
-    hp = data.hparams
-    train = ClipPipeline(data.dataset("train"), hp.batch_size * replicas, hp.num_workers, seed)
-    evaluation = {split: ClipPipeline(data.dataset(split), hp.eval_batch_size or hp.batch_size, hp.num_workers, seed)
+    options = data.options
+    train = ClipPipeline(data.dataset("train"), options.batch(True) * replicas, options.num_workers, seed)
+    evaluation = {split: ClipPipeline(data.dataset(split), options.batch(False), options.num_workers, seed)
                   for split in ("val", "test") if split in data.sources}
     return train, evaluation
 
@@ -253,8 +260,7 @@ def fit(config, options: FitOptions) -> dict:
     :func:`videoml.commands.tf.parse_config`) says; returns the last metrics row."""
     seed, trainer = int(config.seed_everything or 0), config.trainer
     refuse_unsupported(config)
-    fields = config.data.as_dict()  # parsed, not instantiated: the linked spec is still its fields
-    data = VideoDataModule(**{**fields, "spec": InputSpec.from_dict(fields["spec"])})
+    data = _clip_data(config.data.as_dict())
     if "train" not in data.sources:
         raise VideomlError("the config has no training data (data.train)")
     strategy = strategy_for(options.devices if options.devices is not None else
@@ -262,7 +268,7 @@ def fit(config, options: FitOptions) -> dict:
     keras.utils.set_random_seed(seed)
     train, evaluation = _pipelines(data, strategy.num_replicas_in_sync, seed)
     epochs = trainer.max_epochs if trainer.max_epochs is not None else 1000  # Lightning's default
-    global_batch = data.hparams.batch_size * strategy.num_replicas_in_sync
+    global_batch = data.options.batch_size * strategy.num_replicas_in_sync
     run, state = _start_run(config, options, data.classes, strategy, global_batch)
     peak = scaled_lr(config.model.lr, config.model.lr_base_batch_size, global_batch)
     schedule = warmup_cosine(peak, config.model.warmup_epochs, train.steps, epochs)

@@ -1,8 +1,8 @@
 """``videoml fit|validate|test|predict``: LightningCLI over VideoClassifier and VideoDataModule.
 
 The model's name and input overrides are given once (``model.model``, ``model.input``); the input they make is linked
-to the data (``data.spec``);
-the class names flow from the data to the model when both are built. ``fit`` ends by testing the best checkpoint
+to the data (``data.spec``). The data's batch size and seed are linked to the model, and its class names and video
+listings flow to the model when both are built: the model never reads the data module. ``fit`` ends by testing the best checkpoint
 when the data has a test split.
 """
 
@@ -35,6 +35,9 @@ class VideoCLI(LightningCLI):
     def add_arguments_to_parser(self, parser):
         parser.link_arguments(("model.model", "model.input"), "data.spec", compute_fn=_spec_fields)
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
+        parser.link_arguments("data.sources", "model.videos", apply_on="instantiate")  # what accounting counts
+        parser.link_arguments("data.batch_size", "model.batch_size", compute_fn=int)  # (a plain int: config.yaml)
+        parser.link_arguments("data.seed", "model.seed")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(RunRecord, "run_record")
 

@@ -57,6 +57,13 @@ class VideoClassifier(L.LightningModule):
         mix_prob: the chance that a batch is mixed at all (PySlowFast's ``MIXUP.PROB``).
         layer_decay: layer-wise learning-rate decay of a transformer's blocks
             (:func:`videoml.recipe.layer_decay_groups`; VideoMAE's fine-tuning: 0.75); 1: every parameter at ``lr``.
+        batch_size: training clips a step per process (linked from ``data.batch_size``): ``lr`` scales with the
+            global batch.
+        seed: with the epoch, step and rank, seeds each batch's MixUp / CutMix draws (linked from ``data.seed``).
+        videos: split -> the listed videos (:class:`~videoml.data.datasets.VideoList`; linked from the data when
+            both are built, not saved): training counts the missing and unreadable ones against
+            ``max_bad_fraction`` and names them, evaluation counts the videos scored against those listed. Without
+            it (a Trainer given this module by hand) nothing is counted against the listing.
 
     Gradient clipping is Lightning's (``trainer.gradient_clip_val``, ``trainer.gradient_clip_algorithm``), drop path
     the architecture's (``model_options: {droppath_rate_block: 0.2}`` for MViT), and an exponential moving average of
@@ -71,7 +78,8 @@ class VideoClassifier(L.LightningModule):
                  weight_decay: float = 5e-5, warmup_epochs: float = 1.0, label_smoothing: float = 0.0,
                  memory_format: MemoryFormat = "auto", compile: bool = False, max_bad_fraction: float = 0.01,
                  min_eval_fraction: float = 1.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 cutmix_prob: float = 0.5, mix_prob: float = 1.0, layer_decay: float = 1.0):
+                 cutmix_prob: float = 0.5, mix_prob: float = 1.0, layer_decay: float = 1.0, batch_size: int = 8,
+                 seed: int = 0, videos: dict | None = None):
         super().__init__()
         if not classes:
             raise VideomlError("the model needs the class names (linked from the data, or saved in the checkpoint)")
@@ -80,7 +88,8 @@ class VideoClassifier(L.LightningModule):
         if not (0 <= max_bad_fraction <= 1 and 0 <= min_eval_fraction <= 1):
             raise VideomlError(f"max_bad_fraction and min_eval_fraction must lie in [0, 1], got {max_bad_fraction} "
                                f"and {min_eval_fraction}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["videos"])  # the listing stays with the data
+        self.videos = videos or {}
         self.spec = model_input(model, input)
         self.model = build_model(model, len(classes), **(model_options or {}))
         if weights:
@@ -101,9 +110,8 @@ class VideoClassifier(L.LightningModule):
         return list(self.hparams.classes)
 
     def setup(self, stage: str) -> None:
-        sources = self.trainer.datamodule.sources if self.trainer.datamodule is not None else {}
-        if stage == "fit" and "train" in sources:  # missing files alone may already exceed the budget: fail now
-            check_bad_fraction([], sources["train"], self.hparams.max_bad_fraction)
+        if stage == "fit" and "train" in self.videos:  # missing files alone may already exceed the budget: fail now
+            check_bad_fraction([], self.videos["train"], self.hparams.max_bad_fraction)
         device_type = self.trainer.strategy.root_device.type
         self.memory_format = memory_format_for(self.hparams.memory_format, self.model, device_type)
         self.model.to(memory_format=self.memory_format)
@@ -118,8 +126,7 @@ class VideoClassifier(L.LightningModule):
     # --- training ---
     def training_step(self, batch, batch_idx):
         if self.mixing is not None:
-            seed = [self.trainer.datamodule.hparams.seed if self.trainer.datamodule is not None else 0,
-                    self.current_epoch, batch_idx, self.global_rank]
+            seed = [self.hparams.seed, self.current_epoch, batch_idx, self.global_rank]
             video, targets, weight = self.mixing(batch.video, batch.label, batch.weight, seed)
             logits = self(video)
             losses = F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")
@@ -141,7 +148,7 @@ class VideoClassifier(L.LightningModule):
             found.append(batch.video_index[getattr(batch, flag)])
         self._clips += int(counted.sum())
         self._unreadable += int((batch.bad & (batch.repeat == 0)).sum())  # a video's first clip counts it
-        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0 and "train" in self.videos:
             self._check_unreadable_so_far()
         return loss
 
@@ -150,7 +157,7 @@ class VideoClassifier(L.LightningModule):
         ``max_bad_fraction``: a list of 10,000 broken files is refused after a few steps, not after an epoch."""
         count = torch.tensor(float(self._unreadable), device=self.device)
         unreadable = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
-        videos = self.trainer.datamodule.sources["train"]
+        videos = self.videos["train"]
         if unreadable + len(videos.missing) > self.hparams.max_bad_fraction * videos.listed:
             seen = sorted(set(torch.cat(self._flagged["bad"]).tolist()))  # this rank's: the ones the error names
             check_bad_fraction([videos.items[i][0] for i in seen], videos, self.hparams.max_bad_fraction,
@@ -171,7 +178,9 @@ class VideoClassifier(L.LightningModule):
             found.clear()
             flagged[flag] = sorted(set(self._gather_ragged(local).tolist()))
             self.log(f"train/{flag}_videos", float(len(flagged[flag])), batch_size=1, sync_dist=True)
-        videos = self.trainer.datamodule.sources["train"]
+        videos = self.videos.get("train")
+        if videos is None:
+            return
         if flagged["short"]:
             log.warning("epoch %d: %d training video(s) are shorter than a clip and were padded: %s",
                         self.current_epoch, len(flagged["short"]),
@@ -225,7 +234,7 @@ class VideoClassifier(L.LightningModule):
         videos, probs, labels = self.video_scores()
         # computed from the gathered scores, the same on every rank (sync_dist only tells Lightning so)
         self.log(f"{stage}/videos", float(len(videos)), batch_size=1, sync_dist=True)
-        if not self.trainer.sanity_checking:
+        if not self.trainer.sanity_checking and stage in self.videos:
             self._check_scored(stage, len(videos))
         if len(videos):
             for name, accuracy in top_k_accuracy(probs, labels).items():
@@ -237,7 +246,7 @@ class VideoClassifier(L.LightningModule):
 
     def _check_scored(self, stage: str, scored: int) -> None:
         """Evaluation counts every listed video: fail when fewer than ``min_eval_fraction`` of them were scored."""
-        source = self.trainer.datamodule.sources[stage]
+        source = self.videos[stage]
         self.log(f"{stage}/videos_listed", float(source.listed), batch_size=1, sync_dist=True)
         limited = self.trainer.limit_val_batches if stage == "val" else self.trainer.limit_test_batches
         if limited not in (1, 1.0):  # a deliberately partial evaluation (limit_*_batches) is not a loss of videos
@@ -258,7 +267,7 @@ class VideoClassifier(L.LightningModule):
     # --- optimisation ---
     def effective_lr(self) -> float:
         trainer = self.trainer
-        global_batch = trainer.datamodule.hparams.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        global_batch = self.hparams.batch_size * trainer.world_size * trainer.accumulate_grad_batches
         return scaled_lr(self.hparams.lr, self.hparams.lr_base_batch_size, global_batch)
 
     def configure_optimizers(self):

@@ -15,13 +15,12 @@ import os
 from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
 from videoml.data.decoding.reader import BAD_FRAME_POLICIES, VideoReader, output_size
 from videoml.errors import UsageError, VideoDecodeError
+from videoml.vocab import Backend, check, choices
 
 # backend name -> (module, class); modules are imported on first use, so a missing optional backend costs nothing
-BACKENDS = {
-    "pyav": ("videoml.data.decoding.pyav_reader", "PyAVReader"),
-    "decord": ("videoml.data.decoding.decord_reader", "DecordReader"),
-    "torchcodec": ("videoml.data.decoding.torchcodec_reader", "TorchCodecReader"),
-}
+BACKENDS = dict(zip(choices(Backend), (("videoml.data.decoding.pyav_reader", "PyAVReader"),
+                                        ("videoml.data.decoding.decord_reader", "DecordReader"),
+                                        ("videoml.data.decoding.torchcodec_reader", "TorchCodecReader"))))
 AUTO_ORDER = ("pyav", "decord")  # "auto": the first that opens the file
 # What to install for an optional backend
 INSTALL = {"decord": "pip install 'videoml[decord]'",
@@ -31,8 +30,7 @@ INSTALL = {"decord": "pip install 'videoml[decord]'",
 
 def _reader_class(name: str):
     """The reader class of backend ``name``; a UsageError saying what to install when it does not import here."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)}, auto)")
+    check(name, BACKENDS, "backend", ValueError)  # (open_video also takes "auto")
     module, cls = BACKENDS[name]
     try:
         return getattr(importlib.import_module(module), cls)

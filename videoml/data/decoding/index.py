@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from videoml.data.decoding import scan
-from videoml.data.lru import LRU
+from videoml.data.decoding.lru import LRU
 from videoml.errors import VideoDecodeError
 
 _VERSION = 5  # bump when the index's content or meaning changes; older cache entries are then rebuilt

@@ -11,6 +11,7 @@ import torch
 
 from videoml.data.decoding.index import FrameIndex
 from videoml.errors import VideoDecodeError
+from videoml.vocab import check
 
 log = logging.getLogger("videoml.decoding")
 
@@ -59,8 +60,7 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike, index: FrameIndex, threads: int = 1, bad_frames: str = "error",
                  autorotate: bool = True):
-        if bad_frames not in BAD_FRAME_POLICIES:
-            raise ValueError(f"bad_frames must be one of {BAD_FRAME_POLICIES}, got {bad_frames!r}")
+        check(bad_frames, BAD_FRAME_POLICIES, "bad_frames policy", ValueError)
         self.path = str(path)
         self.index = index
         self.threads = threads
