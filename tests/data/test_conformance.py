@@ -68,9 +68,9 @@ def test_display_matrices_are_applied_like_ffmpegs_command_line_or_not_at_all(fi
     with open_video(path) as video, open_video(path, autorotate=False) as raw:
         assert (video.rotation, video.width, video.height) == (90, 96, 160)
         assert (raw.width, raw.height) == (160, 96)
-        np.testing.assert_array_equal(video.get_frames([7]).numpy()[0], upright[7])
-        np.testing.assert_array_equal(raw.get_frames([7]).numpy()[0], stored[7])
-        assert video.get_frames([7], size=48).shape == (1, 80, 48, 3)  # short side 48, upright
+        np.testing.assert_array_equal(video.get_frames([7]).data.numpy()[0], upright[7])
+        np.testing.assert_array_equal(raw.get_frames([7]).data.numpy()[0], stored[7])
+        assert video.get_frames([7], size=48).data.shape == (1, 80, 48, 3)  # short side 48, upright
 
 
 def test_the_harness_reports_other_pictures_as_wrong(files):

@@ -38,8 +38,8 @@ def _assert_same_frames(source, prepared, keep=None):
         assert out.num_frames == len(keep)
         np.testing.assert_allclose(out.timestamps - out.timestamps[0], src.timestamps[keep] - src.timestamps[keep[0]],
                                    atol=2e-5)
-        mine = out.get_frames(np.arange(out.num_frames)).numpy()
-        theirs = src.get_frames(np.arange(src.num_frames), size=(out.height, out.width)).numpy()
+        mine = out.get_frames(np.arange(out.num_frames)).data.numpy()
+        theirs = src.get_frames(np.arange(src.num_frames), size=(out.height, out.width)).data.numpy()
     for j, i in enumerate(keep):
         here = _psnr(mine[j], theirs[i])
         assert here > 30, (prepared, j, here)

@@ -3,9 +3,10 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
-from helpers import videoml, write_audio_only
+from helpers import decode_all, videoml, write_audio_only
 
 from videoml.data.clips import SampleKey
 from videoml.data.datamodule import VideoDataModule
@@ -131,6 +132,26 @@ def test_dense_mode_gives_a_timeline_over_the_whole_video(checkpoint, tmp_path):
     assert [s["start"] for s in timeline] == [f / 16 for f in starts]
     assert [s["end"] for s in timeline] == [(f + span) / 16 for f in starts]
     assert r["clips"] == len(starts) and all(len(s["top_k"]) == 2 for s in timeline) and len(r["top_k"]) == 2
+
+
+@pytest.mark.slow
+def test_a_timeline_of_a_variable_frame_rate_video_has_the_frames_own_times(checkpoint, tmp_path):
+    data = generate(SynthConfig(classes=("move_left", "grow"), videos_per_class=1, frames=64, fps="16", vfr=True,
+                                start_time=0.5, splits=(1.0, 0.0, 0.0)), tmp_path / "vfr")
+    video = str(data.root / data.split_file("train").read_text().split()[0])
+    _, times = decode_all(video)  # FFmpeg's decoder's time stamps, frame by frame
+    times = np.asarray(times)
+    assert len(set(np.round(np.diff(times), 6))) > 1
+    out = tmp_path / "out.jsonl"
+    result = videoml("infer", video, "-m", str(checkpoint), "-o", str(out), "--dense", "0.5", "--num-workers", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (r,) = records(out)
+    span = (model_input("x3d_tiny").frames - 1) * model_input("x3d_tiny").stride + 1
+    shown = np.append(times[1:], times[-1] + (times[-1] - times[0]) / (len(times) - 1))  # when each frame ends
+    for segment in r["timeline"]:
+        first = int(np.argmin(np.abs(times - times[0] - segment["start"])))
+        assert segment["start"] == pytest.approx(times[first] - times[0], abs=1e-4)
+        assert segment["end"] == pytest.approx(shown[first + span - 1] - times[0], abs=1e-4)
 
 
 def test_aggregation_rules():

@@ -89,7 +89,7 @@ def test_evaluation_clips_are_the_image_processors_output_on_real_files(folder):
         item = clips.read(0, str(path))
         ours = normalize(item.video, spec.mean, spec.std)
         with open_video(path) as video:
-            frames = video.get_clips(clips.clip_indices(video.timestamps))
+            frames = video.get_clips(clips.clip_indices(video.timestamps)).data
         inputs = [list(clip.numpy()) if pil else list(clip.permute(0, 3, 1, 2)) for clip in frames]
         reference = torch.as_tensor(processor(inputs, return_tensors="pt")["pixel_values"]).transpose(1, 2)
         assert ours.shape == reference.shape, path

@@ -91,7 +91,7 @@ def test_evaluation_clips_are_torchvisions_transforms_of_the_same_frames(name, c
         ours = normalize(item.video, spec.mean, spec.std)  # (views * crops, C, T, H, W)
         with open_video(path) as video:
             indices = clips.clip_indices(video.timestamps)
-            frames = video.get_clips(indices)  # (views, T, H, W, 3) as stored
+            frames = video.get_clips(indices).data  # (views, T, H, W, 3) as stored
         reference = transforms(frames.permute(0, 1, 4, 2, 3))  # torchvision's input: (N, T, C, H, W) uint8
         centre = ours[1::3] if crops == 3 else ours
         assert centre.shape == reference.shape, path

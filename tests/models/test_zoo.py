@@ -266,7 +266,7 @@ def test_zoo_evaluation_clips_are_pytorchvideos_transforms_of_the_same_frames():
         item = clips.read(0, str(path))
         ours = normalize(item.video, spec.mean, spec.std)
         with open_video(path) as video:
-            frames = video.get_clips(clips.clip_indices(video.timestamps))  # (views, T, H, W, 3) as stored
+            frames = video.get_clips(clips.clip_indices(video.timestamps)).data  # (views, T, H, W, 3) as stored
         reference = torch.stack([CenterCropVideo(spec.eval_crop)(ShortSideScale(spec.eval_scale)(
             NormalizeVideo(spec.mean, spec.std)(clip.permute(3, 0, 1, 2).float() / 255))) for clip in frames])
         assert ours.shape == reference.shape == (2, 3, 13, 182, 182), path

@@ -59,7 +59,7 @@ def random_clip_cell(plan: dict, cell, timing: Timing, emit) -> None:
     items = _clips(plan, cell.videos, plan["reading"]["clips"])
     with ExitStack() as readers:
         opened = {p: readers.enter_context(open_video(p, cell.backend)) for p in dict.fromkeys(p for p, _ in items)}
-        rounds = time_rounds(cycling(lambda item: opened[item[0]].get_frames(item[1]), items),
+        rounds = time_rounds(cycling(lambda item: opened[item[0]].get_frames(item[1]).data, items),
                              _one_pass(timing, items))
     if cell.videos not in _CEILINGS:  # many files: their spread averages out
         _CEILINGS[cell.videos] = decode_ceiling(items, timing.repeats)
@@ -72,7 +72,7 @@ def _read_views(path: Path, backend: str, spec: ClipSpec, views: int) -> None:
             _ptv_read(path, clip)
         return
     with open_video(path, backend) as video:
-        video.get_clips(uniform_clips(spec, video.num_frames, views))
+        video.get_clips(uniform_clips(spec, video.num_frames, views)).data
 
 
 def _read_clip(item: tuple[Path, np.ndarray], backend: str) -> None:
@@ -80,7 +80,7 @@ def _read_clip(item: tuple[Path, np.ndarray], backend: str) -> None:
         _ptv_read(*item)
         return
     with open_video(item[0], backend) as video:
-        video.get_frames(item[1])
+        video.get_frames(item[1]).data
 
 
 def open_cell(plan: dict, cell, timing: Timing, emit) -> None:

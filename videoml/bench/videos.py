@@ -101,7 +101,7 @@ def real_files(backends: list[str]) -> list[Path]:
             for backend in backends:  # some backends refuse a file only when they read it
                 with open_video(path, backend) as video:
                     readable = video.index.numbering != "sequential"
-                    video.get_frames([0, video.num_frames // 2, video.num_frames - 1])
+                    video.get_frames([0, video.num_frames // 2, video.num_frames - 1]).data
         except VideoDecodeError:
             continue
         if readable:

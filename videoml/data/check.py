@@ -38,7 +38,7 @@ def _check(path, record: dict) -> None:
     damaged, unreached = [], []
     with open_video(path, backend="pyav", cache_dir=False, bad_frames="nearest") as video:
         for start in range(0, video.num_frames, 256):  # in chunks: memory stays small on long videos
-            video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16)
+            video.get_frames(np.arange(start, min(start + 256, video.num_frames)), size=16).data
             damaged.extend(video.damaged)
             unreached.extend(sorted(set(video.replaced) - set(video.damaged)))
         record["picture_sizes"] = [f"{w}x{h}" for w, h in sorted(video.picture_sizes)]

@@ -289,8 +289,8 @@ class ClipDataset(Dataset):
         """The clips' frames, decoded in one call (frames shared by several clips once): for evaluation scaled by
         the decoder, as ``videoml infer`` reads them; for training at ``size`` (see :meth:`_open`)."""
         if not self.train:
-            return [transforms.evaluation_frames(video, indices, self.spec) for indices, _ in plans]
-        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=size)
+            return [transforms.evaluation_frames(video, indices, self.spec).data for indices, _ in plans]
+        frames = video.get_frames(np.concatenate([indices for indices, _ in plans]), size=size).data
         return list(torch.split(frames, [len(indices) for indices, _ in plans]))
 
     def _augment(self, frames: torch.Tensor, label: int, rng: np.random.Generator, size: int):

@@ -151,9 +151,9 @@ def check_backend(path: str, backend: str, truth: FFmpegFrames, seed: int = 0, a
             for name, indices, reader in reads:
                 if reader is None:  # the same index, a new decoder
                     with type(video)(path, video.index, autorotate=autorotate) as fresh:
-                        got = fresh.get_frames(indices).numpy()
+                        got = fresh.get_frames(indices).data.numpy()
                 else:
-                    got = reader.get_frames(indices).numpy()
+                    got = reader.get_frames(indices).data.numpy()
                 bad, worst = _first_mismatch(got, truth, indices, tolerance)
                 verdict.max_diff = max(verdict.max_diff, worst)
                 if bad is not None:

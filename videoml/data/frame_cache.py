@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from videoml.data.decoding import output_size
+from videoml.data.decoding.reader import FrameBatch, frame_batch
 from videoml.data.decoding.lru import LRU
 
 
@@ -24,10 +25,11 @@ class DecodedVideo:
         self.num_frames = len(frames)
         self.height, self.width = frames.shape[1:3]
 
-    def get_frames(self, indices, size: int | None = None) -> torch.Tensor:
+    def get_frames(self, indices, size: int | None = None) -> FrameBatch:
         if size != self.size:
             raise ValueError(f"frames were kept at size {self.size}, not {size}")
-        return self.frames[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
+        return frame_batch(self.frames[torch.as_tensor(np.asarray(indices), dtype=torch.long)], indices,
+                           self.timestamps)
 
     def __enter__(self):
         return self
@@ -56,5 +58,5 @@ class DecodedVideos:
         width, height = output_size(size, reader.width, reader.height) or (reader.width, reader.height)
         if reader.num_frames * 3 * width * height > self.max_bytes // 4:
             return None
-        frames = reader.get_frames(np.arange(reader.num_frames), size=size)
+        frames = reader.get_frames(np.arange(reader.num_frames), size=size).data
         return self.videos.put(key, DecodedVideo(frames, reader.timestamps, size))

@@ -193,7 +193,7 @@ def _size(config: PrepareConfig, width: int, height: int) -> int | None:
 
 def _frames(video, keep: np.ndarray, size) -> Iterator[np.ndarray]:
     for start in range(0, len(keep), _CHUNK):
-        yield from video.get_frames(keep[start:start + _CHUNK], size=size).numpy()
+        yield from video.get_frames(keep[start:start + _CHUNK], size=size).data.numpy()
 
 
 def _encode(source: Path, output: Path, config: PrepareConfig, record: dict) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from videoml.data.decoding import output_size
+from videoml.data.decoding.reader import frame_batch, output_size
 from videoml.errors import VideomlError
 from videoml.spec import InputSpec
 
@@ -44,8 +44,9 @@ def spatial_crops(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
     return torch.stack([frames[:, t:t + size, left:left + size] for t, left in offsets])
 
 
-def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """The frames ``indices`` (any shape, e.g. (K, T)) of an open video as (*indices.shape, H, W, 3), resized for
+def evaluation_frames(video, indices: np.ndarray, spec: InputSpec):
+    """The frames ``indices`` (any shape, e.g. (K, T)) of an open video as a ``FrameBatch`` of (*indices.shape, H, W,
+    3) with their time stamps, resized for
     evaluation as ``spec.resize`` says: scaled by the decoder while it converts (to the short side ``eval_scale``,
     or to ``eval_size``), or decoded as stored and resized as a published model's own preprocessing does:
     torchvision's resize, bilinear, without antialiasing (torchvision's video weights' transforms, PyTorchVideo's
@@ -62,10 +63,10 @@ def evaluation_frames(video, indices: np.ndarray, spec: InputSpec) -> torch.Tens
         from torchvision.transforms.v2.functional import resize
 
     unique, inverse = np.unique(indices, return_inverse=True)  # each distinct frame resized once
-    frames = video.get_frames(unique).permute(0, 3, 1, 2)
+    frames = video.get_frames(unique).data.permute(0, 3, 1, 2)
     size = list(target) if spec.eval_size else [target]
     frames = resize(frames, size, antialias=spec.resize == "huggingface").permute(0, 2, 3, 1)
-    return frames[torch.from_numpy(inverse.reshape(indices.shape))]
+    return frame_batch(frames[torch.from_numpy(inverse.reshape(indices.shape))], indices, video.timestamps)
 
 
 def evaluation_crops(frames: torch.Tensor, spec: InputSpec, count: int) -> torch.Tensor:

@@ -41,8 +41,8 @@ class VideoItem:
     video: torch.Tensor | list[torch.Tensor] | None = None  # uint8 (clips * crops, C, T, H, W); SlowFast [slow, fast]
     clips: int = 0  # views (or dense clips) x crops
     crops: int = 1
-    starts: torch.Tensor | None = None  # each view's first and last frame time, seconds from the video's start
-    ends: torch.Tensor | None = None
+    starts: torch.Tensor | None = None  # each clip's first frame's time, seconds from the video's first frame
+    ends: torch.Tensor | None = None  # and when its last frame stops being shown
     decode_s: float = 0.0
     replaced_frames: list = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)  # the model's, filled in batches
@@ -88,18 +88,18 @@ class VideoClips(Dataset):
             with time_budget(self.decode_timeout, path), open_video(path, self.backend, threads=1,
                                                                      bad_frames="nearest") as video:
                 clips = self.clip_indices(video.timestamps)
-                frames = transforms.evaluation_frames(video, clips, self.spec)  # (K, T, H, W, 3)
+                frames = transforms.evaluation_frames(video, clips, self.spec)  # (K, T, H, W, 3), with times
                 replaced = video.replaced  # damaged pictures stood in for by their neighbours
-                stamps, frame_time = video.timestamps, 1.0 / video.fps if video.fps > 0 else 0.0
+                zero = float(video.timestamps[0])
         except VideoDecodeError as e:
             return VideoItem(index, path, str(e))
         except Exception as e:  # a batch job records any failure of one file and goes on
             return VideoItem(index, path, f"{path}: {type(e).__name__}: {e}")
-        crops = torch.stack([transforms.evaluation_crops(f, self.spec, self.crops) for f in frames])
+        crops = torch.stack([transforms.evaluation_crops(f, self.spec, self.crops) for f in frames.data])
         layout = transforms.to_model_layout(crops.flatten(0, 1))  # (K * crops, C, T, s, s)
         return VideoItem(index, path, None, transforms.pack_pathways(layout, self.spec.slowfast_alpha), len(layout),
-                         self.crops, torch.as_tensor(stamps[clips[:, 0]] - stamps[0], dtype=torch.float64),
-                         torch.as_tensor(stamps[clips[:, -1]] - stamps[0] + frame_time, dtype=torch.float64),
+                         self.crops, frames.pts_seconds[:, 0] - zero,
+                         frames.pts_seconds[:, -1] + frames.duration_seconds[:, -1] - zero,
                          time.perf_counter() - started, replaced)
 
 

@@ -65,9 +65,9 @@ def test_damaged_files_give_ffmpegs_pictures_and_damaged_ones_follow_the_policy(
     with open_video(bad) as video:
         assert video.num_frames == len(truth) and video.index.numbering == "sequential"
         with pytest.raises(VideoDecodeError, match=f"{bad}: .*could not be decoded"):
-            video.get_frames(range(len(truth)))
+            video.get_frames(range(len(truth))).data
     with open_video(bad, bad_frames="nearest") as video, caplog.at_level(logging.WARNING):
-        frames = video.get_frames(range(len(truth))).numpy()
+        frames = video.get_frames(range(len(truth))).data.numpy()
         replaced = video.replaced
     assert replaced and len(replaced) <= 3  # pictures the decoder flags as concealed damage
     for i in range(len(truth)):
@@ -109,7 +109,7 @@ def test_pictures_that_change_size_midway_are_shown_at_the_first_size_as_ffmpeg_
     verdict = check_file(joined, ("pyav",))[0]  # (FFmpeg loses a picture where the streams meet)
     assert verdict.status == "exact" and verdict.frames >= 22, verdict
     with open_video(joined) as video:
-        assert video.get_frames(list(range(verdict.frames))).shape == (verdict.frames, 48, 64, 3)
-        assert video.get_frames([verdict.frames - 1], size=32).shape == (1, 32, 42, 3)
+        assert video.get_frames(list(range(verdict.frames))).data.shape == (verdict.frames, 48, 64, 3)
+        assert video.get_frames([verdict.frames - 1], size=32).data.shape == (1, 32, 42, 3)
     result = videoml("data", "check", str(joined))
     assert "pictures change size midway (64x48, 96x64)" in result.stdout and "1 warn" in result.stderr

@@ -31,7 +31,7 @@ def test_same_index_same_picture_in_every_backend(corpus, references, kind, back
     frames, times = references[kind]
     if (backend, kind) in REFUSED:
         with pytest.raises(VideoDecodeError, match=str(corpus[kind].name)):
-            open_video(corpus[kind], backend=backend).get_frames(list(range(len(frames))))
+            open_video(corpus[kind], backend=backend).get_frames(list(range(len(frames)))).data
         return
     rng = np.random.default_rng(7)
     with open_video(corpus[kind], backend=backend) as video:
@@ -41,10 +41,29 @@ def test_same_index_same_picture_in_every_backend(corpus, references, kind, back
         requests = [[0], [len(frames) - 1], [3, 3, 1], list(range(len(frames)))]
         requests += [rng.integers(0, len(frames), size=int(rng.integers(1, 12))).tolist() for _ in range(25)]
         for indices in requests:
-            got = video.get_frames(indices)
+            got = video.get_frames(indices).data
             assert got.dtype == torch.uint8 and got.shape == (len(indices), 48, 64, 3)
             difference = np.abs(got.numpy().astype(int) - frames[indices]).max()
             assert difference <= TOLERANCE[backend], (indices, difference)
+
+
+@pytest.mark.parametrize("kind", ["h264_vfr_start", "vp9_vfr_start"])
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_frames_come_with_the_time_stamps_the_decoder_gives_them(corpus, references, kind, backend):
+    """Variable frame rate and a start offset: each frame's time is the one FFmpeg's decoder gives that picture
+    (the reference decode), and it is shown until the next one."""
+    frames, times = references[kind]
+    times, last = np.asarray(times), len(frames) - 1
+    with open_video(corpus[kind], backend=backend) as video:
+        batch = video.get_frames([5, 0, last, 5])
+        clips = video.get_clips(np.array([[0, 1, 2], [last - 2, last - 1, last]]))
+    np.testing.assert_allclose(batch.pts_seconds.numpy(), times[[5, 0, last, 5]], atol=1e-6)
+    assert times[0] > 0 and len(set(np.round(np.diff(times), 6))) > 1  # the file is what the test is about
+    np.testing.assert_allclose(batch.duration_seconds[:2].numpy(), (times[6] - times[5], times[1] - times[0]),
+                               atol=1e-6)
+    assert float(batch.duration_seconds[2]) == pytest.approx((times[-1] - times[0]) / last)  # the mean, last
+    assert clips.data.shape[:2] == clips.pts_seconds.shape == (2, 3)
+    np.testing.assert_allclose(clips.pts_seconds.numpy(), times[[[0, 1, 2], [last - 2, last - 1, last]]], atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["h264", "hevc", "mpeg4_avi_bframes"])
@@ -53,16 +72,16 @@ def test_frame_by_frame_reads_in_order_and_back(corpus, references, kind):
     frames, _ = references[kind]
     with open_video(corpus[kind]) as video:
         for i in list(range(len(frames))) + [5, 4, 3, 30, 29]:
-            np.testing.assert_array_equal(video.get_frames([i])[0].numpy(), frames[i])
+            np.testing.assert_array_equal(video.get_frames([i]).data[0].numpy(), frames[i])
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_output_size_scales_while_converting(corpus, references, backend):
     frames, _ = references["h264"]
     with open_video(corpus["h264"], backend=backend) as video:
-        short = video.get_frames([4, 9], size=30)
-        exact = video.get_frames([4, 9], size=(20, 30))
-        full = video.get_frames([4, 9])
+        short = video.get_frames([4, 9], size=30).data
+        exact = video.get_frames([4, 9], size=(20, 30)).data
+        full = video.get_frames([4, 9]).data
     assert short.shape == (2, 30, 40, 3) and exact.shape == (2, 20, 30, 3)
     reference = torch.nn.functional.interpolate(full.permute(0, 3, 1, 2).float(), size=(30, 40), mode="bilinear",
                                                 antialias=True).permute(0, 2, 3, 1)
@@ -73,7 +92,7 @@ def test_get_clips_decodes_shared_frames_once_and_keeps_their_order(corpus, refe
     frames, _ = references["h264_long_gop"]
     clips = np.array([[0, 4, 8, 12], [8, 12, 16, 20], [80, 84, 88, 89]])
     with open_video(corpus["h264_long_gop"]) as video:
-        got = video.get_clips(clips)
+        got = video.get_clips(clips).data
     assert got.shape == (3, 4, 48, 64, 3)
     np.testing.assert_array_equal(got.numpy(), frames[clips])
 
@@ -81,11 +100,11 @@ def test_get_clips_decodes_shared_frames_once_and_keeps_their_order(corpus, refe
 def test_bad_indices_and_arguments_are_named(corpus):
     with open_video(corpus["h264"]) as video:
         with pytest.raises(IndexError, match=f"{corpus['h264']}: frame 60 out of range \\(the video has 60 frames\\)"):
-            video.get_frames([0, 60])
+            video.get_frames([0, 60]).data
         with pytest.raises(IndexError, match="frame -1"):
-            video.get_frames([-1])
+            video.get_frames([-1]).data
         with pytest.raises(ValueError, match="no frame indices"):
-            video.get_frames([])
+            video.get_frames([]).data
     with pytest.raises(ValueError, match="unknown backend 'ffmpeg'"):
         open_video(corpus["h264"], backend="ffmpeg")
     with pytest.raises(ValueError, match="bad_frames"):
@@ -112,7 +131,7 @@ def test_decord_widths_its_conversion_fails_are_scaled_here_or_refused_when_stor
     """decord fails every picture of some widths (72 with 0.6.0, 96 with decord2's 3.x, and others)."""
     with open_video(corpus["h264"], backend=backend) as video, open_video(corpus["h264"]) as reference:
         for width in (72, 96):  # asked for: decoded as stored, scaled like torchvision's Resize
-            got, want = video.get_frames([3, 9], size=(54, width)), reference.get_frames([3, 9], size=(54, width))
+            got, want = video.get_frames([3, 9], size=(54, width)).data, reference.get_frames([3, 9], size=(54, width)).data
             assert got.shape == (2, 54, width, 3) and (got.float() - want.float()).abs().mean() < 4
     for width in (72, 96):  # stored so: FFmpeg's pictures, or a refusal naming the width
         path = tmp_path / f"{width}.mp4"

@@ -1,7 +1,7 @@
 """Decoding: one interface over PyAV, decord and torchcodec, with frame-exact indexing.
 
     with open_video("clip.mp4", backend="pyav") as video:
-        frames = video.get_frames([0, 8, 16, 24], size=128)   # uint8 (T, H, W, 3), RGB, short side 128
+        frames = video.get_frames([0, 8, 16, 24], size=128)   # .data: uint8 (T, H, W, 3), RGB, short side 128; .pts_seconds
 
 Frame ``i`` means the same picture in every backend: the ``i``-th picture FFmpeg's decoder outputs for the file
 (its :class:`FrameIndex`: built from the packets, verified by decoding, cached).
@@ -13,7 +13,7 @@ import importlib
 import os
 
 from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
-from videoml.data.decoding.reader import BAD_FRAME_POLICIES, VideoReader, output_size
+from videoml.data.decoding.reader import BAD_FRAME_POLICIES, FrameBatch, VideoReader, output_size
 from videoml.errors import UsageError, VideoDecodeError
 from videoml.vocab import Backend, check, choices
 
@@ -88,5 +88,5 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
     return reader_class(path, index, threads=threads, bad_frames=bad_frames, autorotate=autorotate)
 
 
-__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
+__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
            "build_index", "default_cache_dir", "load_index", "open_video", "output_size", "require_backend"]

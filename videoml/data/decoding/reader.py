@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,26 @@ log = logging.getLogger("videoml.decoding")
 #   "nearest": return the nearest frame (in presentation order) that did decode in the same call, log a warning,
 #              and list the replaced indices in ``reader.replaced``.
 BAD_FRAME_POLICIES = ("error", "nearest")
+
+
+class FrameBatch(NamedTuple):
+    """Frames and when they are shown (torchcodec's ``FrameBatch``): ``data`` uint8 RGB (..., H, W, 3); per frame
+    (the leading shape of ``data``) its presentation time and how long it is shown, in seconds from the stream's
+    zero (float64). A frame is shown until the next one; the last for the stream's mean frame time."""
+
+    data: torch.Tensor
+    pts_seconds: torch.Tensor
+    duration_seconds: torch.Tensor
+
+
+def frame_batch(data: torch.Tensor, indices, timestamps: np.ndarray) -> FrameBatch:
+    """``data``, frames ``indices`` (any shape: the leading shape of ``data``) of a video whose frames are shown at
+    ``timestamps`` (seconds, in frame order), with their times."""
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    mean = (timestamps[-1] - timestamps[0]) / (len(timestamps) - 1) if len(timestamps) > 1 else 0.0
+    shown = np.append(np.diff(timestamps), mean)
+    indices = np.asarray(indices, dtype=np.int64)
+    return FrameBatch(data, torch.from_numpy(timestamps[indices]), torch.from_numpy(shown[indices]))
 
 
 def output_size(size: int | tuple[int, int] | None, width: int, height: int) -> tuple[int, int] | None:
@@ -102,8 +122,9 @@ class VideoReader:
 
     # --- frames ---
     def get_frames(self, indices: Sequence[int] | np.ndarray | torch.Tensor,
-                   size: int | tuple[int, int] | None = None) -> torch.Tensor:
-        """Frames ``indices`` (any order, repeats allowed) as a uint8 RGB tensor of shape (T, H, W, 3).
+                   size: int | tuple[int, int] | None = None) -> FrameBatch:
+        """Frames ``indices`` (any order, repeats allowed): ``data`` a uint8 RGB tensor of shape (T, H, W, 3), with
+        their time stamps (:class:`FrameBatch`).
 
         Each distinct frame is decoded once. ``size``: see :func:`output_size`; frames are scaled while they are
         converted to RGB.
@@ -123,13 +144,14 @@ class VideoReader:
         decoded = self._decode(unique, out_size)
         missing = [int(i) for i in unique if int(i) not in decoded]
         self.replaced = self._handle_missing(missing, decoded)
-        return torch.from_numpy(np.stack([decoded[int(i)] for i in wanted]))
+        return frame_batch(torch.from_numpy(np.stack([decoded[int(i)] for i in wanted])), wanted, self.timestamps)
 
-    def get_clips(self, clips: np.ndarray, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-        """Several clips of frame indices, shape (K, T), as (K, T, H, W, 3); shared frames are decoded once."""
+    def get_clips(self, clips: np.ndarray, size: int | tuple[int, int] | None = None) -> FrameBatch:
+        """Several clips of frame indices, shape (K, T), as (K, T, H, W, 3) with their time stamps (K, T); shared
+        frames are decoded once."""
         clips = np.asarray(clips)
-        frames = self.get_frames(clips.reshape(-1), size)
-        return frames.reshape(*clips.shape, *frames.shape[1:])
+        frames = self.get_frames(clips.reshape(-1), size).data
+        return frame_batch(frames.reshape(*clips.shape, *frames.shape[1:]), clips, self.timestamps)
 
     def _handle_missing(self, missing: list[int], decoded: dict[int, np.ndarray]) -> list[int]:
         if not missing:
