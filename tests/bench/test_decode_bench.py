@@ -16,7 +16,7 @@ BACKENDS = tuple(b for b in ("pyav", "decord") if backend_available(b))
 def test_decode_bench_measures_every_scenario_and_writes_results(tmp_path):
     out = tmp_path / "out"
     result = videoml("bench", "decode", "--data", str(tmp_path / "data"), "--out", str(out), "--backends",
-                     ",".join(BACKENDS), "--clips", "3", "--repeats", "2", "--views", "3", "--memory-reads", "10",
+                     ",".join((*BACKENDS, "pytorchvideo")), "--clips", "3", "--repeats", "2", "--views", "3", "--memory-reads", "10",
                      "--short-seconds", "2", "--long-seconds", "4", "--train-videos-per-class", "2",
                      "--train-seconds", "2")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -27,6 +27,7 @@ import torch
 
 from videoml.bench.measure import Timing, time_rounds
 from videoml.bench.model import random_clips
+from videoml.bench.suite import Plan
 from videoml.data.transforms import pack_pathways
 from videoml.infer.predictor import load_predictor
 from videoml.infer.ray_engine import connected
@@ -69,13 +70,13 @@ def _infer_all(options: InferConfig) -> None:
         raise RuntimeError(f"videoml infer failed on {summary.failed} benchmark videos")
 
 
-def infer_cell(plan: dict, cell, timing: Timing, emit) -> None:
-    settings, device = plan["inference"], parse_device(plan["device"])
-    paths = [Path(p) for p in plan["videos"]["web"]["original"]]
-    card = ModelCard(cell.model, tuple(f"class_{i}" for i in range(plan["classes"])), model_input(cell.model),
-                     views=settings["views"], crops=settings["crops"])
-    torch.manual_seed(plan["seed"])
-    model = build_model(cell.model, plan["classes"]).eval()
+def infer_cell(plan: Plan, cell, timing: Timing, emit) -> None:
+    settings, device = plan.inference, parse_device(plan.device)
+    paths = [Path(p) for p in plan.videos["web"]["original"]]
+    card = ModelCard(cell.model, tuple(f"class_{i}" for i in range(plan.classes)), model_input(cell.model),
+                     views=settings.views, crops=settings.crops)
+    torch.manual_seed(plan.seed)
+    model = build_model(cell.model, plan.classes).eval()
     whole_runs = dataclasses.replace(timing, warmup=0, steps=1, min_round_s=0.0)
     per_video = card.views * card.crops
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,19 +84,19 @@ def infer_cell(plan: dict, cell, timing: Timing, emit) -> None:
         save_checkpoint(model, card, checkpoint)
         if cell.stage in ("model_only", "model_only_eager"):
             optimize = False if cell.stage == "model_only_eager" else None  # None: as videoml infer runs it
-            predictor = load_predictor(checkpoint, device, settings["precision"], optimize=optimize)
+            predictor = load_predictor(checkpoint, device, settings.precision, optimize=optimize)
             batch = random_clips(card.input, cell.batch_size, dtype=torch.uint8)
             emit(cell, time_rounds(lambda: predictor(batch), timing), cell.batch_size)
         elif cell.stage in ("videoml_infer", "videoml_infer_ray"):
             ray = cell.stage == "videoml_infer_ray"
             options = InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], output=f"{tmp}/out",
                                   batch_size=cell.batch_size, num_workers=cell.workers,
-                                  devices=("cpu",) if ray else (plan["device"],), precision=settings["precision"],
+                                  devices=("cpu",) if ray else (plan.device,), precision=settings.precision,
                                   progress=False, overwrite=True, engine="ray" if ray else "local")
             with connected(None) if ray else contextlib.nullcontext():  # a cluster outlives its runs: start untimed
                 emit(cell, time_rounds(lambda: _infer_all(options), whole_runs), len(paths) * per_video,
                      clips_per_unit=per_video)
         else:
-            baseline, model = paths[: settings["baseline_videos"]], model.to(device)
+            baseline, model = paths[: settings.baseline_videos], model.to(device)
             emit(cell, time_rounds(lambda: _tutorial_loop(baseline, model, card, device), whole_runs),
                  len(baseline) * card.views, clips_per_unit=card.views)

@@ -23,6 +23,7 @@ import numpy as np
 
 from videoml.bench.ceilings import decode_ceiling
 from videoml.bench.measure import Timing, cycling, time_rounds
+from videoml.bench.suite import Plan
 from videoml.bench.videos import VIDEO_SETS
 from videoml.data.decoding import load_index, open_video
 from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
@@ -30,13 +31,13 @@ from videoml.data.sampling import ClipSpec, random_clip, uniform_clips
 _CEILINGS: dict[str, dict | None] = {}  # video set -> its clips' decode ceiling, measured once per worker
 
 
-def _clips(plan: dict, videos: str, count: int, salt: int = 0) -> list[tuple[Path, np.ndarray]]:
+def _clips(plan: Plan, videos: str, count: int, salt: int = 0) -> list[tuple[Path, np.ndarray]]:
     """``count`` random clips (path, frame indices) of the set ``videos``: the same for every backend. Their indices
     are loaded here, untimed (PyTorchVideo's reads look frame times up in them)."""
-    reading = plan["reading"]
-    spec = ClipSpec(reading["frames"], reading["stride"])
-    rng = np.random.default_rng([plan["seed"], VIDEO_SETS.index(videos), salt])
-    paths = [Path(p) for p in plan["videos"][videos]["original"]]
+    reading = plan.reading
+    spec = ClipSpec(reading.frames, reading.stride)
+    rng = np.random.default_rng([plan.seed, VIDEO_SETS.index(videos), salt])
+    paths = [Path(p) for p in plan.videos[videos]["original"]]
     return [(p, random_clip(spec, load_index(p).num_frames, rng)) for p in rng.choice(paths, count)]
 
 
@@ -55,8 +56,8 @@ def _ptv_read(path: Path, clip: np.ndarray):
     return frames["video"][:, :: max(1, (clip[-1] - clip[0]) // max(len(clip) - 1, 1))]
 
 
-def random_clip_cell(plan: dict, cell, timing: Timing, emit) -> None:
-    items = _clips(plan, cell.videos, plan["reading"]["clips"])
+def random_clip_cell(plan: Plan, cell, timing: Timing, emit) -> None:
+    items = _clips(plan, cell.videos, plan.reading.clips)
     with ExitStack() as readers:
         opened = {p: readers.enter_context(open_video(p, cell.backend)) for p in dict.fromkeys(p for p, _ in items)}
         rounds = time_rounds(cycling(lambda item: opened[item[0]].get_frames(item[1]).data, items),
@@ -83,16 +84,16 @@ def _read_clip(item: tuple[Path, np.ndarray], backend: str) -> None:
         video.get_frames(item[1]).data
 
 
-def open_cell(plan: dict, cell, timing: Timing, emit) -> None:
+def open_cell(plan: Plan, cell, timing: Timing, emit) -> None:
     """``open_random_clip`` (a clip per call) or ``test_views`` (a video's views per call), files opened per call."""
-    reading = plan["reading"]
+    reading = plan.reading
     if cell.kind == "open_random_clip":
-        items, unit = _clips(plan, cell.videos, reading["clips"]), "clip"
+        items, unit = _clips(plan, cell.videos, reading.clips), "clip"
         step = cycling(lambda item: _read_clip(item, cell.backend), items)
     else:
-        spec = ClipSpec(reading["frames"], reading["stride"])
-        items, unit = [p for p, _ in _clips(plan, cell.videos, max(reading["clips"] // 4, 4), salt=1)], "video"
-        step = cycling(lambda path: _read_views(path, cell.backend, spec, reading["views"]), items)
+        spec = ClipSpec(reading.frames, reading.stride)
+        items, unit = [p for p, _ in _clips(plan, cell.videos, max(reading.clips // 4, 4), salt=1)], "video"
+        step = cycling(lambda path: _read_views(path, cell.backend, spec, reading.views), items)
     emit(cell, time_rounds(step, _one_pass(timing, items)), 1, unit=unit)
 
 
@@ -101,9 +102,9 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def memory_cell(plan: dict, cell, timing: Timing, emit) -> None:
+def memory_cell(plan: Plan, cell, timing: Timing, emit) -> None:
     """Resident memory growth over many open-read-close cycles across files, after a warm-up (not timed)."""
-    cycle = _clips(plan, cell.videos, plan["reading"]["memory_reads"], salt=2)
+    cycle = _clips(plan, cell.videos, plan.reading.memory_reads, salt=2)
     warmup = min(300, len(cycle) // 5)
     for number, item in enumerate(cycle):
         if number == warmup:

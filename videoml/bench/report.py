@@ -12,21 +12,21 @@ from videoml.bench.records import Run, best, load_runs
 from videoml.errors import VideomlError
 from videoml.vocab import BenchStage, ModelStage, choices
 
-# How each measured or derived value is shown in the "versus" column of a stage's row.
-_VERSUS = (
-    ("decode_ceiling_fraction", lambda r, v: f"{v:.0%} of FFmpeg ({r.derived['decode_ceiling_clips_per_s']:.1f})"),
-    ("speedup_vs_pytorchvideo", lambda r, v: f"{v:.1f}x PyTorchVideo"),
-    ("cpu_ms_per_clip", lambda r, v: f"{v:.2f} CPU ms/clip"),
-    ("ratio_to_original", lambda r, v: f"{v:.2f}x the original's clips per CPU-s"),
-    ("data_wait", lambda r, v: f"waits for data {v:.0%}"),
-    ("pipeline_to_step", lambda r, v: f"{v:.2f} of the train step alone"),
-    ("videos_per_s", lambda r, v: f"{v:.3g} videos/s"),
-    ("clips_vs_model_only", lambda r, v: f"{v:.2f} of the model alone"),
-    ("speedup_vs_eager", lambda r, v: f"{v:.2f}x the eager model"),
-    ("ray_vs_local", lambda r, v: f"{v:.2f}x the local engine"),
-    ("rss_growth_mb", lambda r, v: f"{v:+.1f} MB over {r.reads} reads (RSS {r.rss_mb:.0f} MB)"),
-    ("bytes", lambda r, v: f"{v / 2**20:.1f} MiB"),
-)
+# How each measured or derived value ``v`` of a run ``r`` is shown in the "versus" column of a stage's row.
+_VERSUS = {
+    "decode_ceiling_fraction": "{v:.0%} of FFmpeg ({r.derived[decode_ceiling_clips_per_s]:.1f})",
+    "speedup_vs_pytorchvideo": "{v:.1f}x PyTorchVideo",
+    "cpu_ms_per_clip": "{v:.2f} CPU ms/clip",
+    "ratio_to_original": "{v:.2f}x the original's clips per CPU-s",
+    "data_wait": "waits for data {v:.0%}",
+    "pipeline_to_step": "{v:.2f} of the train step alone",
+    "videos_per_s": "{v:.3g} videos/s",
+    "clips_vs_model_only": "{v:.2f} of the model alone",
+    "speedup_vs_eager": "{v:.2f}x the eager model",
+    "ray_vs_local": "{v:.2f}x the local engine",
+    "rss_growth_mb": "{v:+.1f} MB over {r.reads} reads (RSS {r.rss_mb:.0f} MB)",
+    "bytes": "{mib:.1f} MiB",
+}
 
 
 def _cell(run: Run | None) -> str:
@@ -48,7 +48,8 @@ def _detail(run: Run) -> str:
 
 def _versus(run: Run) -> str:
     values = run.row()  # what was measured and what was derived
-    return "; ".join(show(run, values[key]) for key, show in _VERSUS if values.get(key) is not None)
+    return "; ".join(shown.format(r=run, v=values[key], mib=values[key] / 2**20) for key, shown in _VERSUS.items()
+                     if values.get(key) is not None)
 
 
 def _model_tables(summary: Summary) -> list[str]:

@@ -20,7 +20,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,9 @@ MODEL_STAGES, READING_STAGES, INFER_STAGES = choices(ModelStage), choices(Readin
 FRAMEWORKS = dict(zip(choices(Framework), ("torch", "tensorflow")))  # name -> the package whose version is recorded
 
 
+READING_SETS = ("short", "long", "real")  # the random_clip stage's videos: 18 short ones, a long one, the corpus
+
+
 @dataclass
 class Reading:
     """The reading stages (random_clip, open_random_clip, test_views, memory) and the training video sets."""
@@ -52,7 +55,7 @@ class Reading:
     views: int = 10
     """test_views: clips per video"""
     memory_reads: int = 5000
-    sets: list[str] = field(default_factory=lambda: ["short", "long", "real"])
+    sets: list[str] = field(default_factory=lambda: list(READING_SETS))
     """random_clip: the video sets read (short, long, real)"""
     short_seconds: int = 10
     """length of the short videos (18 of them)"""
@@ -76,6 +79,49 @@ class Inference:
     engines: list[Engine] = field(default_factory=lambda: ["local"])
     """videoml infer's engines timed: local, and ray (videoml_infer_ray: --engine ray on a Ray instance started for
     the cell, its start not timed)"""
+
+
+# Every call of a data cell reads another video (another clip position, another distance from a key frame), so its
+# rounds are this many times longer than a model cell's, for a median as stable (unless the suite sets data_timing).
+DATA_STEPS_FACTOR = 4
+
+
+@dataclass
+class Plan:
+    """One framework's share of a suite, written as ``plan-<framework>.json`` for its worker
+    (:mod:`videoml.bench.worker`), which runs in a process of its own."""
+    suite: str
+    framework: Framework
+    device: str
+    threads: int
+    seed: int
+    classes: int
+    timing: Timing
+    data_timing: Timing
+    """the data and reading cells' timing"""
+    reading: Reading
+    inference: Inference
+    modes: list[str]
+    """the framework's modes (a pipeline cell's "best" mode falls back to the first)"""
+    videos: dict[str, dict[str, list[str]]]
+    """video set -> encoding -> paths"""
+    cells: list[Cell]
+    out: str
+    profile: bool = False
+
+    @property
+    def framework_package(self) -> str:
+        return FRAMEWORKS[self.framework]
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Plan":
+        fields = json.loads(Path(path).read_text())
+        typed = {"timing": Timing, "data_timing": Timing, "reading": Reading, "inference": Inference}
+        return cls(**{**fields, **{k: kind(**fields[k]) for k, kind in typed.items()},
+                      "cells": [Cell(**c) for c in fields["cells"]]})
 
 
 @dataclass
@@ -128,7 +174,7 @@ class SuiteConfig:
                                     ("video_sets", self.video_sets, ("web", *TRAIN_SETS)),
                                     ("backends", self.backends, choices(Backend)),
                                     ("reading.backends", self.reading.backends, (*choices(Backend), "pytorchvideo")),
-                                    ("reading.sets", self.reading.sets, ("short", "long", "real"))):
+                                    ("reading.sets", self.reading.sets, READING_SETS)):
             check(list(values), known, what, where=where)
         if not self.encodings or min(self.clips_per_video, default=0) < 1:
             raise UsageError(f"{where}: encodings must name at least one encoding (got {self.encodings}) and "
@@ -195,17 +241,18 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     ceilings = {"matmul": matmul_peak(device),
                 "flops_per_clip": {m: flops_per_clip(m, config.classes) for m in config.models}}
     cells = {framework: config.cells(framework) for framework in frameworks or list(config.frameworks)}
+    timing = Timing(**config.timing)
+    data_timing = Timing(**config.data_timing) if config.data_timing else \
+        replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
     videos = video_sets(config, {c.videos for framework in cells.values() for c in framework if c.videos})
     for framework, todo in cells.items():
         if not todo:
             continue
-        plan = {"suite": config.name, "framework": framework, "framework_package": FRAMEWORKS[framework],
-                "device": config.device, "threads": config.threads, "seed": config.seed, "classes": config.classes,
-                "timing": config.timing, "data_timing": config.data_timing, "reading": asdict(config.reading),
-                "inference": asdict(config.inference), "modes": config.frameworks[framework], "videos": videos,
-                "cells": [c.as_dict() for c in todo], "out": str(out), "profile": config.profile}
+        plan = Plan(config.name, framework, config.device, config.threads, config.seed, config.classes, timing,
+                    data_timing, config.reading, config.inference, config.frameworks[framework], videos, todo,
+                    str(out), config.profile)
         plan_path = out / f"plan-{framework}.json"
-        plan_path.write_text(json.dumps(plan, indent=2) + "\n")
+        plan.write(plan_path)
         result = subprocess.run([sys.executable, "-m", "videoml.bench.worker", str(plan_path)])
         if result.returncode != 0:
             error = out / f"error-{framework}.txt"

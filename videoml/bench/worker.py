@@ -29,36 +29,35 @@ from pathlib import Path
 
 from videoml.bench.measure import Timing, TooNoisy, check_noise, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
+from videoml.bench.suite import Plan
 from videoml.environment import environment
 
-# Every call of a data cell reads another video (another clip position, another distance from a key frame), so its
-# rounds are this many times longer than a model cell's, for a median as stable (unless the suite sets data_timing).
-DATA_STEPS_FACTOR = 4
 MACHINE = ("cpu", "cores", "gpus", "platform", "python", "torch", "cuda", "tensorflow", "ffmpeg", "device")
 
 
-def run_record(plan: dict, cell: Cell, rounds: list[float] | None, items_per_step: int, **measured) -> Run:
-    """One measurement as written to ``runs/<name>.json`` (schema in docs/benchmarks.md)."""
-    env = plan["environment"]
+def run_record(plan: Plan, env: dict, cell: Cell, rounds: list[float] | None, items_per_step: int,
+               **measured) -> Run:
+    """One measurement as written to ``runs/<name>.json`` (schema in docs/benchmarks.md); ``env``: where it ran
+    (:func:`videoml.environment.environment`)."""
     return Run(name=cell.name, cell=cell, samples_s=rounds or [],
                stats=summarize(rounds, items_per_step) if rounds else None, items_per_step=items_per_step,
-               suite=plan["suite"], framework={"name": plan["framework"], "version": env.get(plan["framework_package"])},
+               suite=plan.suite, framework={"name": plan.framework, "version": env.get(plan.framework_package)},
                machine={k: env.get(k) for k in MACHINE}, commit=env.get("git_commit"), dirty=env.get("git_dirty"),
-               seed=plan["seed"], threads=plan["threads"], timing=plan["timing"],
+               seed=plan.seed, threads=plan.threads, timing=dataclasses.asdict(plan.timing),
                tensorflow_loaded="tensorflow" in sys.modules, **measured)
 
 
 # --- PyTorch -------------------------------------------------------------------------------------------------------
 
-def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> None:
+def _torch_cells(plan: Plan, cells, timing: Timing, data_timing: Timing, emit) -> None:
     import torch
 
     from videoml.bench.inference import infer_cell
     from videoml.bench.reading import memory_cell, open_cell, random_clip_cell
     from videoml.runtime import parse_device, synchronize
 
-    torch.set_num_threads(plan["threads"])
-    device = parse_device(plan["device"])
+    torch.set_num_threads(plan.threads)
+    device = parse_device(plan.device)
     sync = lambda: synchronize(device)  # noqa: E731
     single = {"decode": _decode_cells, "random_clip": random_clip_cell, "open_random_clip": open_cell,
               "test_views": open_cell, "memory": memory_cell}  # one thread: what one loader worker does
@@ -69,7 +68,7 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
             if kind in single:
                 torch.set_num_threads(1)
                 single[kind](plan, cell, data_timing, emit)
-                torch.set_num_threads(plan["threads"])
+                torch.set_num_threads(plan.threads)
             elif kind == "model":
                 _model_cell(plan, cell, timing, emit, device, sync)
             elif kind in ("transform", "h2d"):
@@ -80,7 +79,7 @@ def _torch_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -
                 infer_cell(plan, cell, timing, emit)
 
 
-def _model_cell(plan: dict, cell: Cell, timing: Timing, emit, device, sync) -> None:
+def _model_cell(plan: Plan, cell: Cell, timing: Timing, emit, device, sync) -> None:
     """A model's forward or train step in a mode: timed, its peak memory on a GPU, its operators' shares (and a
     profiler trace when the plan asks for one)."""
     import torch
@@ -88,15 +87,15 @@ def _model_cell(plan: dict, cell: Cell, timing: Timing, emit, device, sync) -> N
     from videoml.bench.model import Mode, torch_steps
     from videoml.profiling import Profile, ProfileSchedule
 
-    _, steps = torch_steps(cell.model, Mode.parse(cell.mode), cell.batch_size, device, plan["classes"], plan["seed"])
+    _, steps = torch_steps(cell.model, Mode.parse(cell.mode), cell.batch_size, device, plan.classes, plan.seed)
     step = steps[cell.stage]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rounds = time_rounds(step, timing, sync)
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    if plan.get("profile"):
+    if plan.profile:
         schedule = ProfileSchedule(skip_first=0, wait=0, warmup=1, active=3)
-        with Profile(Path(plan["out"]) / f"profile-{cell.file_stem}", device.type, schedule) as profile:
+        with Profile(Path(plan.out) / f"profile-{cell.file_stem}", device.type, schedule) as profile:
             for _ in range(4):
                 step()
                 sync()
@@ -138,17 +137,17 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
     return [[e.key, round(getattr(e, key) / total, 4)] for e in events[:top]]
 
 
-def _clip_dataset(plan: dict, cell: Cell, backend: str = "pyav"):
+def _clip_dataset(plan: Plan, cell: Cell, backend: str = "pyav"):
     """The training data set of a data cell (its video set, encoding, clips per video, backend), read once untimed:
     frame indices built and cached, as from a training run's second epoch on."""
     from videoml.data.clips import ClipDataset, ClipOptions, SampleKey
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
-    videos = [Path(p) for p in plan["videos"][cell.videos or "web"][cell.data or "original"]]
+    videos = [Path(p) for p in plan.videos[cell.videos or "web"][cell.data or "original"]]
     items = tuple((p, i % 8) for i, p in enumerate(videos))
     dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
-                          model_input(cell.model), ClipOptions(backend=backend, seed=plan["seed"],
+                          model_input(cell.model), ClipOptions(backend=backend, seed=plan.seed,
                                                                clips_per_video=cell.clips_per_video or 1,
                                                                batch_size=cell.clips_per_video or 1),  # a video a call
                           train=True)
@@ -171,7 +170,7 @@ def _sample_step(dataset):
     return lambda: dataset[_sample_key(next(calls), len(dataset))]
 
 
-def _decode_cells(plan: dict, cells: list[Cell], timing: Timing, emit) -> None:
+def _decode_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
     """Per call, a cell's next training sample; a round is as many calls as whole passes over the largest cell's
     videos take (at least ``timing.steps``); the cells are timed round-robin so that their ratios (encodings, clips
     per video) hold on a drifting machine. With the process's CPU time per clip, and the ceiling (one clip per video): FFmpeg decoding each clip
@@ -226,19 +225,19 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
     per_batch = cell.batch_size // dataset.repeats  # items of k clips
     needed = (timing.warmup + timing.steps * timing.repeats) * per_batch
     order = [v for epoch in range(-(-needed // len(dataset)))
-             for v in epoch_order(dataset, epoch, shuffle=True, seed=plan["seed"])]  # as training reads them
+             for v in epoch_order(dataset, epoch, shuffle=True, seed=plan.seed)]  # as training reads them
     loader = DataLoader(dataset, batch_size=per_batch, sampler=order[:needed], num_workers=cell.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda",
                         collate_fn=flatten_repeats if dataset.repeats > 1 else None,
                         prefetch_factor=4 if cell.workers else None)
     mode = Mode.parse(cell.mode)
     memory_format = MEMORY_FORMATS[mode.memory_format]
-    _, steps = torch_steps(cell.model, mode, cell.batch_size, device, plan["classes"], plan["seed"])
+    _, steps = torch_steps(cell.model, mode, cell.batch_size, device, plan.classes, plan.seed)
     spec = dataset.spec
 
     def step(batch):
         video = normalize(batch.video.to(device, non_blocking=True), spec.mean, spec.std, memory_format)
-        steps["train_step"](video, batch.label.to(device) % plan["classes"])
+        steps["train_step"](video, batch.label.to(device) % plan.classes)
         sync()
 
     rounds, wait = _timed_pipeline(loader, step, timing)
@@ -247,7 +246,7 @@ def _torch_pipeline(plan, cell, timing, emit, device, sync) -> None:
 
 # --- TensorFlow ----------------------------------------------------------------------------------------------------
 
-def _tf_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> None:
+def _tf_cells(plan: Plan, cells, timing: Timing, data_timing: Timing, emit) -> None:
     import torch
 
     torch.set_num_threads(1)  # torch only builds the models the Keras twins mirror
@@ -255,8 +254,8 @@ def _tf_cells(plan: dict, cells, timing: Timing, data_timing: Timing, emit) -> N
 
     for cell in cells:
         if cell.kind == "model":
-            _, steps = tf_steps(cell.model, cell.mode, cell.batch_size, plan["classes"], plan["seed"],
-                                threads=plan["threads"])
+            _, steps = tf_steps(cell.model, cell.mode, cell.batch_size, plan.classes, plan.seed,
+                                threads=plan.threads)
             emit(cell, time_rounds(steps[cell.stage], timing), cell.batch_size)
         elif cell.kind == "pipeline":
             _tf_pipeline(plan, cell, data_timing, emit)
@@ -269,34 +268,31 @@ def _tf_pipeline(plan, cell, timing, emit) -> None:
     from videoml.tf.mirror import build_keras_model
 
     dataset = _clip_dataset(plan, cell)
-    pipeline = ClipPipeline(dataset, cell.batch_size, parallel=max(cell.workers, 1), seed=plan["seed"])
-    net = build_keras_model(cell.model, plan["classes"], seed=plan["seed"])
+    pipeline = ClipPipeline(dataset, cell.batch_size, parallel=max(cell.workers, 1), seed=plan.seed)
+    net = build_keras_model(cell.model, plan.classes, seed=plan.seed)
     train_step = make_train_step(with_normalization(net, dataset.spec.mean, dataset.spec.std), cell.mode)
     needed = timing.warmup + timing.steps * timing.repeats
     epochs = -(-needed // pipeline.steps)
     batches = (b for e in range(epochs) for b in pipeline.epoch(e))
-    rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"] % plan["classes"]).numpy(),
+    rounds, wait = _timed_pipeline(batches, lambda b: train_step(b["video"], b["label"] % plan.classes).numpy(),
                                    timing)
     emit(cell, rounds, cell.batch_size, data_wait=wait)
 
 
 def main(plan_path: str) -> int:
-    plan = json.loads(Path(plan_path).read_text())
-    out = Path(plan["out"])
+    plan = Plan.read(plan_path)
+    out = Path(plan.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    framework = plan["framework"]
-    timing = Timing(**plan["timing"])
-    data_timing = Timing(**plan["data_timing"]) if plan.get("data_timing") else \
-        dataclasses.replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
+    framework, timing, data_timing = plan.framework, plan.timing, plan.data_timing
     if framework == "tf":
         import videoml.tf  # noqa: F401  (before TensorFlow loads: it sets up the import order)
-    plan["environment"] = environment(plan["device"] if framework == "torch" else None)
-    (out / f"environment-{framework}.json").write_text(json.dumps(plan["environment"], indent=2) + "\n")
+    env = environment(plan.device if framework == "torch" else None)
+    (out / f"environment-{framework}.json").write_text(json.dumps(env, indent=2) + "\n")
 
     fastest: dict[tuple, tuple[float, str]] = {}  # (model, batch) -> the fastest train step so far, and its mode
 
     def emit(cell: Cell, rounds: list[float] | None, items: int, **measured) -> None:
-        run = run_record(plan, cell, rounds, items, **measured)
+        run = run_record(plan, env, cell, rounds, items, **measured)
         if cell.kind == "model" and cell.stage == "train_step":
             key = (cell.model, cell.batch_size)
             fastest[key] = max(fastest.get(key, (0.0, "")), (run.clips_per_s, cell.mode))
@@ -310,9 +306,9 @@ def main(plan_path: str) -> int:
         """A pipeline cell's mode "best": the mode of the fastest train step measured (else the first listed)."""
         if cell.mode != "best":
             return cell
-        return dataclasses.replace(cell, mode=fastest.get((cell.model, cell.batch_size), (0.0, plan["modes"][0]))[1])
+        return dataclasses.replace(cell, mode=fastest.get((cell.model, cell.batch_size), (0.0, plan.modes[0]))[1])
 
-    cells = (resolve(Cell(**c)) for c in plan["cells"])
+    cells = (resolve(cell) for cell in plan.cells)
     try:
         (_tf_cells if framework == "tf" else _torch_cells)(plan, cells, timing, data_timing, emit)
     except TooNoisy as e:
