@@ -29,6 +29,8 @@ def test_the_python_api_examples_run(small_synth, tmp_path):
     run_dir, best, top1 = next(line for line in lines if re.fullmatch(r"\S+ \S+\.ckpt [0-9.]+", line)).split()
     assert Path(tmp_path / best).is_file() and (tmp_path / run_dir / "metrics.csv").is_file()
     assert 0.0 <= float(top1) <= 1.0
+    clips = next(line for line in lines if line.startswith("clips "))
+    assert clips.startswith("clips (4, 3, 4, 64, 64) ['move_left', 'move_right']"), clips
     label, score = lines[-2].split()[:2]
     assert label in (small_synth.root / "classes.txt").read_text().split() and 0 < float(score) <= 1
     frames, shape = lines[-1].split(" ", 1)
