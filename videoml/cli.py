@@ -15,38 +15,44 @@ import traceback
 from jsonargparse import ArgumentParser
 
 from videoml import __version__
-from videoml.commands import bench, data, run
 from videoml.commands.parser import Command, call, check_config_size, command_parser, config_files, normalize
 from videoml.errors import UsageError, VideomlError, option_error_line
 from videoml.processes import Terminated, stop_on_signals
 
 COMMANDS = {
-    "infer": Command(run.infer, "classify videos with a trained or exported model", ("inputs",),
+    "infer": Command("videoml.commands.run:infer", "classify videos with a trained or exported model", ("inputs",),
                      {"model": ("-m",), "output": ("-o",), "devices": ("--device",)}, {"profile": ""}),
-    "extract": Command(run.extract, "embeddings of videos per clip and per video (npy + index, or HDF5)", ("inputs",),
+    "extract": Command("videoml.commands.run:extract",
+                       "embeddings of videos per clip and per video (npy + index, or HDF5)", ("inputs",),
                        {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
-    "report": Command(run.report, "per-class top-1 and confusion matrix of a run or an infer --labels output",
-                      ("path",)),
-    "models": Command(run.models, "the models, their inputs and the published weights each loads by name",
-                      ("pattern",)),
-    "export": Command(run.export, "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
+    "report": Command("videoml.commands.run:report",
+                      "per-class top-1 and confusion matrix of a run or an infer --labels output", ("path",)),
+    "models": Command("videoml.commands.run:models",
+                      "the models, their inputs and the published weights each loads by name", ("pattern",)),
+    "export": Command("videoml.commands.run:export",
+                      "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
                       ("checkpoint",), {"formats": ("-f", "--format"), "out": ("-o",)}),
     "data": {
-        "synth": Command(data.synth, "generate the learnable synthetic motion video data set"),
-        "check": Command(data.check, "check that video files decode, and report what they hold", ("paths",),
-                         {"output": ("-o",)}),
-        "prepare": Command(data.prepare, "re-encode a data set into a format that is cheap to train from",
-                           ("src", "dst")),
-        "corpus": Command(data.corpus, "fetch (and cache) the conformance corpus of real and generated videos"),
-        "conformance": Command(data.conformance, "compare every backend's frames with FFmpeg's decoder, file by "
-                               "file", ("paths",)),
+        "synth": Command("videoml.commands.data:synth", "generate the learnable synthetic motion video data set"),
+        "check": Command("videoml.commands.data:check", "check that video files decode, and report what they hold",
+                         ("paths",), {"output": ("-o",)}),
+        "prepare": Command("videoml.commands.data:prepare",
+                           "re-encode a data set into a format that is cheap to train from", ("src", "dst")),
+        "corpus": Command("videoml.commands.data:corpus",
+                          "fetch (and cache) the conformance corpus of real and generated videos"),
+        "conformance": Command("videoml.commands.data:conformance",
+                               "compare every backend's frames with FFmpeg's decoder, file by file", ("paths",)),
     },
     "bench": {
-        "decode": Command(bench.decode, "clip decoding per backend vs FFmpeg's ceiling and PyTorchVideo"),
-        "model": Command(bench.model, "forward and train-step clips/s per model and execution mode"),
-        "infer": Command(bench.infer, "videoml infer vs the PyTorchVideo tutorial loop and vs the model alone"),
-        "suite": Command(bench.suite, "a declared matrix: models x frameworks x modes x batch sizes x stages"),
-        "compare": Command(bench.compare, "two suite results folders side by side, with ratios", ("a", "b")),
+        "decode": Command("videoml.commands.bench:decode", "clip decoding per backend vs FFmpeg's ceiling and "
+                          "PyTorchVideo"),
+        "model": Command("videoml.commands.bench:model", "forward and train-step clips/s per model and execution mode"),
+        "infer": Command("videoml.commands.bench:infer",
+                         "videoml infer vs the PyTorchVideo tutorial loop and vs the model alone"),
+        "suite": Command("videoml.commands.bench:suite",
+                         "a declared matrix: models x frameworks x modes x batch sizes x stages"),
+        "compare": Command("videoml.commands.bench:compare", "two suite results folders side by side, with ratios",
+                           ("a", "b")),
     },
     "tf": {"fit": None},  # train the Keras twin of a videoml fit config (videoml.commands.tf)
 }
@@ -81,8 +87,8 @@ def _add_commands(parser, prog: str, table: dict) -> None:
             _add_commands(group, f"{prog} {name}", entry)
         elif entry is None:  # parsed elsewhere (videoml tf fit); listed for --help
             commands.add_subcommand(name, ArgumentParser(), help=f"see videoml {prog[8:]} {name} --help")
-        else:
-            commands.add_subcommand(name, command_parser(f"{prog} {name}", entry, {}), help=entry.help)
+        else:  # the command's own parser is made when it runs (importing what it needs): a name here
+            commands.add_subcommand(name, ArgumentParser(), help=entry.help)
 
 
 # --- running --------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ TFMode = Literal["eager", "graph", "xla"]  # no tf.function, tf.function, tf.fun
 Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: mean / max of softmax, mean logits
 Optimizer = Literal["sgd", "adamw"]
 Engine = Literal["local", "ray"]  # where infer and extract run: this machine, or a Ray cluster
+FeatureFormat = Literal["npy", "hdf5"]  # extract: an array per video (and an index), or also one HDF5 file
 ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx"]  # what ``videoml export`` writes
 Framework = Literal["torch", "tf"]  # the two sides of a benchmark suite
 # what a benchmark suite measures: a model's steps; reading (one training sample; uint8 -> normalised; host ->

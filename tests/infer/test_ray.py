@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import ray
 
-from videoml.infer.features import ExtractConfig, load_features
+from videoml.infer.features import load_features
+from videoml.infer.options import ExtractConfig
 from videoml.infer.results import read_records
-from videoml.infer.run import InferConfig, infer
+from videoml.infer.options import InferConfig
+from videoml.infer.run import infer
 
 pytestmark = pytest.mark.slow
 

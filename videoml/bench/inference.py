@@ -31,7 +31,8 @@ from videoml.bench.suite import Plan
 from videoml.data.transforms import pack_pathways
 from videoml.infer.predictor import load_predictor
 from videoml.infer.ray_engine import connected
-from videoml.infer.run import InferConfig, infer
+from videoml.infer.options import InferConfig
+from videoml.infer.run import infer
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import ModelCard, save_checkpoint
 from videoml.runtime import parse_device

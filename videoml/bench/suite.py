@@ -22,7 +22,6 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from videoml.bench.measure import Timing
 from videoml.bench.records import Cell
@@ -30,9 +29,6 @@ from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError, VideomlError
 from videoml.vocab import (Backend, BenchStage, Engine, Framework, InferStage, ModelStage, Precision, ReadingStage,
                            TFMode, check, choices)
-
-if TYPE_CHECKING:
-    from videoml.bench.diagnose import Summary
 
 MODEL_STAGES, READING_STAGES, INFER_STAGES = choices(ModelStage), choices(ReadingStage), choices(InferStage)
 FRAMEWORKS = dict(zip(choices(Framework), ("torch", "tensorflow")))  # name -> the package whose version is recorded
@@ -223,7 +219,7 @@ class SuiteConfig:
         return cells
 
 
-def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> tuple[Summary, list[str]]:
+def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | None = None) -> tuple:
     """Run the suite into ``out``: its :class:`~videoml.bench.diagnose.Summary` (also ``out/suite.json``) and the
     names of the files written beside ``runs/``."""
     import torch

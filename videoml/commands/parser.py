@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import inspect
 import types
 import typing
@@ -27,11 +28,16 @@ NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when 
 
 @dataclass(frozen=True)
 class Command:
-    run: typing.Callable[..., int]
+    target: str  # "module:function", imported when the command is parsed or run: --help needs no torch
     help: str
     positional: tuple[str, ...] = ()
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option -> more names ("-m", "--device")
     bare: dict[str, object] = field(default_factory=dict)  # option -> its value when given without one
+
+    @property
+    def run(self) -> typing.Callable[..., int]:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def options_of(function) -> dict[str, tuple[object, object]]:
@@ -46,6 +52,12 @@ def options_of(function) -> dict[str, tuple[object, object]]:
         else:
             options[name] = (hint, inspect.signature(function).parameters[name].default)
     return options
+
+
+def _is_bool(hint) -> bool:
+    """A bool type, or an optional one (``bool | None``: None leaves the choice to the command, ``--no-X`` is false)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return hint is bool or (union and set(typing.get_args(hint)) == {bool, type(None)})
 
 
 def _is_sequence(hint) -> bool:
@@ -85,12 +97,16 @@ def conventional(parser: ArgumentParser, options: dict, aliases: dict, bare: dic
         name = action.dest
         if name not in options:
             continue
-        _add_names(parser, action, [f"--{name.replace('_', '-')}", *aliases.get(name, ())])
+        shown = [f"--{name.replace('_', '-')}", *aliases.get(name, ())]  # the spellings the docs use
+        _add_names(parser, action, shown)
         hint, default = options[name]
-        if hint is bool or name in bare:
+        if _is_bool(hint) or name in bare:
             action.nargs, action.const = "?", bare.get(name, True)
+        if _is_bool(hint):
+            action.metavar = "{true,false}"  # (None: the command decides, which its help says)
         for option in action.option_strings:
-            shapes[option] = "bool" if hint is bool else "list" if _is_sequence(hint) else "value"
+            shapes[option] = "bool" if _is_bool(hint) else "list" if _is_sequence(hint) else "value"
+        action.option_strings = list(dict.fromkeys(shown))  # --help shows these; the underscored one still parses
 
 
 def _add_names(parser, action, names) -> None:

@@ -12,8 +12,7 @@ from typing import Literal
 from jsonargparse.typing import PositiveInt
 
 from videoml.errors import UsageError, VideomlError
-from videoml.infer.features import ExtractConfig
-from videoml.infer.run import InferConfig, VideoRun
+from videoml.infer.options import ExtractConfig, InferConfig, VideoRun
 
 ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "all"]
 

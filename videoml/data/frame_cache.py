@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from videoml.data.decoding import output_size
-from videoml.data.decoding.reader import FrameBatch, frame_batch
+from videoml.data.decoding.reader import FrameBatch, frame_batch, output_size
 from videoml.data.decoding.lru import LRU
 
 

@@ -23,88 +23,29 @@ record, which the resumed run writes again: every video is in the index exactly 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
-from videoml.errors import UsageError, VideomlError
-from videoml.fileio import atomic_path, write_atomic
-from videoml.infer.clips import VideoItem
-from videoml.infer.predictor import Predictor, load_predictor
+from videoml.errors import VideomlError
+from videoml.fileio import atomic_path
+from videoml.infer.options import INDEX
 from videoml.infer.results import read_records, result_key
-from videoml.infer.run import VideoRun
-from videoml.vocab import check
 
-INDEX = "index.jsonl"
 HDF5 = "features.h5"
-SETTINGS = "extract.json"  # what decides the features; a resumed run must have the same
-FeatureFormat = Literal["npy", "hdf5"]
 
 
-@dataclass
-class ExtractConfig(VideoRun):
-    out: str = "features"
-    """output folder: index.jsonl, clips/NAME.npy, videos/NAME.npy (and features.h5 with --format hdf5)"""
-    layer: str | None = None
-    """'head' (default): the classifier's input; or a block's name (e.g. blocks.4), its output pooled over time and
-    space (default for a `videoml export --features` file: the layer it was exported with)"""
-    format: FeatureFormat = "npy"
-    """npy: an array per video and clip set, plus the index; hdf5: also one features.h5 packed at the end"""
-
-    worker_paths = ("model", "out")
-
-    def outputs(self) -> tuple[str, str | None]:
-        return str(Path(self.out) / INDEX), None
-
-    def check(self) -> None:
-        check(self.format, FeatureFormat, "format")
-        super().check()
-
-    def settings(self) -> dict:
-        """The options that decide what the features are: a resumed run with others would mix them in one index."""
-        model = result_key(self.model) if os.path.exists(self.model) else self.model
-        return {"model": model, "layer": self.layer, "views": self.views, "crops": self.crops, "dense": self.dense,
-                "precision": self.precision}
-
-    def begin(self) -> None:
-        """Record :meth:`settings` in ``OUT/extract.json``; refuse to resume an output made with others."""
-        path, settings, index = Path(self.out) / SETTINGS, self.settings(), Path(self.out) / INDEX
-        if index.is_file() and index.stat().st_size and not (self.resume or self.overwrite):
-            return  # the run stops at its existing output (ResultWriter), which it leaves as it is
-        if self.resume and path.is_file():
-            try:
-                recorded = json.loads(path.read_text())["settings"]
-            except (OSError, ValueError, KeyError, TypeError):
-                recorded = None
-            changed = [f"{k} {recorded.get(k)!r} -> {v!r}" for k, v in settings.items()
-                       if recorded is not None and recorded.get(k) != v]
-            if recorded is None or changed:
-                raise UsageError(f"{self.out}: its features were extracted with other settings ("
-                                 f"{'; '.join(changed) or 'unreadable ' + SETTINGS}); resume with the same ones, "
-                                 "or --overwrite, or another output folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"settings": settings}, indent=2) + "\n")
-
-    def load(self, device: str) -> Predictor:
-        return load_predictor(self.model, device, self.precision, self.memory_format, features=self.layer or "",
-                              optimize=self.optimize, compile=self.compile)
-
-    def record(self, item: VideoItem, outputs: torch.Tensor, predictor: Predictor) -> dict:
-        name = feature_name(item.path)
-        clips = outputs.numpy().astype(np.float32, copy=False)
-        _save(Path(self.out) / "clips" / f"{name}.npy", clips)
-        _save(Path(self.out) / "videos" / f"{name}.npy", clips.mean(0))
-        return {"path": item.path, "status": "ok", "features": name, "dim": int(clips.shape[1]),
-                "crops": item.crops, "starts": [round(float(s), 4) for s in item.starts],
-                "ends": [round(float(e), 4) for e in item.ends], **self.timing(item), "error": None}
-
-    def finish(self) -> str | None:
-        return f"packed into {pack_hdf5(self.out)}" if self.format == "hdf5" else None
+def save_features(out: str | os.PathLike, path: str, outputs: torch.Tensor) -> str:
+    """Write a video's features (``outputs``: one row per clip and crop) as ``OUT/clips/NAME.npy`` and its mean as
+    ``OUT/videos/NAME.npy``; NAME."""
+    name = feature_name(path)
+    clips = outputs.numpy().astype(np.float32, copy=False)
+    _save(Path(out) / "clips" / f"{name}.npy", clips)
+    _save(Path(out) / "videos" / f"{name}.npy", clips.mean(0))
+    return name
 
 
 def feature_name(path: str) -> str:

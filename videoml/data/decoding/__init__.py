@@ -12,10 +12,18 @@ from __future__ import annotations
 import importlib
 import os
 
+from typing import TYPE_CHECKING
+
 from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
-from videoml.data.decoding.reader import BAD_FRAME_POLICIES, FrameBatch, VideoReader, output_size
 from videoml.errors import UsageError, VideoDecodeError
 from videoml.vocab import Backend, check, choices
+
+if TYPE_CHECKING:
+    from videoml.data.decoding.reader import VideoReader
+
+# the reader's names, imported on first use: the reader needs torch, which a command's --help, the index and the
+# checks of options do not (see __getattr__)
+_FROM_READER = ("BAD_FRAME_POLICIES", "FrameBatch", "VideoReader", "output_size")
 
 # backend name -> (module, class); modules are imported on first use, so a missing optional backend costs nothing
 BACKENDS = dict(zip(choices(Backend), (("videoml.data.decoding.pyav_reader", "PyAVReader"),
@@ -86,6 +94,14 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
     if index.still_image and not still_images:
         raise VideoDecodeError(path, f"an image ({index.still_image}), not a video")
     return reader_class(path, index, threads=threads, bad_frames=bad_frames, autorotate=autorotate)
+
+
+def __getattr__(name: str):
+    if name in _FROM_READER:
+        from videoml.data.decoding import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
