@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Literal
 
 from jsonargparse.typing import PositiveInt
 
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import UsageError, VideomlError, first_line
 from videoml.infer.options import ExtractConfig, InferConfig, VideoRun
 
 ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "all"]
@@ -54,7 +55,8 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
 
     Args:
         checkpoint: a checkpoint from videoml fit (.ckpt).
-        formats: the formats to write; 'all' tries every format (default: pt2).
+        formats: the formats to write (default: pt2); 'all': every format that applies to the model (the others
+            are listed as skipped, with the reason; the exit status is 0 when one was written).
         out: file, or folder for model.<suffix>.
         sample: video to verify with (default: a generated synthetic video).
         opset: ONNX opset (default: videoml.export.DEFAULT_OPSET).
@@ -73,20 +75,23 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
     for fmt in chosen:
         output_path(fmt, out)  # a wrong name fails before the model is loaded
     exporter = Exporter(checkpoint, sample_video=sample, batch=batch, features=features, optimize=optimize)
-    failed = 0
+    failed = written = 0
     for fmt in chosen:
         try:
             report = exporter.export(fmt, out, opset=opset or DEFAULT_OPSET)
         except VideomlError as e:
             if len(chosen) == 1:
                 raise
-            print(f"videoml: {fmt}: {e}", file=sys.stderr)
-            failed += 1
+            # 'all' writes what applies to the model and says what it skipped; formats asked for by name must work
+            print(json.dumps({"format": fmt, "skipped" if "all" in requested else "error": first_line(e)}))
+            print(f"{fmt}: {'skipped' if 'all' in requested else 'failed'}: {first_line(e)}", file=sys.stderr)
+            failed += "all" not in requested
             continue
+        written += 1
         print(report_json(report))
         print(f"{fmt}: {report.path} ({report.bytes / 1e6:.1f} MB), verified: max |logit diff| "
               f"{report.max_abs_diff:.2g} on {report.batch_checked} clips", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or not written else 0
 
 
 def report(path: str, plots: bool = True) -> int:
