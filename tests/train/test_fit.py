@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 import yaml
+from PIL import Image
 from helpers import fit_args, metrics, train_list_with_a_broken_video, videoml
 
 from videoml.evaluation import ClassReport
@@ -28,6 +29,9 @@ def test_fit_writes_a_run_directory_and_validates(small_synth, tmp_path):
     assert 0 <= m["val/top1"][0][1] <= 1 and m["throughput/clips_per_s"][0][1] > 0
     assert 0 <= m["throughput/data_wait"][0][1] <= 1
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    with Image.open(run / "curves.png") as curves:  # the learning curves, a picture
+        assert curves.format == "PNG" and curves.size == (1000, 360)
+    assert f"learning curves (loss, top-1 per epoch): {run / 'curves.png'}" in videoml("report", str(run)).stdout
     for stage, videos in (("val", 8), ("test", 8)):  # the per-class report of each evaluation
         report = ClassReport.read(run / "report" / stage)
         assert report.classes == small_synth.classes and report.matrix.sum() == videos

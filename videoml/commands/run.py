@@ -97,7 +97,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
 def report(path: str, plots: bool = True) -> int:
     """Print the per-class report (top-1 per class, the most confused pairs) of a run directory, a `videoml infer
     --labels` report or one report folder, and write its per-class CSVs and confusion-matrix PNG again from the
-    matrix.
+    matrix; for a run directory, where its learning curves are (curves.png).
 
     Args:
         path: a run directory (RUN_DIR/report/val, RUN_DIR/report/test), OUTPUT.report of infer, or a report folder.
@@ -114,6 +114,9 @@ def report(path: str, plots: bool = True) -> int:
                 report.write_derived(folder)
             except OSError as e:  # printing needs no writing: a read-only report (an archive, a shared run) prints
                 print(f"videoml: {folder}: its CSVs and PNG were not written again ({e.strerror})", file=sys.stderr)
+    curves = Path(path) / "curves.png"  # a run directory's learning curves (fit draws them)
+    if curves.is_file():
+        print(f"learning curves (loss, top-1 per epoch): {curves}")
     return 0
 
 

@@ -21,7 +21,7 @@ from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, option_error_line
 from videoml.models.registry import model_input
 from videoml.processes import Terminated, dead_workers_reported_by_next
-from videoml.train.callbacks import RunRecord, Throughput
+from videoml.train.callbacks import LearningCurves, RunRecord, Throughput
 from videoml.train.module import VideoClassifier
 
 
@@ -40,6 +40,7 @@ class VideoCLI(LightningCLI):
         parser.link_arguments("data.seed", "model.seed")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(RunRecord, "run_record")
+        parser.add_lightning_class_args(LearningCurves, "learning_curves")
 
     def after_fit(self):
         """With test data configured, evaluate the best checkpoint on it, as the last step of ``fit``."""
