@@ -43,3 +43,29 @@ def option_error_line(error: BaseException) -> str:
     text = re.sub(r"\. Got value: .*$", "", text)
     text = re.sub(r"Expected a typing\.Literal\[(.*?)\]", lambda m: "expected one of " + m.group(1).replace("'", ""), text)
     return text + (f", got {given.group(1)}" if given else "")
+
+
+# The extra that installs an optional package a configuration may name (a logger, say)
+EXTRAS = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tf", "h5py": "hdf5", "onnx": "onnx",
+          "onnxruntime": "onnx", "ray": "ray", "transformers": "hf", "tensorflow": "tf"}
+
+
+def missing_package(error: BaseException) -> str | None:
+    """The package that ``error``, or an error it was raised from, says is not installed: a ModuleNotFoundError's,
+    or the requirement in Lightning's "Requirement 'wandb>=0.12.10' not met" (which jsonargparse wraps when it
+    instantiates a configured class); None when it says no such thing."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name.split(".")[0]
+        requirement = re.search(r"Requirement '([A-Za-z0-9_.-]+)", str(error))
+        if requirement:
+            return re.split(r"[<>=!~\[]", requirement.group(1))[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def install_hint(package: str) -> str:
+    """How to install ``package``: its videoml extra where it has one."""
+    return f"pip install 'videoml[{EXTRAS[package]}]'" if package in EXTRAS else f"pip install {package}"

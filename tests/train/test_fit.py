@@ -1,6 +1,7 @@
 """Training through the CLI, as users run it: `videoml fit|validate --config configs/synth_x3d_tiny.yaml ...`."""
 
 import csv
+import importlib.util
 import json
 
 import pytest
@@ -146,3 +147,13 @@ def test_a_bad_config_value_is_one_clear_error(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == f"videoml: error: {tmp_path / 'none.csv'}: no such file"
     debug = videoml("--debug", *args)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("logger, package", [("WandbLogger", "wandb"), ("MLFlowLogger", "mlflow")])
+def test_a_logger_whose_package_is_not_installed_is_one_line_naming_the_extra(small_synth, tmp_path, logger, package):
+    if importlib.util.find_spec(package):
+        pytest.skip(f"{package} is installed here")
+    result = videoml("fit", *fit_args(small_synth, tmp_path), f"--trainer.logger+={logger}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (f"videoml: error: the configuration needs {package}, which is "
+                                                      f"not installed here: pip install 'videoml[{package}]'")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoml.errors import VideomlError
+from videoml.errors import VideomlError, install_hint
 from videoml.fileio import atomic_path
 from videoml.infer.options import INDEX
 from videoml.infer.results import read_records, result_key
@@ -96,7 +96,7 @@ def pack_hdf5(out: str | os.PathLike) -> Path:
     try:
         import h5py
     except ImportError:
-        raise VideomlError("--format hdf5 needs h5py: pip install 'videoml[hdf5]'") from None
+        raise VideomlError(f"--format hdf5 needs h5py: {install_hint('h5py')}") from None
     features = load_features(out)
     owner, starts, ends = [], [], []
     for row, (record, clips) in enumerate(zip(features.records, features.clips)):

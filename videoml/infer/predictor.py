@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from videoml.data.transforms import normalize
-from videoml.errors import UsageError, VideomlError, first_line
+from videoml.errors import UsageError, VideomlError, first_line, install_hint
 from videoml.models.features import HEAD, FeatureModel
 from videoml.models.huggingface import HF_PREFIX, load_hf_model
 from videoml.models.optimize import RTOL, compiled, fold_batchnorm
@@ -181,7 +181,7 @@ def _onnx_session(path: str, optimize: bool) -> tuple[Callable, ModelCard]:
         import onnx
         import onnxruntime
     except ImportError:
-        raise VideomlError("running ONNX models needs onnx and onnxruntime: pip install 'videoml[onnx]'") from None
+        raise VideomlError(f"running ONNX models needs onnx and onnxruntime: {install_hint('onnxruntime')}") from None
     options = onnxruntime.SessionOptions()
     levels = onnxruntime.GraphOptimizationLevel
     options.graph_optimization_level = levels.ORT_ENABLE_ALL if optimize else levels.ORT_DISABLE_ALL

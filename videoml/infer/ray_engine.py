@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from videoml.errors import UsageError, VideomlError, first_line
+from videoml.errors import UsageError, VideomlError, first_line, install_hint
 from videoml.infer.clips import VideoClips
 from videoml.infer.results import ResultWriter, result_key
 
@@ -36,7 +36,7 @@ def ray_module():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise UsageError("--engine ray needs Ray Data: pip install 'videoml[ray]'") from None
+        raise UsageError(f"--engine ray needs Ray Data: {install_hint('ray')}") from None
     return ray
 
 

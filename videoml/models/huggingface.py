@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from videoml.errors import UsageError, VideomlError, first_line
+from videoml.errors import UsageError, VideomlError, first_line, install_hint
 from videoml.spec import InputSpec
 
 HF_PREFIX = "hf:"
@@ -55,7 +55,7 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise UsageError("Hugging Face models need transformers: pip install 'videoml[hf]'") from None
+        raise UsageError(f"Hugging Face models need transformers: {install_hint('transformers')}") from None
     transformers.logging.set_verbosity_error()  # its notes on new heads are the point of fine-tuning, not news
     transformers.logging.disable_progress_bar()
     return transformers

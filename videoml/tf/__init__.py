@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from videoml.errors import VideomlError
+from videoml.errors import VideomlError, install_hint
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter (oneDNN, CPU features)
@@ -22,7 +22,7 @@ try:
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the installation
-    raise VideomlError(f"the TensorFlow side needs the [tf] extra: pip install 'videoml[tf]' ({e})") from None
+    raise VideomlError(f"the TensorFlow side needs the [tf] extra: {install_hint('tensorflow')} ({e})") from None
 
 # The custom Keras classes saved in .keras files (layers, optimisers, schedule) are registered on import, so that
 # keras.saving.load_model reads a run's checkpoints once videoml.tf is imported.

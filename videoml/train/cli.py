@@ -18,7 +18,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
 from videoml.data.datamodule import VideoDataModule
-from videoml.errors import UsageError, option_error_line
+from videoml.errors import UsageError, install_hint, missing_package, option_error_line
 from videoml.models.registry import model_input
 from videoml.processes import Terminated, dead_workers_reported_by_next
 from videoml.train.callbacks import LearningCurves, RunRecord, Throughput
@@ -65,6 +65,12 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
         return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
     except ArgumentError as e:
         raise UsageError(f"{option_error_line(e)} (see 'videoml {command} --help')") from None
+    except Exception as e:  # a configured class (a logger) whose package is not installed
+        package = missing_package(e)
+        if package is None:
+            raise
+        raise UsageError(f"the configuration needs {package}, which is not installed here: "
+                         f"{install_hint(package)}") from None
     finally:
         sys.argv = saved
 
