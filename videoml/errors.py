@@ -47,7 +47,7 @@ def option_error_line(error: BaseException) -> str:
 
 # The extra that installs an optional package a configuration may name (a logger, say)
 EXTRAS = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tf", "h5py": "hdf5", "onnx": "onnx",
-          "onnxruntime": "onnx", "ray": "ray", "transformers": "hf", "tensorflow": "tf"}
+          "onnxruntime": "onnx", "ray": "ray", "transformers": "hf", "tensorflow": "tf", "pyarrow": "parquet"}
 
 
 def missing_package(error: BaseException) -> str | None:

@@ -3,6 +3,7 @@ computation on clips the training data path decodes."""
 
 import h5py
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers import videoml
@@ -90,7 +91,7 @@ def test_resume_adds_only_what_is_missing_and_bad_files_are_recorded(small_synth
     again = videoml("extract", *videos, str(broken), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
     assert again.returncode == 2 and "exists: --resume to go on with it" in again.stderr
     resumed = videoml("extract", *videos, str(broken), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0",
-                      "--resume")
+                      "--resume", "--parquet", str(tmp_path / "f.parquet"))
     assert resumed.returncode == EXIT_SOME_FAILED, resumed.stderr[-3000:]
     assert "2 done, 1 failed, 2 skipped" in resumed.stderr
     records = read_records(out / "index.jsonl")
@@ -98,7 +99,17 @@ def test_resume_adds_only_what_is_missing_and_bad_files_are_recorded(small_synth
     failed = [r for r in records if r["status"] == "error"]
     assert [r["path"] for r in failed] == [str(broken)] and "broken.mp4: not a readable video" in failed[0]["error"]
     assert (out / "videos" / f"{records[0]['features']}.npy").stat().st_mtime_ns == kept  # not extracted again
-    assert len(load_features(out).paths) == 4
+    features = load_features(out)
+    assert len(features.paths) == 4
+    # the Parquet tables: every record (the resumed run's and the first's), the embeddings of the arrays
+    table = pq.read_table(tmp_path / "f.parquet").to_pylist()
+    assert [row["path"] for row in table] == [r["path"] for r in records]
+    ok = [row for row in table if row["status"] == "ok"]
+    np.testing.assert_array_equal(np.array([row["embedding"] for row in ok], np.float32), features.videos)
+    clips = pq.read_table(tmp_path / "f.clips.parquet")
+    assert clips.schema.field("embedding").type.value_type == "float"  # float32, as the arrays
+    np.testing.assert_array_equal(np.array(clips.column("embedding").to_pylist(), np.float32),
+                                  np.concatenate(features.clips))
 
 
 def test_options_that_cannot_work_are_one_line_errors(small_synth, checkpoint, tmp_path):

@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers import decode_all, videoml, write_audio_only
@@ -74,7 +75,7 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(small_synth, checkpoint, tm
     listing.write_text("\n".join([good[0], str(garbage), good[1]]) + "\n")
     out = tmp_path / "out.jsonl"
     result = videoml("infer", str(listing), "-m", str(checkpoint), "-o", str(out), "--num-workers", "0",
-                     "--per-clip", "--top-k", "3")
+                     "--per-clip", "--top-k", "3", "--parquet", str(tmp_path / "t.parquet"))
     assert result.returncode == EXIT_SOME_FAILED, result.stderr[-3000:]
     got = {r["path"]: r for r in records(out)}
     assert [got[p]["status"] for p in good] == ["ok", "ok"]
@@ -84,6 +85,17 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(small_synth, checkpoint, tm
         assert all(len(v["top_k"]) == 3 and v["end"] > v["start"] for v in views)
     assert got[str(garbage)]["status"] == "error" and str(garbage) in got[str(garbage)]["error"]
     assert "2 done, 1 failed" in result.stderr and "Traceback" not in result.stderr
+    # the same records as Parquet tables: a row per video, a row per clip
+    table = pq.read_table(tmp_path / "t.parquet").to_pylist()
+    assert [row["path"] for row in table] == [r["path"] for r in records(out)]
+    for row in table:
+        record = got[row["path"]]
+        assert row["status"] == record["status"] and row["top_k"] == record["top_k"] and row["clips"] == record["clips"]
+        assert (row["label"], row["score"]) == ((record["top_k"][0]["label"], record["top_k"][0]["score"])
+                                                if record["top_k"] else (None, None))
+    clips = pq.read_table(tmp_path / "t.clips.parquet").to_pylist()
+    assert [(c["path"], c["clip"]) for c in clips] == [(p, k) for p in good for k in range(2)]
+    assert [{k: c[k] for k in ("start", "end", "top_k")} for c in clips] == [v for p in good for v in got[p]["per_clip"]]
 
     missing = videoml("infer", str(tmp_path / "nowhere.mp4"), "-m", str(checkpoint), "-o", str(tmp_path / "x.jsonl"))
     assert missing.returncode == 1 and f"{tmp_path / 'nowhere.mp4'}: no such file" in missing.stderr

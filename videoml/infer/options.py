@@ -7,6 +7,7 @@ clips, the feature files) is imported by the methods that use it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from videoml.data.datasets import labeled_paths
 from videoml.data.decoding import require_backend
 from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
-from videoml.errors import UsageError
+from videoml.errors import UsageError, install_hint
 from videoml.fileio import write_atomic
 from videoml.infer.results import read_records, result_key
 from videoml.vocab import Aggregate, Backend, Engine, FeatureFormat, MemoryFormat, Precision, check
@@ -84,6 +85,9 @@ class VideoRun:
     progress: bool = True
     profile: str | None = None
     """profile the model calls into this folder (given alone: beside the output)"""
+    parquet: str | None = None
+    """also write the records as a Parquet table here when the run ends, one row per video, and one row per clip in
+    its .clips.parquet sibling where clips are recorded (schema: docs/inference.md)"""
 
     worker_paths: ClassVar[tuple[str, ...]] = ("model",)  # the paths Ray's workers open, made absolute for them
 
@@ -127,6 +131,15 @@ class VideoRun:
             parse_device(device)  # every device exists before any work starts
         require_backend(self.backend)
         self.shard_of()
+        if self.parquet is not None:
+            if Path(self.parquet).resolve() in {Path(p).resolve() for p in self.outputs() if p}:
+                raise UsageError(f"--parquet {self.parquet} is the run's other output; give it its own name")
+            if importlib.util.find_spec("pyarrow") is None:
+                raise UsageError(f"--parquet needs pyarrow: {install_hint('pyarrow')}")
+
+    def table_rows(self):
+        """``rows(record) -> (video row, clip rows)`` of this kind's Parquet tables (:mod:`videoml.infer.tables`)."""
+        raise NotImplementedError
 
     def shard_of(self) -> tuple[int, int]:
         """(I, N) of ``--shard I/N``; (0, 1) without it."""
@@ -186,6 +199,11 @@ class InferConfig(VideoRun):
 
     def error_record(self, path: str, error: str) -> dict:
         return {**super().error_record(path, error), "top_k": []}
+
+    def table_rows(self):
+        from videoml.infer.tables import infer_rows
+
+        return infer_rows
 
     def record(self, item, outputs, predictor) -> dict:
         from videoml.infer.run import aggregate, top_k
@@ -262,6 +280,11 @@ class ExtractConfig(VideoRun):
         return {"path": item.path, "status": "ok", "features": name, "dim": int(outputs.shape[1]),
                 "crops": item.crops, "starts": [round(float(s), 4) for s in item.starts],
                 "ends": [round(float(e), 4) for e in item.ends], **self.timing(item), "error": None}
+
+    def table_rows(self):
+        from videoml.infer.tables import extract_rows
+
+        return extract_rows(self.out)
 
     def finish(self) -> str | None:
         from videoml.infer.features import pack_hdf5

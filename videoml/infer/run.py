@@ -145,6 +145,11 @@ def infer(config: VideoRun) -> Summary:
     else:
         summary = _run_sharded(config, paths, output, csv)
     summary.message = config.finish()
+    if config.parquet:
+        from videoml.infer.tables import write_tables
+
+        tables = write_tables(output, config.parquet, config.table_rows())
+        summary.message = "; ".join(filter(None, [summary.message, "tables: " + ", ".join(map(str, tables))]))
     return summary
 
 
