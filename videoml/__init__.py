@@ -4,9 +4,12 @@ The Python API (``videoml.open_video``, ``list_models``, ``create_model``, ``loa
 :mod:`videoml.api` and is loaded on first use, so that ``import videoml`` stays cheap.
 """
 
+import time
 from importlib import metadata
 
-from videoml import compat
+STARTED = time.monotonic()  # (about) when the process started: commands report their wall time from here
+
+from videoml import compat  # noqa: E402
 
 compat.install()
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -85,6 +86,8 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(small_synth, checkpoint, tm
         assert all(len(v["top_k"]) == 3 and v["end"] > v["start"] for v in views)
     assert got[str(garbage)]["status"] == "error" and str(garbage) in got[str(garbage)]["error"]
     assert "2 done, 1 failed" in result.stderr and "Traceback" not in result.stderr
+    steady, wall = (float(x) for x in re.search(r" in ([0-9.]+) s: .*; ([0-9.]+) s in all;", result.stderr).groups())
+    assert wall > steady  # the wait from the start of the process, and the rate once the model is loaded
     # the same records as Parquet tables: a row per video, a row per clip
     table = pq.read_table(tmp_path / "t.parquet").to_pylist()
     assert [row["path"] for row in table] == [r["path"] for r in records(out)]

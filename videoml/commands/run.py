@@ -7,11 +7,13 @@ import fnmatch
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Literal
 
 from jsonargparse.typing import PositiveInt
 
+import videoml
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.infer.options import ExtractConfig, InferConfig, VideoRun
 
@@ -41,7 +43,8 @@ def _run_videos(options: VideoRun) -> int:
     if options.profile == "":
         options = dataclasses.replace(options, profile=str(output.with_name(output.stem + ".profile")))
     summary = run(dataclasses.replace(options, progress=sys.stderr.isatty()))
-    print(f"{summary.line()}; results in {output}", file=sys.stderr)
+    wall = time.monotonic() - videoml.STARTED  # what the user waited: imports, model loading and the run
+    print(f"{summary.line()}; {wall:.1f} s in all; results in {output}", file=sys.stderr)
     if summary.message:
         print(summary.message, file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else 0
