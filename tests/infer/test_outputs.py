@@ -18,18 +18,6 @@ def _videos(dataset, n=2):
     return sorted(str(dataset.root / line.split()[0]) for line in dataset.split_file("test").read_text().splitlines())[:n]
 
 
-def test_a_second_writer_is_refused_while_the_first_holds_the_output(tmp_path):
-    out = tmp_path / "out.jsonl"
-    with ResultWriter(out) as first:
-        first.write({"path": "a.mp4", "status": "ok"})
-        with pytest.raises(UsageError, match=f"{out} is being written by pid {os.getpid()}"):
-            ResultWriter(out, resume=True)
-        first.write({"path": "b.mp4", "status": "ok"})
-    with ResultWriter(out, resume=True) as again:  # free once the first is done
-        assert again.done == {os.path.realpath("a.mp4"), os.path.realpath("b.mp4")}
-    assert not (tmp_path / "out.jsonl.lock").exists()
-
-
 @pytest.mark.slow
 def test_infer_refuses_outputs_it_would_damage(small_synth, checkpoint, tmp_path):
     video = _videos(small_synth, 1)[0]
