@@ -8,7 +8,7 @@ import signal
 import pytest
 from helpers import videoml
 
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import VideomlError
 from videoml.infer.clips import VideoClips, decoded_items
 from videoml.infer.results import ResultWriter, read_records
 from videoml.models.registry import model_input
