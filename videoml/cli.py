@@ -9,6 +9,7 @@ true (``--force``), ``--no-X`` sets X false; a list option takes YAML (``[a, b]`
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 
@@ -21,7 +22,7 @@ from videoml.processes import Terminated, stop_on_signals
 
 COMMANDS = {
     "infer": Command("videoml.commands.run:infer", "classify videos with a trained or exported model", ("inputs",),
-                     {"model": ("-m",), "output": ("-o",), "devices": ("--device",)}, {"profile": ""}),
+                     {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
     "extract": Command("videoml.commands.run:extract",
                        "embeddings of videos per clip and per video (npy + index, or HDF5)", ("inputs",),
                        {"model": ("-m",), "out": ("-o",), "devices": ("--device",)}, {"profile": ""}),
@@ -33,9 +34,10 @@ COMMANDS = {
                       "export a checkpoint to TorchScript, torch.export (.pt2) or ONNX, verified",
                       ("checkpoint",), {"formats": ("-f", "--format"), "out": ("-o",)}),
     "data": {
-        "synth": Command("videoml.commands.data:synth", "generate the learnable synthetic motion video data set"),
+        "synth": Command("videoml.commands.data:synth", "generate the learnable synthetic motion video data set",
+                         aliases={"out": ("-o",)}),
         "check": Command("videoml.commands.data:check", "check that video files decode, and report what they hold",
-                         ("paths",), {"output": ("-o",)}),
+                         ("paths",), {"out": ("-o",)}),
         "prepare": Command("videoml.commands.data:prepare",
                            "re-encode a data set into a format that is cheap to train from", ("src", "dst")),
         "corpus": Command("videoml.commands.data:corpus",
@@ -45,12 +47,15 @@ COMMANDS = {
     },
     "bench": {
         "decode": Command("videoml.commands.bench:decode", "clip decoding per backend vs FFmpeg's ceiling and "
-                          "PyTorchVideo"),
-        "model": Command("videoml.commands.bench:model", "forward and train-step clips/s per model and execution mode"),
+                          "PyTorchVideo", aliases={"out": ("-o",)}),
+        "model": Command("videoml.commands.bench:model", "forward and train-step clips/s per model and execution mode",
+                         aliases={"out": ("-o",)}),
         "infer": Command("videoml.commands.bench:infer",
-                         "videoml infer vs the PyTorchVideo tutorial loop and vs the model alone"),
+                         "videoml infer vs the PyTorchVideo tutorial loop and vs the model alone",
+                         aliases={"out": ("-o",)}),
         "suite": Command("videoml.commands.bench:suite",
-                         "a declared matrix: models x frameworks x modes x batch sizes x stages"),
+                         "a declared matrix: models x frameworks x modes x batch sizes x stages",
+                         aliases={"out": ("-o",)}),
         "compare": Command("videoml.commands.bench:compare", "two suite results folders side by side, with ratios",
                            ("a", "b")),
     },
@@ -126,7 +131,7 @@ def _command(argv: list[str]) -> tuple[list[str], Command | dict]:
 
 
 def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    text = option_error_line(error)
+    text = re.sub(r"^--[\w]+", lambda m: m.group(0).replace("_", "-"), option_error_line(error))  # as --help spells it
     config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
     if config and text.startswith("Problems parsing config"):  # jsonargparse names the text, not the file
         text = f"{config}: {text}"

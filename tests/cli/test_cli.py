@@ -79,9 +79,9 @@ def test_a_bool_option_alone_is_true_and_the_word_after_it_stays_an_argument(cor
 
 @pytest.mark.parametrize("args, option", [
     (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--dense", "inf"), "--dense"),
-    (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--decode-timeout", "1e300"), "--decode_timeout"),
-    (("extract", "a.mp4", "-m", "m.ckpt", "-o", "out", "--decode-timeout", "nan"), "--decode_timeout"),
-    (("data", "check", "a.mp4", "--timeout", "inf"), "--timeout"),
+    (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--decode-timeout", "1e300"), "--decode-timeout"),
+    (("extract", "a.mp4", "-m", "m.ckpt", "-o", "out", "--decode-timeout", "nan"), "--decode-timeout"),
+    (("data", "check", "a.mp4", "--decode-timeout", "inf"), "--decode-timeout"),
     (("fit", "--config", "configs/synth_x3d_tiny.yaml", "--data.decode_timeout", "inf"), "--data.decode_timeout"),
 ])
 def test_durations_must_be_finite_and_positive_when_parsed(tmp_path, args, option):
@@ -122,3 +122,18 @@ def test_print_config_gives_a_file_that_runs_the_same_command_positionals_includ
     assert given.returncode == 0 and "1 file: 1 ok" in given.stderr
     none = videoml("data", "check")
     assert none.returncode == 2 and "no paths given, on the command line or in --config" in none.stderr
+
+
+def test_one_idea_has_one_name_and_old_spellings_still_work_for_now(tmp_path, small_synth):
+    video = str(small_synth.root / small_synth.split_file("val").read_text().split()[0])
+    for command in (["infer"], ["extract"], ["data", "check"], ["data", "synth"], ["bench", "suite"], ["export"]):
+        shown = videoml(*command, "--help").stdout
+        assert "-o OUT" in shown or "--out OUT" in shown, command  # every output is --out / -o
+        options = {w.strip("[],)") for w in shown.split() if w.startswith("--")} - {"--print_config"}  # (jsonargparse's)
+        assert "--output" not in options and not [o for o in options if "_" in o], (command, options)
+    old = videoml("data", "check", video, "--output", str(tmp_path / "a.txt"), "--timeout", "30")
+    new = videoml("data", "check", video, "-o", str(tmp_path / "b.txt"), "--decode-timeout", "30")
+    assert old.returncode == new.returncode == 0
+    assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text()
+    assert "videoml: --output is now --out (the old name goes in the next release)" in old.stderr
+    assert "videoml: --timeout is now --decode-timeout" in old.stderr and "is now" not in new.stderr

@@ -50,7 +50,7 @@ def test_data_check_accounts_for_every_mutated_file(cases, tmp_path):
     folder, made = cases
     report = tmp_path / "check.jsonl"
     result = videoml("data", "check", str(folder), "--format", "jsonl", "-o", str(report), "--num-workers", "2",
-                     "--timeout", "30")
+                     "--decode-timeout", "30")
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-3000:]
     records = [json.loads(line) for line in report.read_text().splitlines()]
     assert sorted(r["path"] for r in records) == sorted(made)
@@ -78,7 +78,7 @@ def test_data_prepare_accounts_for_every_mutated_file(cases, tmp_path):
     listing.write_text("".join(f"{p} 0\n" for p in sources))
     (tmp_path / "classes.txt").write_text("any\n")
     out = tmp_path / "prepared"
-    result = videoml("data", "prepare", str(listing), str(out), "--num-workers", "2", "--timeout", "60",
+    result = videoml("data", "prepare", str(listing), str(out), "--num-workers", "2", "--decode-timeout", "60",
                      "--max-bad-fraction", "1")
     assert result.returncode in (0, 3) and "Traceback" not in result.stderr, result.stderr[-3000:]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]

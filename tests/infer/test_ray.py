@@ -43,7 +43,7 @@ def videos(small_synth, tmp_path_factory) -> list[str]:
 
 
 def _local(checkpoint, videos, out) -> dict:
-    infer(InferConfig(model=str(checkpoint), inputs=videos, output=str(out), num_workers=1, progress=False))
+    infer(InferConfig(model=str(checkpoint), inputs=videos, out=str(out), num_workers=1, progress=False))
     return {r["path"]: r for r in read_records(out)}
 
 
@@ -61,7 +61,7 @@ def _same_records(got: list[dict], expected: dict) -> None:
 def test_the_ray_engine_records_what_the_local_engine_does(cluster, small_synth, videos, checkpoint, tmp_path):
     few = videos[:6] + videos[-1:]  # the garbage file among them
     expected = _local(checkpoint, few, tmp_path / "local.jsonl")
-    summary = infer(InferConfig(model=str(checkpoint), inputs=few, output=str(tmp_path / "ray.jsonl"),
+    summary = infer(InferConfig(model=str(checkpoint), inputs=few, out=str(tmp_path / "ray.jsonl"),
                                 engine="ray", progress=False))
     got = read_records(tmp_path / "ray.jsonl")
     assert [r["path"] for r in got] == few  # input order

@@ -90,7 +90,7 @@ def infer_cell(plan: Plan, cell, timing: Timing, emit) -> None:
             emit(cell, time_rounds(lambda: predictor(batch), timing), cell.batch_size)
         elif cell.stage in ("videoml_infer", "videoml_infer_ray"):
             ray = cell.stage == "videoml_infer_ray"
-            options = InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], output=f"{tmp}/out",
+            options = InferConfig(model=str(checkpoint), inputs=[str(p) for p in paths], out=f"{tmp}/out",
                                   batch_size=cell.batch_size, num_workers=cell.workers,
                                   devices=("cpu",) if ray else (plan.device,), precision=settings.precision,
                                   progress=False, overwrite=True, engine="ray" if ray else "local")

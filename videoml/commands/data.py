@@ -39,8 +39,8 @@ def synth(dataset: SynthConfig, out: str = "data/synth", num_workers: PositiveIn
     return 0
 
 
-def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output: str | None = None,
-          num_workers: PositiveInt = WORKERS, timeout: Seconds = DEFAULT_SECONDS) -> int:
+def check(paths: list[str], format: Literal["table", "jsonl"] = "table", out: str | None = None,
+          num_workers: PositiveInt = WORKERS, decode_timeout: Seconds = DEFAULT_SECONDS) -> int:
     """For every file: ok, warn (it reads, with something to act on) or bad (it does not), codec, size, frames that
     really decode vs the header's count, fps from the time stamps, key frame spacing. Exit status 1 when any file is
     bad.
@@ -48,9 +48,9 @@ def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output:
     Args:
         paths: video files, folders (searched recursively) or glob patterns.
         format: a table, or one JSON record per file.
-        output: write the report here instead of standard output.
+        out: write the report here instead of standard output.
         num_workers: files checked in parallel.
-        timeout: seconds; a file that takes longer to check is reported bad.
+        decode_timeout: seconds; a file that takes longer to check is reported bad.
     """
     from tqdm.auto import tqdm
 
@@ -60,24 +60,24 @@ def check(paths: list[str], format: Literal["table", "jsonl"] = "table", output:
     found = find_videos(paths)
     if not found:
         raise UsageError(f"no video files in {', '.join(paths)}" if paths else "no paths to check")
-    out = open(output, "w") if output else sys.stdout
+    report = open(out, "w") if out else sys.stdout
     records = []
     try:
         if format == "table":
-            print(TABLE_HEADER, file=out)
-        for record in tqdm(check_videos(found, num_workers, timeout), total=len(found), unit="file",
+            print(TABLE_HEADER, file=report)
+        for record in tqdm(check_videos(found, num_workers, decode_timeout), total=len(found), unit="file",
                            disable=not sys.stderr.isatty()):
             records.append(record)
-            print(json.dumps(record) if format == "jsonl" else format_row(record), file=out, flush=True)
+            print(json.dumps(record) if format == "jsonl" else format_row(record), file=report, flush=True)
     finally:
-        if output:
-            out.close()
+        if out:
+            report.close()
     print(summary(records), file=sys.stderr)
     return 1 if any(r["status"] == "bad" for r in records) else 0
 
 
 def prepare(src: str, dst: str, settings: PrepareConfig, num_workers: PositiveInt = WORKERS,
-            timeout: Seconds = DEFAULT_SECONDS, max_bad_fraction: NonNegativeFloat = 0.05,
+            decode_timeout: Seconds = DEFAULT_SECONDS, max_bad_fraction: NonNegativeFloat = 0.05,
             force: bool = False) -> int:
     """Re-encode every video of SRC (a fit config's data sources, a labeled-paths file, a folder with
     train/val/test.csv, or a <class>/<video> folder) into DST: short side scaled down, short fixed GOPs, unreferenced
@@ -89,13 +89,13 @@ def prepare(src: str, dst: str, settings: PrepareConfig, num_workers: PositiveIn
         src: the data set to prepare.
         dst: output folder.
         num_workers: videos encoded in parallel.
-        timeout: seconds; a video that takes longer is listed as bad.
+        decode_timeout: seconds; a video that takes longer is listed as bad.
         max_bad_fraction: fail when more sources than this fraction are bad.
         force: replace a prepared set made with other settings.
     """
     from videoml.data.prepare import prepare as run
 
-    summary = run(src, dst, settings, num_workers=num_workers, timeout=timeout, max_bad_fraction=max_bad_fraction,
+    summary = run(src, dst, settings, num_workers=num_workers, timeout=decode_timeout, max_bad_fraction=max_bad_fraction,
                   force=force, progress=sys.stderr.isatty())
     for record in summary.bad:
         print(f"bad: {record['source']}: {record['error']}", file=sys.stderr)

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ def conventional(parser: ArgumentParser, options: dict, aliases: dict, bare: dic
     for :func:`normalize`."""
     for action in parser._actions:  # argparse keeps its options here; the names and bare forms are added to them
         name = action.dest
+        if "." in name and action.option_strings:  # a nested dataclass's field (bench suite's reading.*): its name
+            shown = [f"--{name.replace('_', '-')}"]
+            _add_names(parser, action, shown)
+            action.option_strings = shown
         if name not in options:
             continue
         shown = [f"--{name.replace('_', '-')}", *aliases.get(name, ())]  # the spellings the docs use
@@ -120,19 +125,27 @@ def _arg_help(doc: str, name: str) -> str | None:
     return next((p.description for p in docstring_parser.parse(doc).params if p.arg_name == name), None)
 
 
+# Options renamed so that one idea has one name in every command (old -> new): the old spelling still works, with a
+# line saying so, for one release
+RENAMED = {"--output": "--out", "--timeout": "--decode-timeout", "--batch": "--batch-size"}
+
 # What a bool option takes as its value (YAML's spellings, as jsonargparse reads them); any other word after it is
 # not its value but the next argument: ``--resume a.mp4`` resumes, with a.mp4 an input
 BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
 
 def normalize(argv: list[str], shapes: dict) -> list[str]:
-    """``--no-X`` -> ``--X false``; a bool option alone -> ``--X true`` (whatever follows it that is not a bool);
-    a comma-separated value of a list option -> a YAML list. ``shapes``: option -> "bool", "list" or "value"
-    (:func:`conventional` records them)."""
+    """Renamed options (:data:`RENAMED`) -> their names now; ``--no-X`` -> ``--X false``; a bool option alone ->
+    ``--X true`` (whatever follows it that is not a bool); a comma-separated value of a list option -> a YAML list.
+    ``shapes``: option -> "bool", "list" or "value" (:func:`conventional` records them)."""
     out, at = [], 0
     while at < len(argv):
         item, at = argv[at], at + 1
         name = item.split("=", 1)[0]
+        renamed = RENAMED.get(name.replace("_", "-"))
+        if renamed in shapes:
+            print(f"videoml: {name} is now {renamed} (the old name goes in the next release)", file=sys.stderr)
+            name, item = renamed, renamed + item[len(name):]
         if name.startswith("--no-") and shapes.get("--" + name[5:]) == "bool":
             out += ["--" + name[5:], "false"]
         elif shapes.get(name) == "bool" and "=" not in item and (at == len(argv) or argv[at].lower() not in BOOL_WORDS):

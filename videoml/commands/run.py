@@ -51,7 +51,7 @@ def _run_videos(options: VideoRun) -> int:
 
 
 def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str = "export",
-           sample: str | None = None, opset: int | None = None, batch: PositiveInt = 2,
+           sample: str | None = None, opset: int | None = None, batch_size: PositiveInt = 2,
            features: str | None = None, optimize: bool = False) -> int:
     """Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: its logits on
     real decoded clips must match eager PyTorch's (see docs/inference.md).
@@ -63,7 +63,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         out: file, or folder for model.<suffix>.
         sample: video to verify with (default: a generated synthetic video).
         opset: ONNX opset (default: videoml.export.DEFAULT_OPSET).
-        batch: example batch to export with.
+        batch_size: the example batch exported with (a dynamic batch dimension: any batch size runs).
         features: export the embeddings of this layer instead of the logits, for videoml extract ('head': the
             classifier's input; or a block's name, its output pooled).
         optimize: export the fast inference graph (BatchNorm folded into the convolutions), checked against the
@@ -77,7 +77,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
         raise UsageError("several formats need --out to be a folder")
     for fmt in chosen:
         output_path(fmt, out)  # a wrong name fails before the model is loaded
-    exporter = Exporter(checkpoint, sample_video=sample, batch=batch, features=features, optimize=optimize)
+    exporter = Exporter(checkpoint, sample_video=sample, batch=batch_size, features=features, optimize=optimize)
     failed = written = 0
     for fmt in chosen:
         try:

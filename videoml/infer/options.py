@@ -157,7 +157,7 @@ class VideoRun:
 
 @dataclass
 class InferConfig(VideoRun):
-    output: str = "predictions.jsonl"
+    out: str = "predictions.jsonl"
     """JSONL results file"""
     csv: str | None = None
     """also write the results as CSV here"""
@@ -171,7 +171,7 @@ class InferConfig(VideoRun):
     per-class report with a confusion matrix into OUTPUT.report"""
 
     def outputs(self) -> tuple[str, str | None]:
-        return self.output, self.csv
+        return self.out, self.csv
 
     def check(self) -> None:
         check(self.aggregate, Aggregate, "aggregate")
@@ -187,14 +187,14 @@ class InferConfig(VideoRun):
 
         listed = labeled_paths(self.labels)
         truth = {result_key(path): listed.classes[label] for path, label in listed.items}
-        records = [r for r in read_records(self.output) if r["status"] == "ok"]
+        records = [r for r in read_records(self.out) if r["status"] == "ok"]
         labeled = [r for r in records if result_key(r["path"]) in truth]
         if len(labeled) < len(records):
             log.warning("%d classified videos are not in %s and left out of the report", len(records) - len(labeled),
                         self.labels)
         report = ClassReport.from_labels([truth[result_key(r["path"])] for r in labeled],
                                          [r["top_k"][0]["label"] for r in labeled], listed.classes)
-        folder = report.write(Path(self.output).with_name(Path(self.output).name + ".report"))
+        folder = report.write(Path(self.out).with_name(Path(self.out).name + ".report"))
         return f"top-1 {report.top1:.4f} over {len(labeled)} labelled videos; per-class report in {folder}"
 
     def error_record(self, path: str, error: str) -> dict:
