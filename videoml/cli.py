@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     debug, rest = lead > 0, argv[lead:]
     if debug:
         os.environ["VIDEOML_DEBUG"] = "1"  # every process of the run leaves library log lines on stderr
+    else:  # the PyTorch profiler's own lines on every profiled step (USDT profiler_start/stop, "gpuGetDeviceCount
+        os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # failed" on a CPU): above its highest level (USDT = 5)
     try:
         for config in config_files(rest):  # before any parser expands it
             check_config_size(config)
