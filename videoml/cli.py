@@ -57,7 +57,7 @@ COMMANDS = {
                          "a declared matrix: models x frameworks x modes x batch sizes x stages",
                          aliases={"out": ("-o",)}),
         "compare": Command("videoml.commands.bench:compare", "two suite results folders side by side, with ratios",
-                           ("a", "b")),
+                           ("a", "b"), {"out": ("-o",)}),
     },
     "tf": {"fit": None},  # train the Keras twin of a videoml fit config (videoml.commands.tf)
 }

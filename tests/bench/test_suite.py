@@ -57,8 +57,15 @@ def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
     for plot in ("throughput.png", "stages.png", "scaling.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
-    same = videoml("bench", "compare", str(out), str(out))
+    # the whole report as one page a browser opens offline: the tables, the plots inline, the machine
+    page = (out / "report.html").read_text()
+    tables = sum(line.startswith("|---") for line in table.splitlines())
+    assert page.count("<table>") == tables > 0 and page.count('src="data:image/png;base64,') == 3
+    assert "<dt>cpu</dt>" in page and "torch cl3d" in page and "http" not in page  # nothing fetched from elsewhere
+
+    same = videoml("bench", "compare", str(out), str(out), "-o", str(tmp_path / "compare.html"))
     assert same.returncode == 0 and same.stdout.count("| 1.00x | within noise |") == 8
+    assert (tmp_path / "compare.html").read_text().count("<td>within noise</td>") == 8
 
 
 @pytest.mark.slow

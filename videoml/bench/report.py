@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 from pathlib import Path
@@ -116,7 +118,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _throughput_plot(summary: Summary, path: Path) -> Path:
-    """clips/s per model, framework and mode, train step and forward, at the first batch size."""
+    """clips/s per model, framework and mode, train step and forward, at the first batch size; the error bars are the
+    95 % intervals of the medians (the table's ±)."""
     import matplotlib.pyplot as plt
 
     config = summary.config
@@ -128,8 +131,11 @@ def _throughput_plot(summary: Summary, path: Path) -> Path:
         for i, (framework, mode) in enumerate(variants):
             found = [best(summary.runs, kind="model", stage=stage, framework=framework, mode=mode, model=m,
                           batch_size=batch) for m in models]
-            ax.bar([k + i * width for k in range(len(models))], [r.clips_per_s if r else 0 for r in found], width,
-                   label=f"{framework} {mode}")
+            rates = [r.clips_per_s if r else 0 for r in found]
+            intervals = [r.stats["clips_per_s_ci95"] if r and r.stats else (0, 0) for r in found]
+            ax.bar([k + i * width for k in range(len(models))], rates, width, label=f"{framework} {mode}",
+                   yerr=[[max(rate - low, 0) for rate, (low, _) in zip(rates, intervals)],
+                         [max(high - rate, 0) for rate, (_, high) in zip(rates, intervals)]], capsize=3)
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(models))], models)
         ax.set_title(f"{stage}, batch {batch}")
         ax.set_ylabel("clips/s")
@@ -198,10 +204,45 @@ def plots(summary: Summary, out: Path) -> list[Path]:
 
 
 def write(summary: Summary, out: Path) -> list[str]:
-    """suite.json, table.md and the plots; the names of the files written."""
+    """suite.json, table.md, the plots and report.html (all of them in one page); the names of the files written."""
     (out / "suite.json").write_text(json.dumps(summary.as_json(), indent=2) + "\n")
-    (out / "table.md").write_text(table(summary))
-    return ["suite.json", "table.md", *(p.name for p in plots(summary, out))]
+    text = table(summary)
+    (out / "table.md").write_text(text)
+    pictures = plots(summary, out)
+    (out / "report.html").write_text(html_page(f"videoml bench: {summary.config.get('name', 'suite')}", text,
+                                               pictures, machine_of(summary.runs)))
+    return ["suite.json", "table.md", *(p.name for p in pictures), "report.html"]
+
+
+def machine_of(runs: list[Run]) -> dict:
+    """Where the runs were measured (the first run's machine, versions and commit)."""
+    first = next(iter(runs), None)
+    if first is None:
+        return {}
+    return {**first.machine, "framework": f"{first.framework.get('name')} {first.framework.get('version')}",
+            "commit": f"{first.commit}{' (dirty)' if first.dirty else ''}"}
+
+
+PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+              "table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;"
+              "padding:4px 8px;text-align:left}th{background:#f3f3f3}img{max-width:100%;margin:1em 0}"
+              "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:14px}dt{font-weight:600}")
+
+
+def html_page(title: str, markdown: str, pictures: list[Path] = (), machine: dict | None = None) -> str:
+    """One self-contained HTML page: the markdown report rendered (markdown-it, tables on), the pictures inline, and
+    where it was measured. Opens in any browser, offline, as a single file."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    images = "".join(f'<figure><img alt="{p.name}" src="data:image/png;base64,'
+                     f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.name}</figcaption></figure>'
+                     for p in pictures)
+    where = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in (machine or {}).items()
+                    if v not in (None, "", []))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{PAGE_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            + (f"<h2>machine</h2><dl>{where}</dl>" if where else "") + body + images + "</body></html>\n")
 
 
 def compare(a: str | os.PathLike, b: str | os.PathLike) -> str:

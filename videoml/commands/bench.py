@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from videoml.bench.presets import DecodeBench, InferBench, ModelBench
@@ -48,15 +49,24 @@ def suite(config: SuiteConfig, out: str | None = None, only_frameworks: list[str
     return 0
 
 
-def compare(a: str, b: str) -> int:
+def compare(a: str, b: str, out: str | None = None) -> int:
     """Runs present in both folders: clips/s, the ratio B/A, and whether the change is beyond the noise (the 95%
     intervals of the medians do not overlap).
 
     Args:
         a: results folder A (the reference).
         b: results folder B.
+        out: also write the comparison as one self-contained HTML page here (with both folders' machines).
     """
-    from videoml.bench.report import compare as side_by_side
+    from videoml.bench.records import load_runs
+    from videoml.bench.report import compare as side_by_side, html_page, machine_of
+    from videoml.fileio import write_atomic
 
-    print(side_by_side(a, b))
+    text = side_by_side(a, b)
+    print(text)
+    if out:
+        machines = {f"{folder}: {key}": value for folder in (a, b)
+                    for key, value in machine_of(list(load_runs(folder).values())).items()}
+        write_atomic(out, html_page(f"videoml bench compare {a} {b}", text, machine=machines))
+        print(f"written: {out}", file=sys.stderr)
     return 0
