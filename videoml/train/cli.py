@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import signal
 import sys
+import types
 import warnings
 
 from jsonargparse import ArgumentError
@@ -61,6 +62,7 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
     # LightningCLI reads the command line itself, and warns when it is also given ``args``: it gets them as argv
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
     _quiet_lightning()
+    _tensorboard_without_tensorflow()
     try:
         return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
     except ArgumentError as e:
@@ -90,6 +92,14 @@ def _quiet_lightning() -> None:
         tips.addFilter(_not_a_tip)
     # the line main prints says it; Lightning's own ("[rank: 0] Received SIGTERM: 15") would be a second
     logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
+
+
+def _tensorboard_without_tensorflow() -> None:
+    """TensorBoard's event writer (the recipes' TensorBoardLogger) loads TensorFlow when it is installed, for its
+    file I/O (``tensorboard.compat.tf``): seconds of start-up and TensorFlow's log lines on every run, and TensorFlow
+    beside torch in one process, which on a GPU wants another CUDA. TensorBoard's own switch is the module
+    ``tensorboard.compat.notf``: where it imports, TensorBoard uses its stub, which writes the same event files."""
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def run(args: list[str]) -> VideoCLI:
