@@ -76,9 +76,9 @@ def test_resume_refuses_lines_that_are_not_records(tmp_path, line):
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--num-workers", "-1"), "--num_workers: -1 does not conform to restriction v>=0"),
+    (("--num-workers", "-1"), "--num-workers: -1 does not conform to restriction v>=0"),
     (("--dense", "nan"), "--dense: does not conform to restriction v>0 and v<=10000000.0, got nan"),
-    (("--decode-timeout", "0"), "--decode_timeout: does not conform to restriction v>0 and v<=10000000.0, got 0"),
+    (("--decode-timeout", "0"), "--decode-timeout: does not conform to restriction v>0 and v<=10000000.0, got 0"),
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, args, words):
     out = tmp_path / "out.jsonl"
