@@ -125,8 +125,9 @@ class LearningCurves(L.Callback):
             return
         if top1 is not None:
             self._row(finished)["train top-1"] = float(top1)
-        if trainer.is_global_zero and trainer.log_dir:
-            plot_curves(self.epochs, Path(trainer.log_dir) / "curves.png")
+        log_dir = trainer.log_dir  # every rank: it is a collective call (a broadcast) under DDP
+        if trainer.is_global_zero and log_dir:
+            plot_curves(self.epochs, Path(log_dir) / "curves.png")
 
 
 def plot_curves(epochs: dict[int, dict[str, float]], path: Path) -> None:
