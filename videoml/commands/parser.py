@@ -96,7 +96,8 @@ def conventional(parser: ArgumentParser, options: dict, aliases: dict, bare: dic
     for :func:`normalize`."""
     for action in parser._actions:  # argparse keeps its options here; the names and bare forms are added to them
         name = action.dest
-        if "." in name and action.option_strings:  # a nested dataclass's field (bench suite's reading.*): its name
+        if "." in name and name.split(".")[0] in options and action.option_strings:  # a field of an option's
+            # dataclass (bench suite's reading.*): its dashed name (LightningCLI's own, in tf fit, stay as they are)
             shown = [f"--{name.replace('_', '-')}"]
             _add_names(parser, action, shown)
             action.option_strings = shown
