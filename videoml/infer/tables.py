@@ -17,9 +17,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
-from videoml.errors import UsageError, install_hint
 from videoml.fileio import atomic_path
 from videoml.infer.results import read_records
 
@@ -33,11 +30,9 @@ def clips_path(path: str | os.PathLike) -> Path:
 def write_tables(records_file: str | os.PathLike, path: str | os.PathLike, rows) -> list[Path]:
     """The tables of the records in ``records_file``: ``rows(record)`` gives a record's (video row, clip rows).
     Returns the files written (the clip table only when a record has clip rows)."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError(f"--parquet needs pyarrow: {install_hint('pyarrow')}") from None
+    import pyarrow as pa  # (its absence is refused before the run: VideoRun.check)
+    import pyarrow.parquet as pq
+
     videos, clips = [], []
     for record in read_records(records_file):
         video, per_clip = rows(record)
@@ -68,16 +63,23 @@ def infer_rows(record: dict) -> tuple[dict, list[dict]]:
 
 
 def extract_rows(out: str | os.PathLike):
-    """``rows`` for an extract output folder ``out``: a record's row with the video's embedding, and its clips'."""
+    """``rows`` for an extract output folder ``out``: a record's row with the video's embedding, and its clips'
+    (the arrays read by :func:`~videoml.infer.features.load_features`, which names a missing one)."""
+    from videoml.infer.features import load_features
+
+    features = load_features(out)
+    arrays = {r["features"]: (video, clips) for r, video, clips in zip(features.records, features.videos,
+                                                                      features.clips)}
+
     def rows(record: dict) -> tuple[dict, list[dict]]:
         ok = record["status"] == "ok"
         name = record.get("features")
         video = {"path": record["path"], "status": record["status"], "features": name, "dim": record.get("dim"),
-                 "embedding": np.load(Path(out) / "videos" / f"{name}.npy") if ok else None,  # float32 lists
+                 "embedding": arrays[name][0] if ok else None,  # float32 lists
                  **{k: record.get(k) for k in ("clips", "seconds", "error")}}
         if not ok:
             return video, []
-        crops, array = record["crops"], np.load(Path(out) / "clips" / f"{name}.npy")
+        crops, array = record["crops"], arrays[name][1]
         clips = [{"path": record["path"], "clip": n // crops, "crop": n % crops, "start": record["starts"][n // crops],
                   "end": record["ends"][n // crops], "embedding": row} for n, row in enumerate(array)]
         return video, clips
