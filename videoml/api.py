@@ -91,7 +91,7 @@ class Model:
         return Prediction(ranked[0][0], ranked[0][1], ranked, scores.numpy(), logits.numpy())
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu", precision: Precision = "fp32",
+def load_model(path: str | os.PathLike, device: str = "cpu", precision: Precision = "32-true",
                memory_format: MemoryFormat = "auto") -> Model:
     """A ``videoml fit`` checkpoint (.ckpt), a ``videoml export`` file (.ts, .pt2, .onnx) or published weights
     (``zoo:x3d_s``), ready to predict."""

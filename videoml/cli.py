@@ -149,6 +149,20 @@ def _lightning(argv: list[str]) -> int:
     return lightning_main(argv)
 
 
+def _tf_fit(args: list[str]) -> int:
+    """``videoml tf fit``: videoml fit's own parser (:mod:`videoml.commands.tf`)."""
+    from videoml.commands.tf import fit
+
+    return fit(args)
+
+
+def _slow_help(words: list[str]) -> bool:
+    """``videoml fit --help`` and the like, whose parser (LightningCLI's) takes seconds to build: kept once built
+    (:mod:`videoml.helpcache`)."""
+    command = words[:2] if words[:2] == ["tf", "fit"] else words[:1]
+    return bool(command) and command[0] in (*LIGHTNING_COMMANDS, "tf") and words[len(command):] in (["--help"], ["-h"])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lead = next((i for i, a in enumerate(argv) if a not in DEBUG_FLAGS), len(argv))  # --debug before the command
@@ -157,11 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["VIDEOML_DEBUG"] = "1"  # every process of the run leaves library log lines on stderr
     else:  # the PyTorch profiler's own lines on every profiled step (USDT profiler_start/stop, "gpuGetDeviceCount
         os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # failed" on a CPU): above its highest level (USDT = 5)
+        # TensorFlow's C++ start-up lines (oneDNN, CPU features), also where another library imports it first
+        # (TensorBoard's writer does when TensorFlow is installed)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         for config in config_files(rest):  # before any parser expands it
             check_config_size(config)
     except UsageError as e:
         return _report(e, debug)
+    if _slow_help(rest):
+        from videoml.helpcache import kept_help
+
+        return kept_help(rest[:-1], lambda: _lightning(rest) if rest[0] != "tf" else _tf_fit(rest[2:]))
     if rest and rest[0] in LIGHTNING_COMMANDS:  # Lightning handles SIGTERM itself (a checkpoint at the next batch)
         try:
             return _lightning(rest)
@@ -169,10 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(e, debug)
     stop_on_signals()  # SIGTERM unwinds like Ctrl-C: outputs closed, child processes terminated
     try:
-        if rest[:2] == ["tf", "fit"]:  # videoml fit's own parser (videoml.commands.tf)
-            from videoml.commands.tf import fit
-
-            return fit(rest[2:])
+        if rest[:2] == ["tf", "fit"]:
+            return _tf_fit(rest[2:])
         try:
             command, values = _parse(rest)
         except Exception as e:  # jsonargparse's ArgumentError, or a type's own error while parsing a value

@@ -44,6 +44,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def default_cache_dir() -> Path:
+    """Where videoml keeps what it can build again (frame indices, the corpus, help texts): ``$VIDEOML_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/videoml``, else ``~/.cache/videoml``."""
+    if os.environ.get("VIDEOML_CACHE_DIR"):
+        return Path(os.environ["VIDEOML_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "videoml"
+
+
 def write_atomic(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     with atomic_path(path) as tmp:

@@ -14,7 +14,7 @@ from videoml.errors import VideomlError
 from videoml.vocab import MemoryFormat, Precision, check
 
 MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def parse_device(text: str | torch.device) -> torch.device:
@@ -34,8 +34,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast(device: torch.device, precision: Precision = "fp32"):
-    """The context that runs a model at ``precision`` on ``device`` (fp32: none)."""
+def autocast(device: torch.device, precision: Precision = "32-true"):
+    """The context that runs a model at ``precision`` on ``device`` (32-true: none)."""
     dtype = AUTOCAST_DTYPES[check(precision, Precision, "precision")]
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 

@@ -8,7 +8,11 @@ from typing import Literal, get_args
 from videoml.errors import UsageError
 
 Backend = Literal["pyav", "decord", "torchcodec"]  # video decoders (:func:`videoml.open_video`; plus "auto" there)
-Precision = Literal["fp32", "bf16", "fp16"]  # fp32, or autocast to bf16 / fp16
+# float32, or autocast to bfloat16 / float16: Lightning's spelling (``trainer.precision``), so that training and
+# inference take the same values
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+# the short names (bench modes are written with them: ``cl3d+bf16``; ``--precision`` took them before)
+PRECISION_NAMES = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 MemoryFormat = Literal["auto", "channels_last_3d", "contiguous"]  # "auto": by device and architecture
 TFMode = Literal["eager", "graph", "xla"]  # no tf.function, tf.function, tf.function(jit_compile=True)
 Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: mean / max of softmax, mean logits

@@ -137,3 +137,16 @@ def test_one_idea_has_one_name_and_old_spellings_still_work_for_now(tmp_path, sm
     assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text()
     assert "videoml: --output is now --out (the old name goes in the next release)" in old.stderr
     assert "videoml: --timeout is now --decode-timeout" in old.stderr and "is now" not in new.stderr
+
+
+def test_precision_takes_lightning_values_in_every_command_and_the_short_names_for_now():
+    for old, new in (("fp32", "32-true"), ("bf16", "bf16-mixed"), ("fp16", "16-mixed")):
+        for spelled in (["--precision", old], [f"--precision={old}"]):
+            printed = videoml("infer", "a.mp4", "-m", "zoo:x3d_xs", *spelled, "--print_config")
+            assert printed.returncode == 0 and f"precision: {new}\n" in printed.stdout, printed.stderr
+            assert f"videoml: --precision {old} is now --precision {new}" in printed.stderr
+        current = videoml("extract", "a.mp4", "-m", "zoo:x3d_xs", "-o", "f", "--precision", new, "--print_config")
+        assert f"precision: {new}\n" in current.stdout and "is now" not in current.stderr
+    refused = videoml("infer", "a.mp4", "-m", "zoo:x3d_xs", "--precision", "fp8")
+    assert refused.returncode == 2 and "--precision: expected one of 32-true, bf16-mixed, 16-mixed, got fp8" in \
+        refused.stderr

@@ -1,6 +1,7 @@
 """A command's --help and its option errors answer at once: they import what the command needs only when it runs
 (torch, Lightning and TensorFlow take seconds to import)."""
 
+import os
 import statistics
 import subprocess
 import sys
@@ -17,8 +18,9 @@ PROBE = ("import runpy, sys; sys.argv = ['videoml', *sys.argv[1:]]\n"
          "print(sorted({m.split('.')[0] for m in sys.modules} & set(%r)), file=sys.stderr)" % (HEAVY,))
 
 
-def _heavy_modules(*args) -> str:
-    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120)
+def _heavy_modules(*args, env=None) -> str:
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
+                            env=env)
     return result.stderr.strip().splitlines()[-1]
 
 
@@ -42,3 +44,21 @@ def test_help_answers_within_a_second(command):
         times.append(time.perf_counter() - started)
         assert result.returncode == 0
     assert statistics.median(times) < 1.0, times
+
+
+@pytest.mark.parametrize("command", [["fit"], ["tf", "fit"]], ids=" ".join)
+def test_lightning_help_is_built_once_then_answers_at_once(command, tmp_path):
+    env = {**os.environ, "VIDEOML_CACHE_DIR": str(tmp_path)}
+    run = [sys.executable, "-m", "videoml", *command, "--help"]
+    built = subprocess.run(run, capture_output=True, text=True, timeout=300, env=env)
+    assert built.returncode == 0 and built.stderr == "", built.stderr  # no TensorFlow start-up lines either
+    assert "--trainer.max_epochs" in built.stdout and "--data.batch_size" in built.stdout
+    assert ("--run-dir" in built.stdout) == (command[0] == "tf")
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        kept = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
+        times.append(time.perf_counter() - started)
+        assert kept.returncode == 0 and kept.stdout == built.stdout
+    assert statistics.median(times) < 1.0, times
+    assert _heavy_modules(*command, "--help", env=env) == "[]"

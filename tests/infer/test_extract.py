@@ -1,6 +1,8 @@
 """`videoml extract` as users run it: embeddings per clip and per video, checked against the model's own
 computation on clips the training data path decodes."""
 
+import json
+
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
@@ -149,11 +151,14 @@ def test_resuming_with_other_settings_is_refused_and_the_output_is_left_as_it_wa
     first = videoml("extract", videos[0], "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
     assert first.returncode == 0, first.stderr[-3000:]
     index = (out / "index.jsonl").read_text()
-    for option in (("--layer", "blocks.2"), ("--views", "3"), ("--crops", "3")):
+    for option in (("--layer", "blocks.2"), ("--views", "3"), ("--crops", "3"), ("--precision", "bf16-mixed")):
         other = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume",
                         *option)
         assert other.returncode == 2 and "its features were extracted with other settings" in other.stderr
         assert option[0].lstrip("-") in other.stderr and (out / "index.jsonl").read_text() == index
+    settings = json.loads((out / "extract.json").read_text())
+    settings["settings"]["precision"] = "fp32"  # as earlier releases named 32-true: the same features
+    (out / "extract.json").write_text(json.dumps(settings))
     same = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume")
     assert same.returncode == 0, same.stderr[-3000:]
     assert len(load_features(out).paths) == 2  # one kind of features: they load together

@@ -21,17 +21,18 @@ from videoml.models.optimize import compiled, fold_batchnorm
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
 from videoml.spec import InputSpec
-from videoml.vocab import Precision, check, choices
+from videoml.vocab import PRECISION_NAMES, check
 
 
 # what a torch mode is made of, joined by "+" (``cl3d+bf16+compile``); eager and contiguous are the defaults
-MODE_PARTS = ("cl3d", "channels_last_3d", *choices(Precision), "compile", "optimized", "eager", "contiguous")
+MODE_PARTS = ("cl3d", "channels_last_3d", *PRECISION_NAMES, "compile", "optimized", "eager", "contiguous")
 
 
 @dataclass(frozen=True)
 class Mode:
     memory_format: str = "contiguous"
     precision: str = "fp32"
+    """a short name of :data:`videoml.vocab.PRECISION_NAMES` (the modes' names are written with them)"""
     compile: bool = False
     optimized: bool = False
 
@@ -42,7 +43,7 @@ class Mode:
         for part in text.split("+"):
             if part in ("cl3d", "channels_last_3d"):
                 mode["memory_format"] = "channels_last_3d"
-            elif part in choices(Precision):
+            elif part in PRECISION_NAMES:
                 mode["precision"] = part
             elif part in ("compile", "optimized"):
                 mode[part] = True
@@ -95,12 +96,12 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
 
     def forward(clips=video):
         model.eval()
-        with torch.inference_mode(), autocast(device, mode.precision):
+        with torch.inference_mode(), autocast(device, PRECISION_NAMES[mode.precision]):
             inference(clips)
 
     def train_step(clips=video, targets=labels):
         model.train()
-        with autocast(device, mode.precision):
+        with autocast(device, PRECISION_NAMES[mode.precision]):
             loss = F.cross_entropy(step_model(clips).float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

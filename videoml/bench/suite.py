@@ -71,7 +71,7 @@ class Inference:
     crops: int = 1
     baseline_videos: int = 8
     """videos the tutorial loop is timed on (it is slow)"""
-    precision: Precision = "fp32"
+    precision: Precision = "32-true"
     engines: list[Engine] = field(default_factory=lambda: ["local"])
     """videoml infer's engines timed: local, and ray (videoml_infer_ray: --engine ray on a Ray instance started for
     the cell, its start not timed)"""

@@ -19,9 +19,10 @@ import typing
 from dataclasses import dataclass, field
 
 import docstring_parser
-from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, set_parsing_settings
 
 from videoml.errors import UsageError
+from videoml.vocab import PRECISION_NAMES
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fields' docstrings are their help
 NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when stderr is one), not by the user
@@ -67,10 +68,20 @@ def _is_sequence(hint) -> bool:
     return any(typing.get_origin(t) in (list, tuple) for t in (typing.get_args(hint) if union else (hint,)))
 
 
+class HelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, without a type where the values are listed already (``{pyav,decord,torchcodec}``,
+    ``{true,false}``): ``Literal['pyav', ...]`` would say it again in Python."""
+
+    def _get_type_str(self, action) -> str | None:
+        listed = isinstance(action.metavar, str) and action.metavar.startswith("{") or action.choices
+        return None if listed else super()._get_type_str(action)
+
+
 def command_parser(prog: str, command: Command, shapes: dict) -> ArgumentParser:
     """The parser of one command; ``shapes`` collects its list and bool options (see :func:`normalize`)."""
     doc = inspect.getdoc(command.run) or ""
-    parser = ArgumentParser(prog=prog, description=doc.split("\n\nArgs:")[0], exit_on_error=False)
+    parser = ArgumentParser(prog=prog, description=doc.split("\n\nArgs:")[0], exit_on_error=False,
+                            formatter_class=HelpFormatter)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options (see --print_config)")
     options = options_of(command.run)
     for name in command.positional:
@@ -129,6 +140,8 @@ def _arg_help(doc: str, name: str) -> str | None:
 # Options renamed so that one idea has one name in every command (old -> new): the old spelling still works, with a
 # line saying so, for one release
 RENAMED = {"--output": "--out", "--timeout": "--decode-timeout", "--batch": "--batch-size"}
+# Values renamed likewise (option -> old value -> new): precisions are Lightning's, as in ``trainer.precision``
+RENAMED_VALUES = {"--precision": PRECISION_NAMES}
 
 # What a bool option takes as its value (YAML's spellings, as jsonargparse reads them); any other word after it is
 # not its value but the next argument: ``--resume a.mp4`` resumes, with a.mp4 an input
@@ -136,7 +149,7 @@ BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
 
 def normalize(argv: list[str], shapes: dict) -> list[str]:
-    """Renamed options (:data:`RENAMED`) -> their names now; ``--no-X`` -> ``--X false``; a bool option alone ->
+    """Renamed options and values (:data:`RENAMED`, :data:`RENAMED_VALUES`) -> their names now; ``--no-X`` -> ``--X false``; a bool option alone ->
     ``--X true`` (whatever follows it that is not a bool); a comma-separated value of a list option -> a YAML list.
     ``shapes``: option -> "bool", "list" or "value" (:func:`conventional` records them)."""
     out, at = [], 0
@@ -147,6 +160,8 @@ def normalize(argv: list[str], shapes: dict) -> list[str]:
         if renamed in shapes:
             print(f"videoml: {name} is now {renamed} (the old name goes in the next release)", file=sys.stderr)
             name, item = renamed, renamed + item[len(name):]
+        if name in RENAMED_VALUES and name in shapes:
+            item, at = _renamed_value(name, item, argv, at)
         if name.startswith("--no-") and shapes.get("--" + name[5:]) == "bool":
             out += ["--" + name[5:], "false"]
         elif shapes.get(name) == "bool" and "=" not in item and (at == len(argv) or argv[at].lower() not in BOOL_WORDS):
@@ -157,6 +172,18 @@ def normalize(argv: list[str], shapes: dict) -> list[str]:
         else:
             out.append(item)
     return out
+
+
+def _renamed_value(name: str, item: str, argv: list[str], at: int) -> tuple[str, int]:
+    """``--name VALUE`` / ``--name=VALUE`` with an old VALUE: ``--name=NEW`` (and where the next item is)."""
+    value, at = (item.split("=", 1)[1], at) if "=" in item else (argv[at] if at < len(argv) else None, at + 1)
+    if value is None:
+        return item, at - 1
+    new = RENAMED_VALUES[name].get(value, value)
+    if new != value:
+        print(f"videoml: {name} {value} is now {name} {new} (the old value goes in the next release)",
+              file=sys.stderr)
+    return f"{name}={new}", at
 
 
 def _dataclass(hint, values: dict):

@@ -23,7 +23,7 @@ from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
 from videoml.errors import UsageError, install_hint
 from videoml.fileio import write_atomic
 from videoml.infer.results import read_records, result_key
-from videoml.vocab import Aggregate, Backend, Engine, FeatureFormat, MemoryFormat, Precision, check
+from videoml.vocab import PRECISION_NAMES, Aggregate, Backend, Engine, FeatureFormat, MemoryFormat, Precision, check
 
 log = logging.getLogger("videoml.infer")
 INDEX = "index.jsonl"  # extract's records, in its output folder
@@ -56,8 +56,8 @@ class VideoRun:
     """seconds a video may take to read; a slower one is recorded as failed"""
     devices: tuple[str, ...] = ("cpu",)
     """cpu, cuda, cuda:1, or several (one process per device, outputs merged)"""
-    precision: Precision = "fp32"
-    """autocast"""
+    precision: Precision = "32-true"
+    """float32, or autocast to bfloat16 / float16 (the values of fit's --trainer.precision)"""
     memory_format: MemoryFormat = "auto"
     """auto: by device and architecture, as measured"""
     optimize: bool | None = None
@@ -256,7 +256,9 @@ class ExtractConfig(VideoRun):
         if self.resume and path.is_file():
             try:
                 recorded = json.loads(path.read_text())["settings"]
-            except (OSError, ValueError, KeyError, TypeError):
+                old = recorded.get("precision")  # as earlier releases named it: the same precision
+                recorded["precision"] = PRECISION_NAMES.get(old, old)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 recorded = None
             changed = [f"{k} {recorded.get(k)!r} -> {v!r}" for k, v in settings.items()
                        if recorded is not None and recorded.get(k) != v]

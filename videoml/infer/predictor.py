@@ -42,11 +42,11 @@ def model_kind(path: str | os.PathLike) -> str:
 
 class Predictor:
     def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device,
-                 precision: Precision = "fp32", memory_format: torch.memory_format = torch.contiguous_format,
+                 precision: Precision = "32-true", memory_format: torch.memory_format = torch.contiguous_format,
                  reference: Callable | None = None):
         check(precision, Precision, "precision")
-        if kind == "onnx" and precision != "fp32":
-            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision fp32")
+        if kind == "onnx" and precision != "32-true":
+            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision 32-true")
         self.forward, self.card, self.kind, self.device = forward, card, kind, device
         self.precision = precision
         self.memory_format = memory_format
@@ -92,7 +92,7 @@ class Predictor:
         return expected
 
 
-def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "fp32",
+def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "32-true",
                    memory_format: MemoryFormat = "auto", features: str | None = None,
                    optimize: bool | None = None, compile: bool = False) -> Predictor:
     """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".

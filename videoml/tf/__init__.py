@@ -8,6 +8,8 @@ TensorFlow. Keras runs on its TensorFlow backend here, whatever ``KERAS_BACKEND`
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 
 from videoml.errors import VideomlError, install_hint
 
@@ -18,9 +20,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 # TensorFlow's libraries; loading it first is safe.
 import torch._dynamo  # noqa: E402,F401
 
-try:
+
+def _import_tensorflow() -> None:
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
+
+
+def _load_tensorflow() -> None:
+    """Import TensorFlow and Keras with the C++ lines TensorFlow writes while loading (absl's "All log messages
+    before absl::InitializeLog()" and oneDNN's notice) held back: since TensorFlow 2.17 they ignore
+    TF_CPP_MIN_LOG_LEVEL (tensorflow/tensorflow#79029, #100442). They are shown when the import fails, or under
+    ``videoml --debug``."""
+    if os.environ.get("VIDEOML_DEBUG"):
+        return _import_tensorflow()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            _import_tensorflow()
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+try:
+    _load_tensorflow()
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise VideomlError(f"the TensorFlow side needs the [tf] extra: {install_hint('tensorflow')} ({e})") from None
 

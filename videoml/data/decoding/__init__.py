@@ -14,8 +14,9 @@ import os
 
 from typing import TYPE_CHECKING
 
-from videoml.data.decoding.index import FrameIndex, build_index, default_cache_dir, load_index
+from videoml.data.decoding.index import FrameIndex, build_index, load_index
 from videoml.errors import UsageError, VideoDecodeError
+from videoml.fileio import default_cache_dir
 from videoml.vocab import Backend, check, choices
 
 if TYPE_CHECKING:

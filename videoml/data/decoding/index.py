@@ -28,6 +28,7 @@ import numpy as np
 from videoml.data.decoding import scan
 from videoml.data.decoding.lru import LRU
 from videoml.errors import VideoDecodeError
+from videoml.fileio import default_cache_dir
 
 _VERSION = 5  # bump when the index's content or meaning changes; older cache entries are then rebuilt
 
@@ -273,13 +274,6 @@ def build_index(path: str | os.PathLike) -> FrameIndex:
 # at once ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905). Loaders that read clips
 # in threads (tf.data) take turns here; reading an index entry takes well under a millisecond.
 _NPY_HEADERS = threading.Lock()
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("VIDEOML_CACHE_DIR"):
-        return Path(os.environ["VIDEOML_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "videoml"
 
 
 # The indices this process used last: a training worker opens the same videos every epoch, and reading an entry back
