@@ -19,6 +19,9 @@ import json
 import logging
 import os
 import pickle
+import re
+import sys
+import threading
 import time
 
 import numpy as np
@@ -129,7 +132,7 @@ def run_ray(config, paths: list[str], output: str, csv: str | None):
         todo = [p for p in paths if result_key(p) not in writer.done]
         summary.skipped = len(paths) - len(todo)
         bar = tqdm(total=len(paths), initial=summary.skipped, unit="video", disable=not config.progress)
-        with connected(config.ray_address) as ray, bar:
+        with connected(config.ray_address) as ray, bar, _without_ray_notices():
             try:
                 for row in _dataset(ray, config, todo, card).iter_rows() if todo else ():
                     record = json.loads(row["record"])
@@ -144,6 +147,40 @@ def run_ray(config, paths: list[str], output: str, csv: str | None):
                                    f"--resume to finish {output}") from None
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# Ray Data's actor pools make the driver's C++ core worker log this, at error level, on every run (their constructor
+# arguments are in the object store, and Ray Data restarts its actors: ray-project/ray#57733): no error of the run
+NOT_AN_ERROR = re.compile(rb"[^\n]*has constructor arguments in the object store and max_restarts > 0[^\n]*\n")
+
+
+@contextlib.contextmanager
+def _without_ray_notices():
+    """Standard error (file descriptor 2, where Ray's C++ writes) passed on as it comes, less :data:`NOT_AN_ERROR`'s
+    line (a C++ log line is one write, so one read has all of it). Everything under ``videoml --debug``."""
+    if os.environ.get("VIDEOML_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    read, write = os.pipe()
+    saved = os.dup(2)
+    os.dup2(write, 2)
+    os.close(write)
+
+    def forward():
+        while chunk := os.read(read, 1 << 16):
+            os.write(saved, NOT_AN_ERROR.sub(b"", chunk))
+
+    thread = threading.Thread(target=forward, name="stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer closed: forward reads what is left, then ends
+        thread.join(timeout=5)
+        os.close(read)
+        os.close(saved)
 
 
 def resolved_paths(config, *fields: str):
