@@ -10,7 +10,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from videoml.data.transforms import normalize
+from videoml.data.transforms import normalize, pack_pathways
 from videoml.evaluation import ClassReport
 from videoml.errors import VideomlError
 from videoml.models.registry import build_model, model_input
@@ -99,6 +99,9 @@ class VideoClassifier(L.LightningModule):
         self.memory_format = torch.contiguous_format  # set for the device in setup()
         if compile:
             self.model.compile()  # in place: the state dict keeps its plain names
+        else:  # one clip, for the model summary's sizes and FLOPs per clip (a compiled model would compile for it)
+            clip = torch.zeros(1, 3, self.spec.frames, self.spec.crop, self.spec.crop)
+            self.example_input_array = (pack_pathways(clip, self.spec.slowfast_alpha),)
         self.mixing = ClipMixing(len(classes), mixup_alpha, cutmix_alpha, cutmix_prob, mix_prob, label_smoothing) \
             if mixup_alpha or cutmix_alpha else None
         self._outputs: list[dict] = []
@@ -121,6 +124,8 @@ class VideoClassifier(L.LightningModule):
 
     # --- data on the device ---
     def on_after_batch_transfer(self, batch, dataloader_idx):
+        if not hasattr(batch, "video"):  # the model summary's example_input_array: a model input already
+            return batch
         return batch._replace(video=normalize(batch.video, self.spec.mean, self.spec.std, self.memory_format))
 
     # --- training ---
