@@ -157,7 +157,7 @@ def verify(fmt: str, path: Path, eager, video) -> float:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise VideomlError(f"{path}: the exported model does not run on its own in a fresh process: {last}")
-        logits = torch.load(out)
+        logits, eager = torch.load(out).detach(), eager.detach()  # (a traced model's output keeps its grad)
     if logits.shape != eager.shape:
         raise VideomlError(f"{path}: exported model gives logits of shape {tuple(logits.shape)}, eager "
                            f"{tuple(eager.shape)}")
