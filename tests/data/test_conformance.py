@@ -10,7 +10,7 @@ from helpers import videoml
 
 from videoml.data.conformance import FFmpegFrames, check_backend
 from videoml.data.corpus import corpus, corpus_dir, describe
-from videoml.data.decoding import open_video
+from videoml.data.decoding import VideoBytes, VideoDecodeError, build_index, open_video
 
 pytestmark = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("apt-get")),
                                 reason="needs FFmpeg's command line and apt-get (Debian)")
@@ -131,3 +131,22 @@ def test_a_newly_opened_reader_starts_at_a_later_key_frame_as_ffmpeg_decodes_fro
                 assert verdict.status == "exact", verdict
     finally:
         truth.close()
+
+
+@pytest.mark.slow
+def test_every_corpus_file_in_memory_is_numbered_and_read_as_the_file(files):
+    """A shard's sample (``VideoBytes``) keeps the file's frame numbering, edits, discontinuities and all."""
+    for path in files:
+        try:
+            index = build_index(path)
+        except VideoDecodeError as e:
+            with pytest.raises(VideoDecodeError) as in_memory:
+                build_index(VideoBytes(path.name, path.read_bytes()))
+            assert in_memory.value.reason == e.reason, path
+            continue
+        in_memory = build_index(VideoBytes(path.name, path.read_bytes()))
+        assert np.array_equal(in_memory.pts, index.pts) and in_memory.numbering == index.numbering, path
+        frames = np.random.default_rng(1).choice(index.num_frames, min(8, index.num_frames), replace=False)
+        with open_video(path, bad_frames="nearest", index=index) as video, \
+                open_video(VideoBytes(path.name, path.read_bytes()), bad_frames="nearest", index=in_memory) as bytes_:
+            assert bool((video.get_frames(frames).data == bytes_.get_frames(frames).data).all()), path

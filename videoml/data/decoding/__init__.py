@@ -14,7 +14,7 @@ import os
 
 from typing import TYPE_CHECKING
 
-from videoml.data.decoding.index import FrameIndex, build_index, load_index
+from videoml.data.decoding.index import FrameIndex, Source, VideoBytes, build_index, load_index
 from videoml.errors import UsageError, VideoDecodeError
 from videoml.fileio import default_cache_dir
 from videoml.vocab import Backend, check, choices
@@ -65,10 +65,10 @@ def require_backend(name: str) -> None:
         _reader_class(name)
 
 
-def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
+def open_video(path: Source, backend: str = "pyav", threads: int = 1, bad_frames: str = "error",
                cache_dir: str | os.PathLike | None | bool = None, autorotate: bool = True,
-               still_images: bool = False) -> VideoReader:
-    """Open ``path`` for reading frames by index.
+               still_images: bool = False, index: FrameIndex | None = None) -> VideoReader:
+    """Open ``path`` (a file, or a :class:`VideoBytes`: a video in memory) for reading frames by index.
 
     backend:    "pyav", "decord", "torchcodec" or "auto" (PyAV, then decord if PyAV cannot open the file).
     threads:    decoder threads; 1 by default, right inside DataLoader workers (one worker per core).
@@ -77,6 +77,7 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
     autorotate: turn pictures upright by the file's display matrix, as FFmpeg's command line does (default);
                 False returns them as stored.
     still_images: read a still image (PNG, JPEG, a one-picture GIF, ...) as a one-frame video instead of refusing it.
+    index:      the video's frame index when it is at hand (a shard keeps its samples'), else built or cached.
 
     Raises VideoDecodeError (naming the file and the cause) for a missing, empty, unreadable file, and for one that
     is not a video: text (FFmpeg's tty demuxer draws any text as pictures), subtitles, audio (with or without cover
@@ -86,12 +87,12 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", threads: int = 1,
         errors = []
         for name in filter(backend_available, AUTO_ORDER):
             try:
-                return open_video(path, name, threads, bad_frames, cache_dir, autorotate, still_images)
+                return open_video(path, name, threads, bad_frames, cache_dir, autorotate, still_images, index)
             except VideoDecodeError as e:
                 errors.append(f"{name}: {e.reason}")
         raise VideoDecodeError(path, "; ".join(errors))
     reader_class = _reader_class(backend)
-    index = load_index(path, cache_dir)
+    index = index or load_index(path, cache_dir)
     if index.still_image and not still_images:
         raise VideoDecodeError(path, f"an image ({index.still_image}), not a video")
     return reader_class(path, index, threads=threads, bad_frames=bad_frames, autorotate=autorotate)
@@ -105,5 +106,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoDecodeError", "VideoReader", "backend_available",
-           "build_index", "default_cache_dir", "load_index", "open_video", "output_size", "require_backend"]
+__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoBytes", "VideoDecodeError", "VideoReader",
+           "backend_available", "build_index", "default_cache_dir", "load_index", "open_video", "output_size", "require_backend"]

@@ -22,6 +22,7 @@ import decord
 import numpy as np
 import torch
 
+from videoml.data.decoding.index import VideoBytes
 from videoml.data.decoding.reader import VideoReader, log, resize_frames
 from videoml.errors import VideoDecodeError, first_line
 
@@ -109,7 +110,8 @@ class DecordReader(VideoReader):
             w, h = size if size else (-1, -1)
             try:
                 with _library_output():
-                    reader = decord.VideoReader(self.path, ctx=decord.cpu(0), width=w, height=h,
+                    source = self.source.stream() if isinstance(self.source, VideoBytes) else self.path
+                    reader = decord.VideoReader(source, ctx=decord.cpu(0), width=w, height=h,
                                                 num_threads=self.threads)
             except decord.DECORDError as e:
                 reason = f"decord cannot open it ({_reason(e)}); use the pyav backend"

@@ -15,6 +15,7 @@ of the file's real path, and rebuilt when the file's size, modification time, in
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -22,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
@@ -168,6 +170,26 @@ class FrameIndex:
                    notes=tuple(meta.pop("notes")), **meta)
 
 
+@dataclass(frozen=True)
+class VideoBytes:
+    """A video held in memory (a sample read from a shard) rather than a file: :func:`videoml.open_video` reads it
+    as it reads the file it was, with the same frame numbering. ``name`` says where it came from (shard and key) in
+    every message about it, as a path does for a file."""
+
+    name: str
+    data: bytes = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def stream(self) -> io.BytesIO:
+        """A file object over the bytes, for the decoders that read one (PyAV, decord)."""
+        return io.BytesIO(self.data)
+
+
+Source = Union[str, os.PathLike, VideoBytes]  # what a video is opened from
+
+
 def check_file(path: str | os.PathLike) -> os.stat_result:
     """The file's stat, or a VideoDecodeError that says why it cannot be a video."""
     try:
@@ -189,13 +211,17 @@ def check_file(path: str | os.PathLike) -> os.stat_result:
     return st
 
 
-def open_container(path: str | os.PathLike):
-    """``av.open`` with FFmpeg's errors turned into a VideoDecodeError naming the file."""
+def open_container(path: Source):
+    """``av.open`` with FFmpeg's errors turned into a VideoDecodeError naming the file (or the bytes' name)."""
     import av
 
-    check_file(path)
+    if isinstance(path, VideoBytes):
+        if not path.data:
+            raise VideoDecodeError(path, "empty (0 bytes)")
+    else:
+        check_file(path)
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        return av.open(path.stream() if isinstance(path, VideoBytes) else str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
         raise VideoDecodeError(path, f"not a readable video ({_ffmpeg_reason(e)})") from None
 
@@ -240,7 +266,7 @@ def _number_frames(path, codec: str, packets: scan.Packets) -> tuple[scan.Number
         return scan.decode_pass(container, video_stream(container, path), notes, stamped=not packets.invented_by)
 
 
-def build_index(path: str | os.PathLike) -> FrameIndex:
+def build_index(path: Source) -> FrameIndex:
     """Number the frames of the first video stream as FFmpeg's decoder outputs them (see :mod:`scan`)."""
     with open_container(path) as container:
         stream = video_stream(container, path)
@@ -281,8 +307,11 @@ _NPY_HEADERS = threading.Lock()
 _RECENT: LRU[FrameIndex] = LRU(1_000_000, weight=lambda index: index.num_frames)
 
 
-def load_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None | bool = None) -> FrameIndex:
-    """The file's index, from the cache when it is still valid. ``cache_dir=False`` turns the cache off."""
+def load_index(path: Source, cache_dir: str | os.PathLike | None | bool = None) -> FrameIndex:
+    """The file's index, from the cache when it is still valid. ``cache_dir=False`` turns the cache off. (A video
+    in memory has no cache entry: a shard keeps its samples' indices beside them.)"""
+    if isinstance(path, VideoBytes):
+        return build_index(path)
     st = check_file(path)
     if cache_dir is False:
         return build_index(path)

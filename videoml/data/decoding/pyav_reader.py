@@ -49,7 +49,7 @@ class PyAVReader(VideoReader):
         """(Re)open the file, positioned before its first frame."""
         if self._container is not None:
             self._container.close()
-        self._container = open_container(self.path)
+        self._container = open_container(self.source)
         self._stream = self._container.streams[self.index.stream_index]
         ctx = self._stream.codec_context
         ctx.thread_count = self.threads  # explicit: DataLoader workers must not each start one thread per core

@@ -81,7 +81,8 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, index: FrameIndex, threads: int = 1, bad_frames: str = "error",
                  autorotate: bool = True):
         check(bad_frames, BAD_FRAME_POLICIES, "bad_frames policy", ValueError)
-        self.path = str(path)
+        self.source = path  # a file's path, or a VideoBytes
+        self.path = str(path)  # what messages call it
         self.index = index
         self.threads = threads
         self.bad_frames = bad_frames

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torchcodec.decoders import VideoDecoder
 
+from videoml.data.decoding.index import VideoBytes
 from videoml.data.decoding.reader import VideoReader, resize_frames
 from videoml.errors import VideoDecodeError, first_line
 
@@ -36,7 +37,8 @@ class TorchCodecReader(VideoReader):
         if reason:
             raise VideoDecodeError(self.path, reason + USE_PYAV)
         try:
-            self._decoder = VideoDecoder(self.path, stream_index=index.stream_index, seek_mode="exact",
+            source = self.source.data if isinstance(self.source, VideoBytes) else self.path
+            self._decoder = VideoDecoder(source, stream_index=index.stream_index, seek_mode="exact",
                                          num_ffmpeg_threads=threads, dimension_order="NHWC")
         except (RuntimeError, ValueError) as e:
             raise VideoDecodeError(self.path, f"torchcodec cannot open it ({_reason(e)}){USE_PYAV}") from None
