@@ -1,4 +1,4 @@
-"""``videoml data synth|check|prepare|corpus|conformance``."""
+"""``videoml data synth|check|prepare|shard|corpus|conformance``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse.typing import NonNegativeFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
 from videoml.data.prepare import PrepareConfig
@@ -103,6 +103,26 @@ def prepare(src: str, dst: str, settings: PrepareConfig, num_workers: PositiveIn
     for split in summary.splits:
         print(f"data.{split}: {{kind: labeled_paths, path: {Path(dst) / f'{split}.csv'}}}")
     return 3 if summary.bad else 0
+
+
+def shard(prepared: str, out: str, max_mb: PositiveFloat = 256, part: str = "0/1") -> int:
+    """Pack a prepared data set (videoml data prepare's output) into shards under OUT: tar files in WebDataset's
+    layout (per sample its video, label and frame index) with OUT/manifest.json (classes, prepare settings, shards
+    with their samples and SHA-256). Resumable: run it again to go on after a kill.
+
+    Args:
+        prepared: the prepared data set.
+        out: output folder (local; upload it to object storage as it is).
+        max_mb: close a shard once its videos reach this many MiB.
+        part: I/N: pack only every N-th sample from the I-th, for job arrays (e.g. --part
+            $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT into one OUT); the part that finishes last writes the
+            manifest.
+    """
+    from videoml.data.shards import shard as run
+
+    summary = run(prepared, out, max_mb=max_mb, part=part, progress=sys.stderr.isatty())
+    print(summary.line(), file=sys.stderr)
+    return 0
 
 
 def corpus(dir: str | None = None) -> int:
