@@ -26,4 +26,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
-	rm -rf $(VENV) data/synth data/synth-prepared runs
+	rm -rf $(VENV) data/synth data/synth-prepared data/synth-shards runs

@@ -25,6 +25,7 @@ RUN_AS_WRITTEN = [  # in this order (prepare before what reads its output)
     "videoml models",
     "videoml data check data/synth/videos",
     "videoml data prepare data/synth data/synth-prepared --short-side 88",
+    "videoml data shard data/synth-prepared data/synth-shards",
     "videoml infer data/synth/videos -m runs/synth_x3d_tiny/logs/version_0/checkpoints/last.ckpt -o preds.jsonl",
     "videoml infer data/synth/videos -m runs/synth_x3d_tiny/logs/version_0/checkpoints/last.ckpt -o predictions.jsonl",
     "videoml extract data/synth/videos -m runs/synth_x3d_tiny/logs/version_0/checkpoints/last.ckpt -o features/",
