@@ -39,7 +39,7 @@ def option_error_line(error: BaseException) -> str:
     detail = key.group(2)
     reason = re.search(r"Not of type \w+: (.*?)(?= - |$)|(Expected a .*?)(?= - |$)", detail)
     text = f"--{key.group(1)}: {next(g for g in reason.groups() if g) if reason else detail}"
-    given = re.search(r"(?:Given value|Got value): (.*?)(?= \(| Given value type:|$)", detail)
+    given = re.search(r"(?:Given value|Got value): (.*?)(?= \(| - | Given value type:|$)", detail)
     text = re.sub(r"\. Got value: .*$", "", text)
     text = re.sub(r"Expected a typing\.Literal\[(.*?)\]", lambda m: "expected one of " + m.group(1).replace("'", ""), text)
     return text + (f", got {given.group(1)}" if given else "")

@@ -38,11 +38,10 @@ import torch
 
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
-from videoml.vocab import ExportFormat, check, choices
+from videoml.vocab import DEFAULT_OPSET, ExportFormat, check, choices
 
 # format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
 FORMATS = dict(zip(choices(ExportFormat), ("model.trace.ts", "model.script.ts", "model.pt2", "model.onnx")))
-DEFAULT_OPSET = 18
 ATOL, RTOL = 1e-4, 1e-3
 
 

@@ -150,3 +150,14 @@ def test_precision_takes_lightning_values_in_every_command_and_the_short_names_f
     refused = videoml("infer", "a.mp4", "-m", "zoo:x3d_xs", "--precision", "fp8")
     assert refused.returncode == 2 and "--precision: expected one of 32-true, bf16-mixed, 16-mixed, got fp8" in \
         refused.stderr
+
+
+def test_a_wrong_choice_in_a_list_or_optional_option_is_one_line_with_the_choices_and_the_value():
+    formats = videoml("export", "model.ckpt", "-f", "nosuch")
+    assert formats.returncode == 2 and formats.stderr.strip() == (
+        "videoml: error: --formats: expected one of torchscript-trace, torchscript-script, pt2, onnx, all, got nosuch "
+        "(see 'videoml export --help')")
+    crops = videoml("infer", "a.mp4", "-m", "model.ckpt", "--crops", "2")
+    assert crops.stderr.strip() == "videoml: error: --crops: expected one of 1, 3, got 2 (see 'videoml infer --help')"
+    opset = videoml("export", "--help").stdout
+    assert "ONNX opset. (type: PositiveInt, default: 18)" in " ".join(opset.split())  # a value, not a Python name

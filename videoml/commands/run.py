@@ -16,8 +16,9 @@ from jsonargparse.typing import PositiveInt
 import videoml
 from videoml.errors import UsageError, VideomlError, first_line
 from videoml.infer.options import ExtractConfig, InferConfig, VideoRun
+from videoml.vocab import DEFAULT_OPSET, ExportFormat
 
-ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "all"]
+ExportChoice = Literal[ExportFormat, "all"]  # a format, or every one that applies to the model
 
 
 def infer(options: InferConfig) -> int:
@@ -50,8 +51,8 @@ def _run_videos(options: VideoRun) -> int:
     return EXIT_SOME_FAILED if summary.failed else 0
 
 
-def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str = "export",
-           sample: str | None = None, opset: int | None = None, batch_size: PositiveInt = 2,
+def export(checkpoint: str, formats: list[ExportChoice] | None = None, out: str = "export",
+           sample: str | None = None, opset: PositiveInt = DEFAULT_OPSET, batch_size: PositiveInt = 2,
            features: str | None = None, optimize: bool = False) -> int:
     """Export a `videoml fit` checkpoint. Each file is checked in a fresh process without videoml: its logits on
     real decoded clips must match eager PyTorch's (see docs/inference.md).
@@ -62,14 +63,14 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
             are listed as skipped, with the reason; the exit status is 0 when one was written).
         out: file, or folder for model.<suffix>.
         sample: video to verify with (default: a generated synthetic video).
-        opset: ONNX opset (default: videoml.export.DEFAULT_OPSET).
+        opset: ONNX opset.
         batch_size: the example batch exported with (a dynamic batch dimension: any batch size runs).
         features: export the embeddings of this layer instead of the logits, for videoml extract ('head': the
             classifier's input; or a block's name, its output pooled).
         optimize: export the fast inference graph (BatchNorm folded into the convolutions), checked against the
             model as trained like every export.
     """
-    from videoml.export import DEFAULT_OPSET, FORMATS, Exporter, output_path, report_json
+    from videoml.export import FORMATS, Exporter, output_path, report_json
 
     requested = formats or ["pt2"]
     chosen = list(FORMATS) if "all" in requested else list(dict.fromkeys(requested))
@@ -81,7 +82,7 @@ def export(checkpoint: str, formats: list[ExportFormat] | None = None, out: str 
     failed = written = 0
     for fmt in chosen:
         try:
-            report = exporter.export(fmt, out, opset=opset or DEFAULT_OPSET)
+            report = exporter.export(fmt, out, opset=opset)
         except VideomlError as e:
             if len(chosen) == 1:
                 raise
