@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from helpers import SMALL
+from helpers import LEARNABLE, SMALL
 
 from videoml.data.corpus import corpus_dir
 from videoml.data.synth import SynthConfig, generate
@@ -14,6 +14,12 @@ os.environ.setdefault("VIDEOML_CORPUS_DIR", str(corpus_dir()))
 def small_synth(tmp_path_factory):
     """A small synthetic data set (all eight classes, H.264 with B-frames), shared by the session's tests."""
     return generate(SynthConfig(**SMALL), tmp_path_factory.mktemp("synth"), num_workers=2)
+
+
+@pytest.fixture(scope="session")
+def learnable(tmp_path_factory):
+    """The learning tests' data set (helpers.LEARNABLE: 240 videos, two motions in both directions), made once."""
+    return generate(SynthConfig(**LEARNABLE), tmp_path_factory.mktemp("learnable"), num_workers=2)
 
 
 def _one_file_per_kind(kinds, tmp_path_factory) -> dict:

@@ -4,10 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from helpers import LEARNABLE, metrics, train_list_with_a_broken_video, videoml
+from helpers import metrics, train_list_with_a_broken_video, videoml
 
 import keras  # noqa: I001  (after videoml.tf, see conftest)
-from videoml.data.synth import SynthConfig, generate
 
 
 def _args(dataset, root, *extra, train=None):
@@ -86,9 +85,9 @@ def test_two_replicas_compute_what_one_device_does(small_synth, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_keras_twin_learns_motion_like_the_pytorch_model(tmp_path):
+def test_the_keras_twin_learns_motion_like_the_pytorch_model(learnable, tmp_path):
     """The PyTorch run of tests/train/test_learns.py, in Keras, on the same data."""
-    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
+    data = learnable
     root = tmp_path / "runs"
     result = videoml("tf", "fit", "--config", "configs/synth_x3d_tiny.yaml",
                      "--data.train.path", str(data.split_file("train")), "--data.val.path",

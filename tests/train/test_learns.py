@@ -14,16 +14,15 @@ import time
 
 import pytest
 import torch
-from helpers import LEARNABLE, fit_args, metrics, videoml
+from helpers import fit_args, metrics, videoml
 
-from videoml.data.synth import SynthConfig, generate
 from videoml.infer.features import load_features
 from videoml.infer.results import read_records
 
 
 @pytest.mark.slow
-def test_a_clip_model_learns_motion_and_a_frame_model_cannot(tmp_path):
-    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
+def test_a_clip_model_learns_motion_and_a_frame_model_cannot(learnable, tmp_path):
+    data = learnable
     final = {}
     for model in ("x3d_tiny", "x3d_tiny_frame"):
         root = tmp_path / model
@@ -98,12 +97,12 @@ def _linear_probe(data, features) -> float:
 
 
 @pytest.mark.slow
-def test_a_small_videomae_fine_tunes_on_motion_and_infer_reads_it(tmp_path):
+def test_a_small_videomae_fine_tunes_on_motion_and_infer_reads_it(learnable, tmp_path):
     """A reduced VideoMAE (3 layers of 96, 8 frames of 64 px), saved with `save_pretrained` for 3 classes and loaded
     as `hf:FOLDER`, fine-tuned with a new 4-class head and layer-wise learning-rate decay through `videoml fit` on the
     learning test's motions. Measured: validation top-1 0.97 after 20 epochs (chance 0.25), about 2 minutes here."""
     transformers = pytest.importorskip("transformers")
-    data = generate(SynthConfig(**LEARNABLE), tmp_path / "data", num_workers=2)
+    data = learnable
     torch.manual_seed(0)
     config = transformers.VideoMAEConfig(image_size=64, num_frames=8, tubelet_size=2, hidden_size=96,
                                          num_hidden_layers=3, num_attention_heads=3, intermediate_size=192,
