@@ -92,11 +92,12 @@ def test_the_keras_twin_learns_motion_like_the_pytorch_model(learnable, tmp_path
     result = videoml("tf", "fit", "--config", "configs/synth_x3d_tiny.yaml",
                      "--data.train.path", str(data.split_file("train")), "--data.val.path",
                      str(data.split_file("val")), "--data.test", "null", "--data.batch_size", "16",
-                     "--model.lr_base_batch_size", "16", "--data.num_workers", "1", "--trainer.max_epochs", "20",
+                     "--model.lr_base_batch_size", "16", "--data.num_workers", "1", "--trainer.max_epochs", "16",
                      "--trainer.check_val_every_n_epoch", "2", "--trainer.default_root_dir", str(root),
                      "--model.model_options", '{"dropout_rate": 0.0}')
     assert result.returncode == 0, result.stderr[-3000:]
     m = metrics(root / "tf" / "version_0")
     assert m["val/videos"][-1][1] == 96.0
-    # the PyTorch test's bar for the clip model (measured here: 0.89 over the last three validations, epochs 15-19)
+    # the PyTorch test's bar for the clip model (measured here: 0.78 over the last three validations, epochs 11-15;
+    # 0.89 after 20 epochs)
     assert sum(v for _, v in m["val/top1"][-3:]) / 3 >= 0.7, m["val/top1"]
