@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if _slow_help(rest):
         from videoml.helpcache import kept_help
 
-        return kept_help(rest[:-1], lambda: _lightning(rest) if rest[0] != "tf" else _tf_fit(rest[2:]))
+        try:
+            return kept_help(rest[:-1], lambda: _lightning(rest) if rest[0] != "tf" else _tf_fit(rest[2:]))
+        except (VideomlError, OSError) as e:  # (tf fit without TensorFlow, say)
+            return _report(e, debug)
     if rest and rest[0] in LIGHTNING_COMMANDS:  # Lightning handles SIGTERM itself (a checkpoint at the next batch)
         try:
             return _lightning(rest)
