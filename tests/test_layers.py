@@ -22,7 +22,7 @@ LAYERS = [
     ("videoml.train", "videoml.infer", "videoml.export", "videoml.tf"),
     ("videoml.bench",),
     ("videoml.api", "videoml.commands"),
-    ("videoml.cli", "videoml.__main__"),
+    ("videoml.cli", "videoml.helpcache", "videoml.__main__"),
 ]
 LIGHTNING = ("lightning", "pytorch_lightning")
 FORBIDDEN = {  # besides the layer order
