@@ -174,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["VIDEOML_DEBUG"] = "1"  # every process of the run leaves library log lines on stderr
     else:  # the PyTorch profiler's own lines on every profiled step (USDT profiler_start/stop, "gpuGetDeviceCount
         os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # failed" on a CPU): above its highest level (USDT = 5)
-        # TensorFlow's C++ start-up lines (oneDNN, CPU features), also where another library imports it first
-        # (TensorBoard's writer does when TensorFlow is installed)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # TensorFlow's C++ log lines, also where another library imports it (TensorBoard's writer does): start-up
+        # notices, and error-level diagnostics of its graph optimizer that are no failure ("remapper failed:
+        # INVALID_ARGUMENT ... Mutation::Apply error" on every Keras train step of X3D); an op that fails raises
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         for config in config_files(rest):  # before any parser expands it
             check_config_size(config)
