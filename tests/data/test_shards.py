@@ -83,9 +83,10 @@ def test_the_parts_of_a_job_array_make_the_same_samples_and_the_last_writes_the_
     assert second.returncode == 0 and f"manifest {parts / 'manifest.json'}" in second.stderr
     as_one, in_parts = _samples(whole), _samples(parts)
     for split in as_one:
-        assert sorted((k, m["mp4"]) for k, m, _ in in_parts[split]) == sorted((k, m["mp4"]) for k, m, _ in as_one[split])
+        parted = sorted((k, m["mp4"]) for k, m, _ in in_parts[split])
+        assert parted == sorted((k, m["mp4"]) for k, m, _ in as_one[split])
     refused = videoml("data", "shard", str(prepared), str(parts), "--part", "2/2")
-    assert refused.returncode == 2 and "--part 2/2: I must be within 0..N-1" in refused.stderr
+    assert refused.returncode == 2 and "--part must be I/N with 0 <= I < N (e.g. 0/4), got '2/2'" in refused.stderr
 
 
 def _killed_after_its_first_shard(prepared, out) -> int:

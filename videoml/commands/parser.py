@@ -149,8 +149,9 @@ BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
 
 def normalize(argv: list[str], shapes: dict) -> list[str]:
-    """Renamed options and values (:data:`RENAMED`, :data:`RENAMED_VALUES`) -> their names now; ``--no-X`` -> ``--X false``; a bool option alone ->
-    ``--X true`` (whatever follows it that is not a bool); a comma-separated value of a list option -> a YAML list.
+    """Renamed options and values (:data:`RENAMED`, :data:`RENAMED_VALUES`) -> their names now; ``--no-X`` ->
+    ``--X false``; a bool option alone -> ``--X true`` (whatever follows it that is not a bool); a comma-separated
+    value of a list option -> a YAML list.
     ``shapes``: option -> "bool", "list" or "value" (:func:`conventional` records them)."""
     out, at = [], 0
     while at < len(argv):

@@ -6,7 +6,16 @@ import glob
 import os
 from pathlib import Path
 
-from videoml.errors import VideomlError
+from videoml.errors import UsageError, VideomlError
+
+def job_part(text: str, option: str) -> tuple[int, int]:
+    """``I/N`` -> (I, N), 0 <= I < N: which of N parts of a list a job of an array takes (``option`` names it in the
+    error: infer's ``--shard``, data shard's ``--part``)."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise UsageError(f"{option} must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return int(index), int(count)
+
 
 # The file name extensions a folder scan takes, by the FFmpeg demuxer that reads them. Demuxers that declare
 # extensions (libavformat's ``extensions``, ``av.ContainerFormat(name).extensions``) give theirs, less those of audio

@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from videoml.data.decoding import load_index
+from videoml.data.files import job_part
 from videoml.data.outdir import to_json
 from videoml.data.prepare import STATE, read_sources
-from videoml.errors import UsageError, VideomlError
+from videoml.errors import VideomlError
 from videoml.fileio import atomic_path, output_lock, write_atomic
 
 MANIFEST = "manifest.json"
@@ -61,17 +62,6 @@ class ShardSummary:
         done = f"; manifest {self.out / MANIFEST}" if self.manifest else "; the manifest waits for the other parts"
         return (f"{part}{len(self.written)} shards written ({samples} samples, {size:.1f} MiB), {self.kept} kept from "
                 f"an earlier run, in {self.seconds:.0f} s{done}")
-
-
-def parse_part(text: str) -> tuple[int, int]:
-    """``I/N`` -> (I, N), with 0 <= I < N."""
-    try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--part {text}: expected I/N, e.g. 0/4") from None
-    if not 0 <= index < count:
-        raise UsageError(f"--part {text}: I must be within 0..N-1")
-    return index, count
 
 
 def _prepared(root: Path) -> dict:
@@ -151,7 +141,7 @@ def shard(prepared: str | Path, out: str | Path, max_mb: float = 256, part: str 
     """Pack the prepared set into shards under ``out`` (this part of it); see the module's description."""
     from tqdm import tqdm
 
-    started, root, out, which = time.perf_counter(), Path(prepared), Path(out), parse_part(part)
+    started, root, out, which = time.perf_counter(), Path(prepared), Path(out), job_part(part, "--part")
     state = _prepared(root)
     splits = read_sources(root)
     for videos in splits.values():  # (a prepared set is whole: a video gone from it is damage, not a bad source)

@@ -20,6 +20,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from videoml.data.datasets import labeled_paths
 from videoml.data.decoding import require_backend
 from videoml.data.decoding.budget import DEFAULT_SECONDS, Seconds
+from videoml.data.files import job_part
 from videoml.errors import UsageError, install_hint
 from videoml.fileio import write_atomic
 from videoml.infer.results import read_records, result_key
@@ -143,12 +144,7 @@ class VideoRun:
 
     def shard_of(self) -> tuple[int, int]:
         """(I, N) of ``--shard I/N``; (0, 1) without it."""
-        if self.shard is None:
-            return 0, 1
-        index, _, count = self.shard.partition("/")
-        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-            raise UsageError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {self.shard!r}")
-        return int(index), int(count)
+        return (0, 1) if self.shard is None else job_part(self.shard, "--shard")
 
     def finish(self) -> str | None:
         """After every video is recorded (all devices' shards merged); a line to tell the user, if any."""

@@ -106,5 +106,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoBytes", "VideoDecodeError", "VideoReader",
-           "backend_available", "build_index", "default_cache_dir", "load_index", "open_video", "output_size", "require_backend"]
+__all__ = ["BACKENDS", "BAD_FRAME_POLICIES", "FrameBatch", "FrameIndex", "VideoBytes", "VideoDecodeError",
+           "VideoReader", "backend_available", "build_index", "default_cache_dir", "load_index", "open_video",
+           "output_size", "require_backend"]
