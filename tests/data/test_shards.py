@@ -128,3 +128,13 @@ def test_a_damaged_prepared_set_is_refused_naming_what_is_missing(prepared, tmp_
     assert refused.stderr.strip().splitlines()[-1] == (
         f"videoml: error: {copy / 'val.csv'}: 1 of its {len(labeled_paths(prepared / 'val.csv'))} videos are missing "
         f"or empty (first: {gone}); run videoml data prepare again to restore them")
+
+
+def test_what_is_not_a_prepared_set_or_not_a_folder_is_one_line(small_synth, prepared, tmp_path):
+    unprepared = videoml("data", "shard", str(small_synth.root), str(tmp_path / "a"))
+    assert unprepared.returncode == 1 and unprepared.stderr.strip() == (
+        f"videoml: error: {small_synth.root}: not a prepared data set (prepare.json: No such file or directory); "
+        "run videoml data prepare first")
+    (tmp_path / "file").write_text("x")
+    not_a_folder = videoml("data", "shard", str(prepared), str(tmp_path / "file"))
+    assert not_a_folder.stderr.strip() == f"videoml: error: {tmp_path / 'file'}: exists and is not a directory"

@@ -68,9 +68,11 @@ def _prepared(root: Path) -> dict:
     """The prepared set's settings; refused unless ``data prepare`` finished it."""
     try:
         state = json.loads((root / STATE).read_text())
-    except (OSError, ValueError) as e:
-        raise VideomlError(f"{root}: not a prepared data set ({STATE}: {e.__class__.__name__}); "
+    except OSError as e:
+        raise VideomlError(f"{root}: not a prepared data set ({STATE}: {e.strerror}); "
                            "run videoml data prepare first") from None
+    except ValueError:
+        raise VideomlError(f"{root / STATE}: not valid JSON; run videoml data prepare again") from None
     if not state.get("complete"):
         raise VideomlError(f"{root}: its preparation has not finished; run the same videoml data prepare again")
     return state
@@ -150,6 +152,8 @@ def shard(prepared: str | Path, out: str | Path, max_mb: float = 256, part: str 
                                f"empty (first: {videos.missing[0]}); run videoml data prepare again to restore them")
     settings = {"prepared": str(root.resolve()), "prepare": state["config"]["settings"], "max_mb": max_mb,
                 "parts": which[1]}
+    if out.exists() and not out.is_dir():
+        raise VideomlError(f"{out}: exists and is not a directory")
     summary, part_file = ShardSummary(out, which), _part_file(out, which)
     part_file.parent.mkdir(parents=True, exist_ok=True)
     with output_lock([part_file]):
