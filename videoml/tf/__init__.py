@@ -14,7 +14,8 @@ import tempfile
 from videoml.errors import VideomlError, install_hint
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter (oneDNN, CPU features)
+if not os.environ.get("VIDEOML_DEBUG"):  # TensorFlow's C++ log lines, as `videoml` sets them (cli.main): its graph
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # optimizer's error-level diagnostics are no failure
 
 # Triton (which torch loads lazily, e.g. through torchvision.ops) crashes the process when it is first loaded after
 # TensorFlow's libraries; loading it first is safe.
