@@ -161,9 +161,9 @@ class ShardSampler(DistributedSampler):
         return iter([SampleKey(i, self.epoch, pad) for i, pad in mine])
 
 
-def epoch_order(dataset: Dataset, epoch: int, shuffle: bool, seed: int = 0) -> list[SampleKey]:
-    """The sample keys of one epoch for a single process, in the order its ShardSampler gives them."""
-    sampler = ShardSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+def epoch_order(dataset: "ClipDataset", epoch: int, shuffle: bool, seed: int = 0) -> list[SampleKey]:
+    """The sample keys of one epoch for a single process, in the order its sampler gives them."""
+    sampler = dataset.sampler(shuffle=shuffle, seed=seed)
     sampler.set_epoch(epoch)
     return list(sampler)
 
@@ -224,6 +224,17 @@ class ClipDataset(Dataset):
         """The generator a clip's position, scale, crop and flips are drawn from, in that order."""
         return np.random.default_rng([self.seed, epoch, index, *([repeat] if repeat else [])])
 
+    def sampler(self, world: int = 1, rank: int = 0, workers: int = 0, batch: int = 1, shuffle: bool | None = None,
+                seed: int | None = None) -> ShardSampler:
+        """The keys of process ``rank`` of ``world`` (its loader has ``workers`` workers taking batches of ``batch``
+        keys in turn): shuffled by (seed, epoch) in training, unless ``shuffle`` says otherwise."""
+        return ShardSampler(self, num_replicas=world, rank=rank, shuffle=self.train if shuffle is None else shuffle,
+                            seed=self.seed if seed is None else seed)
+
+    def _source(self, video_index: int):
+        """What video ``video_index`` is opened from, and its frame index where at hand (None: built or cached)."""
+        return self.videos.items[video_index][0], None
+
     def __getitem__(self, key: SampleKey | int) -> Sample:
         index, epoch, padding = SampleKey.of(key)
         video_index, view = divmod(index, self.views)
@@ -272,7 +283,8 @@ class ClipDataset(Dataset):
         cached = self.cache.get(video_index) if self.cache is not None else None
         if cached is not None:
             return cached, cached.size
-        video = open_video(path, self.backend, threads=1, bad_frames="nearest")
+        source, index = self._source(video_index)
+        video = open_video(source, self.backend, threads=1, bad_frames="nearest", index=index)
         largest = self.spec.train_scale[1]
         size = None if min(video.width, video.height) <= 2 * largest else largest
         try:
@@ -391,15 +403,18 @@ class ClipData:
     def dataset(self, name: str) -> ClipDataset:
         if name not in self.sources:
             raise VideomlError(f"no {name} data configured (data.{name})")
-        return ClipDataset(self.sources[name], self.spec, self.options, train=name == "train")
+        from videoml.data.shard_reading import ShardClipDataset, ShardedList
+
+        videos = self.sources[name]
+        kind = ShardClipDataset if isinstance(videos, ShardedList) else ClipDataset
+        return kind(videos, self.spec, self.options, train=name == "train")
 
     def loader(self, name: str, world: int = 1, rank: int = 0) -> ClipLoader:
         """Split ``name``'s batches for process ``rank`` of ``world``: training shuffled by (seed, epoch), every
         sample once across the processes (padding weightless), ``num_workers`` decoding processes."""
-        dataset = self.dataset(name)
-        sampler = ShardSampler(dataset, num_replicas=world, rank=rank, shuffle=dataset.train, seed=self.options.seed)
-        workers = self.options.num_workers
-        return ClipLoader(dataset, batch_size=self.options.batch(dataset.train) // dataset.repeats, sampler=sampler,
+        dataset, workers = self.dataset(name), self.options.num_workers
+        batch = self.options.batch(dataset.train) // dataset.repeats
+        return ClipLoader(dataset, batch_size=batch, sampler=dataset.sampler(world, rank, workers, batch),
                           num_workers=workers, collate_fn=flatten_repeats if dataset.repeats > 1 else None,
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)

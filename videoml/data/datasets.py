@@ -213,8 +213,16 @@ def shared_classes(splits: dict[str, VideoList]) -> tuple[str, ...]:
     return first.classes
 
 
+def shards(url: str, split: str = "train") -> VideoList:
+    """A split of a shard set (``videoml data shard``'s output) at a local path, an ``http(s)://`` or an ``s3://``
+    URL; see :mod:`videoml.data.shard_reading`."""
+    from videoml.data.shard_reading import shards as read
+
+    return read(url, split)
+
+
 SOURCES = {"labeled_paths": labeled_paths, "folder": folder, "kinetics": kinetics, "ucf101": ucf101,
-           "hmdb51": hmdb51, "ssv2": ssv2}
+           "hmdb51": hmdb51, "ssv2": ssv2, "shards": shards}
 
 
 def load_source(kind: str, **options) -> VideoList:

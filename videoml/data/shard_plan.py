@@ -32,11 +32,12 @@ class PlannedShard(NamedTuple):
         return self.weighted + self.padding
 
 
-def deal(counts: dict[str, int], streams: int, epoch: int, seed: int = 0, shuffle: bool = True
+def deal(counts: dict[str, int], streams: int, epoch: int, seed: int = 0, shuffle: bool = True, multiple: int = 1
          ) -> list[list[PlannedShard]]:
     """``counts`` (shard name -> samples) dealt to ``streams`` streams: shuffled by (seed, epoch) when ``shuffle``
     (else in name order), each shard in turn to the stream with the fewest samples so far (the lowest-numbered on a
-    tie), then every stream padded to the longest's length from its own shards. A stream left without a shard (more
+    tie), then every stream padded to the longest's length (rounded up to a ``multiple``: whole batches) from its own
+    shards. A stream left without a shard (more
     streams than shards) reads the first stream's shards, weightless."""
     names = sorted(counts)
     if shuffle:
@@ -47,7 +48,7 @@ def deal(counts: dict[str, int], streams: int, epoch: int, seed: int = 0, shuffl
         stream = int(np.argmin(totals))
         dealt[stream].append(name)
         totals[stream] += counts[name]
-    length = max(totals)
+    length = -(-max(totals) // multiple) * multiple
     plans = []
     for shards, total in zip(dealt, totals):
         own = [PlannedShard(n, counts[n]) for n in shards] or [PlannedShard(n, 0) for n in dealt[0]]

@@ -1,0 +1,254 @@
+"""Training and evaluation clips read from shards (``videoml data shard``'s output) on a local disk, over HTTP(S), or
+from S3 or an S3-compatible store: ``data.train: {kind: shards, url: s3://bucket/kinetics, split: train}``.
+
+The epoch is planned from the manifest alone (:mod:`videoml.data.shard_plan`): whole shards are dealt to the loader
+streams (every rank's decoding workers), each stream fetches its shards one after the other, one request each, and
+reads their samples in a seeded random order; weightless repeats give every stream the same length, so every sample
+is read exactly once per epoch across ranks x workers, as :class:`~videoml.data.clips.ShardSampler` gives for files.
+The plan is a sampler of :class:`~videoml.data.clips.SampleKey` (:class:`StreamSampler`): the loaders, the
+crash-surviving :class:`~videoml.data.clips.ClipLoader`, the sample keys with epoch and padding, the clip sampling and
+augmentation are the ones files go through; a sample's clip decodes from its bytes with the frame index stored
+beside it (:class:`~videoml.data.decoding.VideoBytes`), so frame ``i`` is the same as from the file.
+
+A shard is fetched whole and checked against the manifest's size and SHA-256 before any of its samples is used
+(MosaicML Streaming checks its shards so too): a missing, truncated or altered shard is said in one line naming it,
+and its samples count as unreadable (against ``max_bad_fraction``, each named), never skipped silently; so does a
+sample whose video does not decode. A worker keeps at most two fetched shards in memory (``--max-mb`` of ``data
+shard`` sizes them).
+
+Reading tar members uses WebDataset's iterators; fetching is by hand because WebDataset's ``gopen`` runs ``curl``
+per shard (absent from slim images; it reports only an exit status) and reads S3 through the ``aws`` command.
+Mid-epoch resume is not supported: a run resumed from a checkpoint starts its epoch again, as with files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from dataclasses import dataclass
+from math import gcd
+from urllib.parse import urlsplit
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from videoml.data.clips import ClipDataset, SampleKey
+from videoml.data.datasets import VideoList
+from videoml.data.decoding.index import FrameIndex, VideoBytes
+from videoml.data.shard_plan import deal
+from videoml.errors import VideoDecodeError, VideomlError
+
+log = logging.getLogger("videoml.data")
+_ATTEMPTS = 3  # tries of an HTTP request that failed in a way that may pass (a 5xx answer, a dropped connection)
+
+
+class FetchError(Exception):
+    """A shard or manifest could not be fetched; the message says which and why."""
+
+
+def _s3_client():
+    """boto3's S3 client: credentials, region and endpoint (``AWS_ENDPOINT_URL``, for MinIO, Ceph, a local server)
+    from the environment and the AWS config files, never from a config of ours (nothing to log by mistake)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise FetchError("reading s3:// needs boto3: pip install 'videoml[shards]'") from None
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": _ATTEMPTS}))
+
+
+def _fetch_s3(url: str) -> bytes:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(url)
+    try:
+        return _s3_client().get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        raise FetchError(f"{url}: {error.get('Code', 'error')} ({error.get('Message', '')})".rstrip(" ()")) from None
+    except BotoCoreError as e:
+        raise FetchError(f"{url}: {e}") from None
+
+
+def _fetch_http(url: str) -> bytes:
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                return answer.read()
+        except urllib.error.HTTPError as e:
+            if e.code < 500 or attempt == _ATTEMPTS:
+                raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError) as e:
+            if attempt == _ATTEMPTS:
+                raise FetchError(f"{url}: {getattr(e, 'reason', e)}") from None
+        time.sleep(0.5 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def fetch(url: str) -> bytes:
+    """The whole object at ``url``: a local path, ``file://``, ``http(s)://`` or ``s3://``."""
+    scheme = urlsplit(url).scheme
+    if scheme in ("http", "https"):
+        return _fetch_http(url)
+    if scheme == "s3":
+        return _fetch_s3(url)
+    path = urlsplit(url).path if scheme == "file" else url
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise FetchError(f"{path}: {e.strerror or e}") from None
+
+
+def _joined(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
+
+@dataclass(frozen=True)
+class ShardedList(VideoList):
+    """A split's samples as a shard set's manifest lists them: the videos (named ``<shard url>:<key>``) and their
+    labels, sample ``i`` being the prepared split's video ``i``; ``shards``: the manifest's records of the split's
+    shards (name, bytes, sha256, keys, labels), ``url``: where the set is."""
+
+    url: str = ""
+    shards: tuple[dict, ...] = ()
+
+    def shard_of(self) -> dict[int, int]:
+        """sample number -> the number of its shard."""
+        return {int(key): n for n, shard in enumerate(self.shards) for key in shard["keys"]}
+
+
+def shards(url: str, split: str = "train") -> ShardedList:
+    """Split ``split`` of the shard set at ``url`` (its ``manifest.json`` read there)."""
+    try:
+        manifest = json.loads(fetch(_joined(url, "manifest.json")))
+    except FetchError as e:
+        raise VideomlError(f"{e}; is {url} a shard set (videoml data shard)?") from None
+    except ValueError:
+        raise VideomlError(f"{_joined(url, 'manifest.json')}: not valid JSON; write the shards again") from None
+    if manifest.get("format") != 1:
+        raise VideomlError(f"{_joined(url, 'manifest.json')}: format {manifest.get('format')}, this videoml reads 1")
+    if split not in manifest["splits"]:
+        raise VideomlError(f"{url}: no split {split!r} (it has {', '.join(manifest['splits'])})")
+    records = tuple(manifest["splits"][split]["shards"])
+    samples = {int(key): (_joined(url, s["name"]) + f":{key}", label)
+               for s in records for key, label in zip(s["keys"], s["labels"])}
+    if sorted(samples) != list(range(len(samples))):
+        raise VideomlError(f"{_joined(url, 'manifest.json')}: the samples of {split} are not numbered 0 to "
+                           f"{len(samples) - 1}; write the shards again")
+    classes = tuple(manifest["classes"])
+    if any(not 0 <= label < len(classes) for _, label in samples.values()):
+        raise VideomlError(f"{_joined(url, 'manifest.json')}: a label out of range for {len(classes)} classes")
+    return ShardedList(tuple(samples[i] for i in range(len(samples))), classes, f"{url} ({split})", url=url,
+                       shards=records)
+
+
+def _samples(data: bytes, name: str) -> dict[str, dict]:
+    """key -> {suffix: bytes} of a fetched shard, read with WebDataset's tar iterators."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    files = ({**f, "__url__": name} for f in tar_file_iterator(io.BytesIO(data)))
+    return {sample["__key__"]: sample for sample in group_by_keys(files)}
+
+
+def _checked(record: dict, data: bytes) -> None:
+    """Refuse a shard that is not the one the manifest lists."""
+    if len(data) != record["bytes"]:
+        raise FetchError(f"{len(data)} bytes, the manifest says {record['bytes']} (truncated or replaced)")
+    if hashlib.sha256(data).hexdigest() != record["sha256"]:
+        raise FetchError("its SHA-256 differs from the manifest's (altered since it was written)")
+
+
+class ShardClipDataset(ClipDataset):
+    """:class:`~videoml.data.clips.ClipDataset` over a :class:`ShardedList`: a sample's video comes from its shard,
+    fetched whole when first needed and kept while the stream reads it (see the module's description)."""
+
+    KEPT_SHARDS = 2  # a stream reads one shard at a time; the second covers a crash-restarted loader's handover
+
+    def __init__(self, videos: ShardedList, *args, **kwargs):
+        super().__init__(videos, *args, **kwargs)
+        self.shard_of = videos.shard_of()
+        self.fetched: OrderedDict[int, dict] = OrderedDict()
+
+    def sampler(self, world: int = 1, rank: int = 0, workers: int = 0, batch: int = 1, shuffle: bool | None = None,
+                seed: int | None = None) -> "StreamSampler":
+        return StreamSampler(self.videos, self.views, world, rank, workers, batch,
+                             self.train if shuffle is None else shuffle, self.seed if seed is None else seed)
+
+    def _source(self, video_index: int):
+        number = self.shard_of[video_index]
+        record = self.videos.shards[number]
+        if number not in self.fetched:
+            self.fetched[number] = self._fetch(number, record)
+            while len(self.fetched) > self.KEPT_SHARDS:
+                self.fetched.popitem(last=False)
+        name, _ = self.videos.items[video_index]
+        sample = self.fetched[number].get(f"{video_index:08d}", {})
+        if "mp4" not in sample or "index.npz" not in sample:
+            raise VideoDecodeError(name, "its video or frame index is missing from the shard")
+        index = FrameIndex.from_arrays(np.load(io.BytesIO(sample["index.npz"])))
+        return VideoBytes(name, sample["mp4"]), index
+
+    def _fetch(self, number: int, record: dict) -> dict:
+        url = _joined(self.videos.url, record["name"])
+        try:
+            data = fetch(url)
+            _checked(record, data)
+            return _samples(data, url)
+        except (FetchError, OSError, ValueError) as e:  # (tarfile's errors are OSErrors)
+            why = str(e).removeprefix(f"{url}: ")
+            log.warning("skipping damaged shard: %s: %s; its %d samples count as unreadable", url, why,
+                        len(record["keys"]))
+            for key in record["keys"]:  # said once: each of its samples is unreadable without another line
+                self.crashed[int(key)] = f"in a damaged shard ({why})"
+            raise VideoDecodeError(url, why) from None
+
+
+class StreamSampler(Sampler):
+    """The sample keys of rank ``rank``'s loader over a shard set: its ``workers`` streams' planned shards
+    (:func:`~videoml.data.shard_plan.deal`), each shard's samples in a random order of (seed, epoch), weightless
+    repeats flagged as padding; handed to the loader in batches of ``batch`` keys, worker after worker, so that each
+    of the loader's workers (which take batches in turn) reads its own stream. ``views`` keys a video (evaluation)."""
+
+    def __init__(self, videos: ShardedList, views: int, world: int, rank: int, workers: int, batch: int,
+                 shuffle: bool, seed: int = 0):
+        self.videos, self.views, self.rank, self.shuffle, self.seed = videos, views, rank, shuffle, seed
+        self.workers, self.batch = max(workers, 1), batch
+        self.streams = world * self.workers
+        self.counts = {s["name"]: len(s["keys"]) for s in videos.shards}
+        self.keys = {s["name"]: [int(k) for k in s["keys"]] for s in videos.shards}
+        self.epoch = 0
+        self.multiple = batch // gcd(batch, views)  # samples a stream reads: a whole number of batches of views
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(shard.reads for shard in self._plan()[0]) * self.views * self.workers  # (streams are alike long)
+
+    def _plan(self):
+        plans = deal(self.counts, self.streams, self.epoch, self.seed, self.shuffle, self.multiple)
+        return plans[self.rank * self.workers:(self.rank + 1) * self.workers]
+
+    def _stream(self, plan) -> list[SampleKey]:
+        keys = []
+        for shard in plan:
+            own = self.keys[shard.name]
+            reads = [(i, False) for i in own[:shard.weighted]] + \
+                    [(own[j % len(own)], True) for j in range(shard.padding)]
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch, own[0]])  # (a shard's first key names it)
+                reads = [reads[i] for i in rng.permutation(len(reads))]
+            keys += [SampleKey(i * self.views + view, self.epoch, pad) for i, pad in reads for view in range(self.views)]
+        return keys
+
+    def __iter__(self):
+        streams = [self._stream(plan) for plan in self._plan()]
+        batches = [[s[at:at + self.batch] for at in range(0, len(s), self.batch)] for s in streams]
+        return iter([key for turn in zip(*batches) for batch in turn for key in batch])
