@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from helpers import LEARNABLE, SMALL
+from helpers import LEARNABLE, SMALL, videoml
 
 from videoml.data.corpus import corpus_dir
 from videoml.data.synth import SynthConfig, generate
@@ -14,6 +14,66 @@ os.environ.setdefault("VIDEOML_CORPUS_DIR", str(corpus_dir()))
 def small_synth(tmp_path_factory):
     """A small synthetic data set (all eight classes, H.264 with B-frames), shared by the session's tests."""
     return generate(SynthConfig(**SMALL), tmp_path_factory.mktemp("synth"), num_workers=2)
+
+
+@pytest.fixture(scope="session")
+def small_prepared(small_synth, tmp_path_factory):
+    """``small_synth`` prepared for training (``videoml data prepare``, short side 48)."""
+    out = tmp_path_factory.mktemp("prepared") / "set"
+    result = videoml("data", "prepare", str(small_synth.root), str(out), "--short-side", "48")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_shards(small_prepared, tmp_path_factory):
+    """``small_prepared`` in shards of about 5 kB (``videoml data shard``): two samples each, four shards a split."""
+    out = tmp_path_factory.mktemp("shards") / "set"
+    result = videoml("data", "shard", str(small_prepared), str(out), "--max-mb", "0.005")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def http_shards(small_shards):
+    """``small_shards`` served by an HTTP server on 127.0.0.1: the set's URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(small_shards)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_shards(small_shards):
+    """``small_shards`` uploaded to an S3-compatible server on 127.0.0.1 (moto's), which this process and the
+    commands it starts reach through the environment (endpoint and credentials): the set's ``s3://`` URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "videoml-test-key",
+           "AWS_SECRET_ACCESS_KEY": "videoml-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="videos")
+    for path in small_shards.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "videos", f"small/{path.relative_to(small_shards).as_posix()}")
+    yield "s3://videos/small"
+    server.stop()
+    for name, value in saved.items():
+        os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
 
 
 @pytest.fixture(scope="session")

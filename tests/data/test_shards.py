@@ -20,12 +20,9 @@ from videoml.data.decoding import FrameIndex, VideoBytes, load_index, open_video
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def prepared(small_synth, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared") / "set"
-    result = videoml("data", "prepare", str(small_synth.root), str(out), "--short-side", "48")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+@pytest.fixture
+def prepared(small_prepared):
+    return small_prepared
 
 
 def _samples(out) -> dict:

@@ -71,7 +71,8 @@ def _fetch_s3(url: str) -> bytes:
         return _s3_client().get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
     except ClientError as e:
         error = e.response.get("Error", {})
-        raise FetchError(f"{url}: {error.get('Code', 'error')} ({error.get('Message', '')})".rstrip(" ()")) from None
+        message = f" ({error['Message']})" if error.get("Message") else ""
+        raise FetchError(f"{url}: {error.get('Code', 'error')}{message}") from None
     except BotoCoreError as e:
         raise FetchError(f"{url}: {e}") from None
 
