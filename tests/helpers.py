@@ -1,9 +1,14 @@
 """Helpers shared by the tests."""
 
 import csv
+import hashlib
+import io
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import av
@@ -139,3 +144,44 @@ def hf_cache(root: Path, repo: str, save) -> dict:
     (entry / "refs").mkdir()
     (entry / "refs" / "main").write_text(commit)
     return {"HF_HOME": str(root), "HF_HUB_OFFLINE": "1"}
+
+
+def _rewrite(shard, change) -> None:
+    """Shard ``shard`` with its members changed by ``change(name, bytes) -> bytes``."""
+    with tarfile.open(shard) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            data = change(name, data)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def damaged_shards(shards: Path, copy: Path, damages=("sample", "truncated", "missing", "altered")):
+    """A copy of the shard set ``shards`` at ``copy`` with, in its first training shards in turn, what ``damages``
+    names: "sample": a sample's video garbage (the shard's checksum rewritten: it was packed so), "truncated": a shard
+    cut to half its size, "missing": a shard removed, "altered": a byte changed in place. -> (the copy, {damaged
+    shard's name: its keys}, the key of the garbage sample)."""
+    shutil.copytree(shards, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    records = dict(zip(damages, manifest["splits"]["train"]["shards"]))
+    corrupt, truncated, missing, altered = (records.get(d) for d in ("sample", "truncated", "missing", "altered"))
+    whole, bad_key = {r["name"]: r["keys"] for r in (truncated, missing, altered) if r}, None
+    if corrupt:
+        bad_key = corrupt["keys"][0]
+        _rewrite(copy / corrupt["name"], lambda name, data: b"not a video" if name == f"{bad_key}.mp4" else data)
+        data = (copy / corrupt["name"]).read_bytes()
+        corrupt.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    if truncated:
+        path = copy / truncated["name"]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    if missing:
+        (copy / missing["name"]).unlink()
+    if altered:
+        path = copy / altered["name"]
+        data = bytearray(path.read_bytes())
+        data[700] ^= 0xFF
+        path.write_bytes(bytes(data))
+    return copy, whole, bad_key

@@ -3,15 +3,12 @@ every sample once per epoch across ranks x workers, each worker reading its own 
 loopback HTTP server and a loopback S3 server; damaged shards and samples counted and named."""
 
 import collections
-import hashlib
-import io
 import json
 import logging
-import shutil
-import tarfile
 
 import pytest
 import torch
+from helpers import damaged_shards
 from torch.utils.data import BatchSampler
 
 import videoml.data.shard_reading as shard_reading
@@ -49,7 +46,7 @@ def test_every_video_and_repeat_once_per_epoch_each_worker_reading_its_own_shard
     dataset = data.dataset("train")
     shard_of, batch = dataset.videos.shard_of(), 2
     for epoch in (0, 1):
-        weighted, lengths, orders = [], set(), []
+        weighted, lengths = [], set()
         for rank in range(world):
             sampler = dataset.sampler(world, rank, workers, batch)
             sampler.set_epoch(epoch)
@@ -64,8 +61,12 @@ def test_every_video_and_repeat_once_per_epoch_each_worker_reading_its_own_shard
                 assert sum(map(len, streams.values())) == len(set().union(*streams.values()))
         assert sorted(weighted) == list(range(len(dataset)))  # each sample once; padding weightless
         assert len(lengths) == 1  # every rank makes the same number of steps
-    loader = data.loader("train", world, 0)  # through the loader: every clip of its videos, in k's
-    assert len(loader) == len(list(BatchSampler(loader.sampler, loader.batch_size, False)))
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler = dataset.sampler(world, 0, workers, batch)
+        sampler.set_epoch(epoch)
+        orders.append([k.index for k in sampler])
+    assert orders[0] == orders[2] != orders[1]  # shuffled by (seed, epoch), planned again alike on a resumed run
 
 
 def test_each_shard_is_fetched_once_per_epoch_by_one_worker(small_shards, monkeypatch):
@@ -102,44 +103,8 @@ def test_a_set_that_is_not_there_is_one_line(small_shards, http_shards, s3_shard
         load_source("shards", url=str(small_shards), split="train2")
 
 
-def _rewrite(shard, change) -> None:
-    """Shard ``shard`` with its members changed by ``change(name, bytes) -> bytes``."""
-    with tarfile.open(shard) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in members:
-            data = change(name, data)
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def _damaged(small_shards, tmp_path):
-    """A copy of the set with: a sample's video garbage (its shard's checksum rewritten: it was packed so), a shard
-    truncated, a shard missing, a shard altered in place; -> (the url, {shard name: its keys}, the bad key)."""
-    copy = tmp_path / "damaged"
-    shutil.copytree(small_shards, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    records = manifest["splits"]["train"]["shards"]
-    corrupt, truncated, missing, altered = records[:4]
-    bad_key = corrupt["keys"][0]
-    _rewrite(copy / corrupt["name"], lambda name, data: b"not a video" if name == f"{bad_key}.mp4" else data)
-    data = (copy / corrupt["name"]).read_bytes()
-    corrupt.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    path = copy / truncated["name"]
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    (copy / missing["name"]).unlink()
-    path = copy / altered["name"]
-    data = bytearray(path.read_bytes())
-    data[700] ^= 0xFF
-    path.write_bytes(bytes(data))
-    whole = {r["name"]: r["keys"] for r in (truncated, missing, altered)}
-    return copy, whole, bad_key
-
-
 def test_damaged_shards_and_samples_are_named_once_and_their_samples_counted(small_shards, tmp_path, caplog):
-    url, whole, bad_key = _damaged(small_shards, tmp_path)
+    url, whole, bad_key = damaged_shards(small_shards, tmp_path / "damaged")
     data = _data(url, batch_size=2, num_workers=0)
     bad = []
     with caplog.at_level(logging.WARNING, logger="videoml.data"):
