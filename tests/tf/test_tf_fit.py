@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from helpers import metrics, train_list_with_a_broken_video, videoml
 
+from videoml.data.datasets import load_source
+
 import keras  # noqa: I001  (after videoml.tf, see conftest)
 
 
@@ -18,16 +20,18 @@ def _args(dataset, root, *extra, train=None):
             "--model.model_options", '{"dropout_rate": 0.0}', *extra]
 
 
-def test_tf_fit_trains_validates_tests_skips_bad_videos_and_resumes(small_synth, tmp_path):
+def test_tf_fit_trains_validates_tests_skips_bad_videos_and_resumes(small_synth, http_shards, tmp_path):
     train, broken = train_list_with_a_broken_video(small_synth, tmp_path)
     root = tmp_path / "runs"
-    result = videoml(*_args(small_synth, root, "--model.max_bad_fraction", "0.5", train=train))
+    val = ("--data.val", json.dumps({"kind": "shards", "url": http_shards, "split": "val"}))  # shards over HTTP
+    result = videoml(*_args(small_synth, root, "--model.max_bad_fraction", "0.5", *val, train=train))
     assert result.returncode == 0, result.stderr[-3000:]
     run = root / "tf" / "version_0"
     assert "run: " + str(run) in result.stdout and "test/top1" in result.stdout
     m = metrics(run)
     assert m["train/bad_videos"] == [(0, 1.0)] and m["train/clips"] == [(0, 8.0)]
-    assert m["val/videos"] == [(0, 8.0)] and m["test/videos"][-1][1] == 8.0
+    assert m["val/videos"] == [(0, float(len(load_source("shards", url=http_shards, split="val"))))]
+    assert m["test/videos"][-1][1] == 8.0
     assert 0.0 <= m["val/top1"][0][1] <= 1.0 and np.isfinite(m["train/loss"][0][1])
     assert str(broken) in result.stderr  # named in the warning
     for name in ("config.yaml", "classes.txt", "environment.json", "last.keras", "best.keras"):
@@ -36,7 +40,7 @@ def test_tf_fit_trains_validates_tests_skips_bad_videos_and_resumes(small_synth,
     assert json.loads((run / "environment.json").read_text())["tensorflow"].startswith("2.")
 
     result = videoml(*_args(small_synth, root, "--model.max_bad_fraction", "0.5", "--trainer.max_epochs", "2",
-                            "--resume", train=train))
+                            "--resume", *val, train=train))
     assert result.returncode == 0, result.stderr[-3000:]
     m = metrics(run)
     assert [epoch for epoch, _ in m["train/loss"]] == [0, 1]
@@ -101,3 +105,4 @@ def test_the_keras_twin_learns_motion_like_the_pytorch_model(learnable, tmp_path
     # the PyTorch test's bar for the clip model (measured here: 0.78 over the last three validations, epochs 11-15;
     # 0.89 after 20 epochs)
     assert sum(v for _, v in m["val/top1"][-3:]) / 3 >= 0.7, m["val/top1"]
+

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -176,6 +177,13 @@ class ShardClipDataset(ClipDataset):
         super().__init__(videos, *args, **kwargs)
         self.shard_of = videos.shard_of()
         self.fetched: OrderedDict[int, dict] = OrderedDict()
+        self.lock = threading.Lock()  # tf.data's decoding threads share the fetched shards
+
+    def __getstate__(self):  # (loader workers start with no shard fetched)
+        return {**self.__dict__, "fetched": OrderedDict(), "lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, lock=threading.Lock())
 
     def sampler(self, world: int = 1, rank: int = 0, workers: int = 0, batch: int = 1, shuffle: bool | None = None,
                 seed: int | None = None) -> "StreamSampler":
@@ -184,19 +192,20 @@ class ShardClipDataset(ClipDataset):
 
     def _source(self, video_index: int):
         number = self.shard_of[video_index]
-        record = self.videos.shards[number]
-        if number not in self.fetched:
-            self.fetched[number] = self._fetch(number, record)
-            while len(self.fetched) > self.KEPT_SHARDS:
-                self.fetched.popitem(last=False)
+        with self.lock:
+            if number not in self.fetched:
+                self.fetched[number] = self._fetch(self.videos.shards[number])
+                while len(self.fetched) > self.KEPT_SHARDS:
+                    self.fetched.popitem(last=False)
+            samples = self.fetched[number]
         name, _ = self.videos.items[video_index]
-        sample = self.fetched[number].get(f"{video_index:08d}", {})
+        sample = samples.get(f"{video_index:08d}", {})
         if "mp4" not in sample or "index.npz" not in sample:
             raise VideoDecodeError(name, "its video or frame index is missing from the shard")
         index = FrameIndex.from_arrays(np.load(io.BytesIO(sample["index.npz"])))
         return VideoBytes(name, sample["mp4"]), index
 
-    def _fetch(self, number: int, record: dict) -> dict:
+    def _fetch(self, record: dict) -> dict:
         url = _joined(self.videos.url, record["name"])
         try:
             data = fetch(url)
