@@ -36,19 +36,11 @@ def small_shards(small_prepared, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def http_shards(small_shards):
-    """``small_shards`` served by an HTTP server on 127.0.0.1: the set's URL."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    """``small_shards`` served by an HTTP server on 127.0.0.1 (the benchmark's): the set's URL."""
+    from videoml.bench.storage import serve
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(small_shards)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve(small_shards) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

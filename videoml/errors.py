@@ -47,7 +47,8 @@ def option_error_line(error: BaseException) -> str:
 
 # The extra that installs an optional package a configuration may name (a logger, say)
 EXTRAS = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tf", "h5py": "hdf5", "onnx": "onnx",
-          "onnxruntime": "onnx", "ray": "ray", "transformers": "hf", "tensorflow": "tf", "pyarrow": "parquet"}
+          "onnxruntime": "onnx", "ray": "ray", "transformers": "hf", "tensorflow": "tf", "pyarrow": "parquet",
+          "webdataset": "shards", "boto3": "shards"}
 
 
 def missing_package(error: BaseException) -> str | None:

@@ -1,4 +1,4 @@
-"""``videoml bench decode|model|infer|suite|compare``."""
+"""``videoml bench decode|model|infer|shards|suite|compare``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,35 @@ def infer(bench: InferBench) -> int:
     model call per view) and of the model alone, on the same generated videos, model and views. A preset of the
     suite."""
     return suite(bench.suite(), bench.out)
+
+
+def shards(prepared: str, out: str = "runs/bench/shards", model: str = "x3d_tiny", workers: int = 2,
+           batch_size: int = 8, latency_ms: list[float] = (0, 20), max_mb: float = 1, epochs: int = 3,
+           seed: int = 0) -> int:
+    """Training clips/s and CPU ms per clip from a folder of files and from shards, on the local disk and from an
+    HTTP server on 127.0.0.1 answering each request after a latency (object storage over a network), with the
+    requests each epoch makes; the same loader as training, no model.
+
+    Args:
+        prepared: a prepared data set (videoml data prepare); its training split is read.
+        out: results folder: the shard sets (sets/), runs/*.json, table.md.
+        model: the registry model whose input the clips are cut for.
+        workers: decoding workers of the loader.
+        batch_size: clips a batch.
+        latency_ms: per-request latencies of the HTTP server, one pair of cells each.
+        max_mb: the shards' size (videoml data shard --max-mb): 1 MB makes 7 shards of the demo's 7.3 MB; real
+            sets take hundreds.
+        epochs: timed epochs per cell (after one untimed): the median counts.
+    """
+    from videoml.bench.storage import run, table
+    from videoml.fileio import write_atomic
+
+    runs = run(prepared, out, model, workers, batch_size, list(latency_ms), max_mb, epochs, seed)
+    text = table(runs)
+    write_atomic(Path(out) / "table.md", text)
+    print(text)
+    print(f"results in {out}: table.md, runs/ ({len(runs)} runs)")
+    return 0
 
 
 def suite(config: SuiteConfig, out: str | None = None, only_frameworks: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ Mid-epoch resume is not supported: a run resumed from a checkpoint starts its ep
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -43,7 +44,7 @@ from videoml.data.clips import ClipDataset, SampleKey
 from videoml.data.datasets import VideoList
 from videoml.data.decoding.index import FrameIndex, VideoBytes
 from videoml.data.shard_plan import deal
-from videoml.errors import VideoDecodeError, VideomlError
+from videoml.errors import VideoDecodeError, VideomlError, install_hint
 
 log = logging.getLogger("videoml.data")
 _ATTEMPTS = 3  # tries of an HTTP request that failed in a way that may pass (a 5xx answer, a dropped connection)
@@ -56,12 +57,17 @@ class FetchError(Exception):
 def _s3_client():
     """boto3's S3 client: credentials, region and endpoint (``AWS_ENDPOINT_URL``, for MinIO, Ceph, a local server)
     from the environment and the AWS config files, never from a config of ours (nothing to log by mistake)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise FetchError("reading s3:// needs boto3: pip install 'videoml[shards]'") from None
+    import boto3
+    from botocore.config import Config
+
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": _ATTEMPTS}))
+
+
+def _require(url: str) -> None:
+    """Refuse now, not in a loader worker, when a package reading ``url``'s shards is missing."""
+    for package in ("webdataset", *(("boto3",) if urlsplit(url).scheme == "s3" else ())):
+        if importlib.util.find_spec(package) is None:
+            raise VideomlError(f"reading shards from {url} needs {package}: {install_hint(package)}")
 
 
 def _fetch_s3(url: str) -> bytes:
@@ -128,6 +134,7 @@ class ShardedList(VideoList):
 
 def shards(url: str, split: str = "train") -> ShardedList:
     """Split ``split`` of the shard set at ``url`` (its ``manifest.json`` read there)."""
+    _require(url)
     try:
         manifest = json.loads(fetch(_joined(url, "manifest.json")))
     except FetchError as e:
