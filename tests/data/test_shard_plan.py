@@ -19,20 +19,25 @@ CASES = [  # shard sizes, streams (ranks x workers)
 
 @pytest.mark.parametrize("sizes, streams", CASES)
 @pytest.mark.parametrize("epoch", [0, 1, 7])
-def test_every_sample_counts_once_and_every_stream_reads_as_many(sizes, streams, epoch):
+@pytest.mark.parametrize("multiple", [1, 4])
+def test_every_sample_counts_once_and_every_stream_reads_as_many(sizes, streams, epoch, multiple):
     counts = {f"train/{i:04d}.tar": n for i, n in enumerate(sizes)}
-    plans = deal(counts, streams, epoch, seed=3)
+    plans = deal(counts, streams, epoch, seed=3, multiple=multiple)
     assert len(plans) == streams
-    weighted = {}
+    weighted = {name: [] for name in counts}
     for plan in plans:
+        assert len({s.name for s in plan}) == len(plan)  # a shard fetched once by a stream
         for shard in plan:
-            weighted[shard.name] = weighted.get(shard.name, 0) + shard.weighted
-            assert shard.weighted in (0, counts[shard.name])  # a shard counts whole, in one stream
-    assert weighted == counts  # each sample weighted exactly once in the epoch
-    lengths = {sum(s.reads for s in plan) for plan in plans}
-    assert lengths == {max(sum(s.weighted for s in plan) for plan in plans)}  # all as long as the longest
+            weighted[shard.name] += range(shard.start, shard.start + shard.weighted)
+            assert 0 <= shard.start and shard.start + shard.weighted <= counts[shard.name]
+        assert sum(s.weighted < counts[s.name] for s in plan) <= 2 or not any(s.weighted for s in plan)  # cut at the ends
+    assert {name: sorted(w) for name, w in weighted.items()} == {n: list(range(c)) for n, c in counts.items()}
     own = [sum(s.weighted for s in plan) for plan in plans]
-    assert max(own) - min(own) <= max(sizes)  # dealt evenly (to within a shard)
+    assert max(own) - min(own) <= 1  # even to one sample: almost nothing decoded for nothing
+    lengths = {sum(s.reads for s in plan) for plan in plans}
+    assert lengths == {-(-max(own) // multiple) * multiple}  # all as long as the longest, in whole batches
+    fetches = sum(len(plan) for plan in plans if any(s.weighted for s in plan))
+    assert fetches <= len(counts) + streams - 1  # a shard cut between two streams is fetched by both
 
 
 def test_the_deal_is_the_same_on_every_rank_and_changes_with_the_epoch_and_seed():

@@ -57,8 +57,8 @@ def test_every_video_and_repeat_once_per_epoch_each_worker_reading_its_own_shard
                 streams[n % max(workers, 1)].update(shard_of[k.index] for k in keys)
                 weighted += [k.index for k in keys if not k.padding]
                 assert all(k.epoch == epoch for k in keys)
-            if len(dataset.videos.shards) >= world * max(workers, 1):  # else some streams read others' shards
-                assert sum(map(len, streams.values())) == len(set().union(*streams.values()))
+            if len(dataset) >= world * max(workers, 1):  # (else the idle streams read repeats of a shard)
+                assert sum(map(len, streams.values())) <= len(dataset.videos.shards) + len(streams) - 1
         assert sorted(weighted) == list(range(len(dataset)))  # each sample once; padding weightless
         assert len(lengths) == 1  # every rank makes the same number of steps
     orders = []

@@ -1,10 +1,10 @@
 """Training and evaluation clips read from shards (``videoml data shard``'s output) on a local disk, over HTTP(S), or
 from S3 or an S3-compatible store: ``data.train: {kind: shards, url: s3://bucket/kinetics, split: train}``.
 
-The epoch is planned from the manifest alone (:mod:`videoml.data.shard_plan`): whole shards are dealt to the loader
-streams (every rank's decoding workers), each stream fetches its shards one after the other, one request each, and
-reads their samples in a seeded random order; weightless repeats give every stream the same length, so every sample
-is read exactly once per epoch across ranks x workers, as :class:`~videoml.data.clips.ShardSampler` gives for files.
+The epoch is planned from the manifest alone (:mod:`videoml.data.shard_plan`): the shuffled shards' samples are cut
+into one contiguous run per loader stream (every rank's decoding workers), each stream fetches the shards of its run
+one after the other, one request each, and reads their samples in a seeded random order; runs differ by one sample
+at most and weightless repeats give every stream the same length, so every sample is read exactly once per epoch across ranks x workers, as :class:`~videoml.data.clips.ShardSampler` gives for files.
 The plan is a sampler of :class:`~videoml.data.clips.SampleKey` (:class:`StreamSampler`): the loaders, the
 crash-surviving :class:`~videoml.data.clips.ClipLoader`, the sample keys with epoch and padding, the clip sampling and
 augmentation are the ones files go through; a sample's clip decodes from its bytes with the frame index stored
@@ -256,11 +256,11 @@ class StreamSampler(Sampler):
     def _stream(self, plan) -> list[SampleKey]:
         keys = []
         for shard in plan:
-            own = self.keys[shard.name]
+            own = self.keys[shard.name][shard.start:shard.start + shard.weighted] or self.keys[shard.name]
             reads = [(i, False) for i in own[:shard.weighted]] + \
                     [(own[j % len(own)], True) for j in range(shard.padding)]
             if self.shuffle:
-                rng = np.random.default_rng([self.seed, self.epoch, own[0]])  # (a shard's first key names it)
+                rng = np.random.default_rng([self.seed, self.epoch, own[0]])  # (a run's first key names it)
                 reads = [reads[i] for i in rng.permutation(len(reads))]
             keys += [SampleKey(i * self.views + view, self.epoch, pad) for i, pad in reads for view in range(self.views)]
         return keys
