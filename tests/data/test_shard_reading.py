@@ -5,6 +5,9 @@ loopback HTTP server and a loopback S3 server; damaged shards and samples counte
 import collections
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -89,9 +92,14 @@ def test_http_and_s3_give_the_samples_a_folder_gives(small_shards, http_shards, 
         assert there.videos.items[0][0] == f"{url}/{here.videos.shards[0]['name']}:00000000"
         for index in (0, len(here) - 1):
             assert torch.equal(there[index].video, here[index].video)
+    scored = []  # decoding workers (forked after this process made its S3 client) fetch with their own
+    for batch in _data(s3_shards, "val", num_workers=2, batch_size=2).loader("val"):
+        assert not batch.bad.any()
+        scored += [int(v) for v, w in zip(batch.video_index, batch.weight) if w]
+    assert sorted(scored) == list(range(len(here)))
 
 
-def test_a_set_that_is_not_there_is_one_line(small_shards, http_shards, s3_shards, tmp_path):
+def test_a_set_that_is_not_there_or_not_allowed_is_one_line(small_shards, http_shards, s3_shards, tmp_path):
     cases = {str(tmp_path / "none"): f"{tmp_path / 'none'}/manifest.json: No such file or directory",
              f"{http_shards}/none": f"{http_shards}/none/manifest.json: HTTP 404 File not found",
              "s3://videos/none": "s3://videos/none/manifest.json: NoSuchKey (The specified key does not exist.)"}
@@ -99,6 +107,14 @@ def test_a_set_that_is_not_there_is_one_line(small_shards, http_shards, s3_shard
         with pytest.raises(VideomlError) as raised:
             load_source("shards", url=url)
         assert str(raised.value) == f"{why}; is {url} a shard set (videoml data shard)?"
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")  # (no credentials anywhere: not even an instance's role)
+    anonymous = subprocess.run([sys.executable, "-c", "from videoml.data.datasets import load_source; "
+                                f"load_source('shards', url='{s3_shards}')"], env=env, capture_output=True, text=True)
+    assert anonymous.stderr.strip().splitlines()[-1] == (
+        f"videoml.errors.VideomlError: {s3_shards}/manifest.json: no AWS credentials (set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
     with pytest.raises(VideomlError, match=r"no split 'train2' \(it has train, val, test\)"):
         load_source("shards", url=str(small_shards), split="train2")
 

@@ -23,11 +23,13 @@ Mid-epoch resume is not supported: a run resumed from a checkpoint starts its ep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import io
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -51,12 +53,20 @@ _ATTEMPTS = 3  # tries of an HTTP request that failed in a way that may pass (a 
 
 
 class FetchError(Exception):
-    """A shard or manifest could not be fetched; the message says which and why."""
+    """A shard or manifest could not be fetched; the message says which and why. ``absent``: there is nothing there
+    (no such file, object or page), rather than a failure to read it."""
+
+    def __init__(self, message: str, absent: bool = False):
+        super().__init__(message)
+        self.absent = absent
 
 
-def _s3_client():
+@functools.lru_cache(maxsize=1)
+def _s3_client(pid: int):
     """boto3's S3 client: credentials, region and endpoint (``AWS_ENDPOINT_URL``, for MinIO, Ceph, a local server)
-    from the environment and the AWS config files, never from a config of ours (nothing to log by mistake)."""
+    from the environment and the AWS config files, never from a config of ours (nothing to log by mistake). One a
+    process (``pid``): making one takes tens of ms, a client is thread-safe, but its connections are not to be shared
+    with a forked loader worker."""
     import boto3
     from botocore.config import Config
 
@@ -71,15 +81,19 @@ def _require(url: str) -> None:
 
 
 def _fetch_s3(url: str) -> bytes:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     parts = urlsplit(url)
     try:
-        return _s3_client().get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
+        return _s3_client(os.getpid()).get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
     except ClientError as e:
         error = e.response.get("Error", {})
         message = f" ({error['Message']})" if error.get("Message") else ""
-        raise FetchError(f"{url}: {error.get('Code', 'error')}{message}") from None
+        raise FetchError(f"{url}: {error.get('Code', 'error')}{message}",
+                         absent=error.get("Code") in ("NoSuchKey", "NoSuchBucket", "404")) from None
+    except NoCredentialsError:
+        raise FetchError(f"{url}: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                         "AWS_PROFILE)") from None
     except BotoCoreError as e:
         raise FetchError(f"{url}: {e}") from None
 
@@ -91,7 +105,7 @@ def _fetch_http(url: str) -> bytes:
                 return answer.read()
         except urllib.error.HTTPError as e:
             if e.code < 500 or attempt == _ATTEMPTS:
-                raise FetchError(f"{url}: HTTP {e.code} {e.reason}") from None
+                raise FetchError(f"{url}: HTTP {e.code} {e.reason}", absent=e.code in (404, 410)) from None
         except (urllib.error.URLError, OSError) as e:
             if attempt == _ATTEMPTS:
                 raise FetchError(f"{url}: {getattr(e, 'reason', e)}") from None
@@ -111,7 +125,8 @@ def fetch(url: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise FetchError(f"{path}: {e.strerror or e}") from None
+        raise FetchError(f"{path}: {e.strerror or e}",
+                         absent=isinstance(e, (FileNotFoundError, NotADirectoryError))) from None
 
 
 def _joined(base: str, name: str) -> str:
@@ -138,7 +153,7 @@ def shards(url: str, split: str = "train") -> ShardedList:
     try:
         manifest = json.loads(fetch(_joined(url, "manifest.json")))
     except FetchError as e:
-        raise VideomlError(f"{e}; is {url} a shard set (videoml data shard)?") from None
+        raise VideomlError(f"{e}; is {url} a shard set (videoml data shard)?" if e.absent else str(e)) from None
     except ValueError:
         raise VideomlError(f"{_joined(url, 'manifest.json')}: not valid JSON; write the shards again") from None
     if manifest.get("format") != 1:
