@@ -15,10 +15,11 @@ class UsageError(VideomlError):
 
 
 class VideoDecodeError(VideomlError):
-    """A video file that cannot be read (missing, empty, not a video, truncated, corrupt, unsupported codec)."""
+    """A video file that cannot be read (missing, empty, not a video, truncated, corrupt, unsupported codec).
+    ``said``: the cause was already reported for this video and others (a damaged shard, once for all its samples)."""
 
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
+    def __init__(self, path, reason: str, said: bool = False):
+        self.path, self.reason, self.said = str(path), reason, said
         super().__init__(f"{path}: {reason}")
 
 

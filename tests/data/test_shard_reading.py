@@ -6,6 +6,7 @@ import collections
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from helpers import damaged_shards
 from torch.utils.data import BatchSampler
 
 import videoml.data.shard_reading as shard_reading
+from videoml.data.shard_reading import ShardClipDataset
 from videoml.data.clips import ClipData, ClipDataset, ClipOptions, SampleKey
 from videoml.data.datasets import labeled_paths, load_source
 from videoml.errors import VideomlError
@@ -119,14 +121,21 @@ def test_a_set_that_is_not_there_or_not_allowed_is_one_line(small_shards, http_s
         load_source("shards", url=str(small_shards), split="train2")
 
 
-def test_damaged_shards_and_samples_are_named_once_and_their_samples_counted(small_shards, tmp_path, caplog):
-    url, whole, bad_key = damaged_shards(small_shards, tmp_path / "damaged")
-    data = _data(url, batch_size=2, num_workers=0)
+def _bad_samples(loader, epoch: int) -> list[int]:
+    loader.sampler.set_epoch(epoch)
     bad = []
+    for batch in loader:
+        bad += [int(v) for v, b, w in zip(batch.video_index, batch.bad, batch.weight) if b]
+        assert all(w == 0 for b, w in zip(batch.bad, batch.weight) if b)
+    return bad
+
+
+def test_damaged_shards_and_samples_are_named_once_and_their_samples_counted(small_shards, tmp_path, caplog,
+                                                                             monkeypatch):
+    url, whole, bad_key = damaged_shards(small_shards, tmp_path / "damaged")
+    loader = _data(url, batch_size=2, num_workers=0).loader("train")
     with caplog.at_level(logging.WARNING, logger="videoml.data"):
-        for batch in data.loader("train"):
-            bad += [int(v) for v, b, w in zip(batch.video_index, batch.bad, batch.weight) if b]
-            assert all(w == 0 for b, w in zip(batch.bad, batch.weight) if b)
+        bad = _bad_samples(loader, 0)
     expected = sorted(int(k) for keys in whole.values() for k in keys) + [int(bad_key)]
     assert sorted(set(bad)) == sorted(expected)
     lines = [r.getMessage() for r in caplog.records]
@@ -134,3 +143,8 @@ def test_damaged_shards_and_samples_are_named_once_and_their_samples_counted(sma
         said = [line for line in lines if f"{url}/{name}" in line]
         assert len(said) == 1 and why in said[0] and f"its {len(whole[name])} samples count as unreadable" in said[0]
     assert sum(f"{bad_key}" in line for line in lines) == 1  # the sample in an intact shard, by shard and key
+
+    missing = list(whole)[1]
+    shutil.copy(small_shards / missing, url / missing)  # back: fetched again later (a failure may pass)
+    monkeypatch.setattr(ShardClipDataset, "RETRY_S", 0.0)
+    assert sorted(set(_bad_samples(loader, 1))) == sorted(set(expected) - {int(k) for k in whole[missing]})

@@ -256,7 +256,7 @@ class ClipDataset(Dataset):
                     plans = [self._plan(video, rng, view) for rng in rngs]
                     clips = self._read(video, plans, size)
         except VideoDecodeError as e:
-            if video_index not in self.crashed:  # (said once, as it crashed)
+            if video_index not in self.crashed and not e.said:  # (said once, as it crashed or for its shard)
                 log.warning("skipping unreadable video: %s", e)
             side = spec.crop_side(self.train)
             plans = [(None, side)] * self.repeats

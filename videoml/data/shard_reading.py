@@ -4,7 +4,8 @@ from S3 or an S3-compatible store: ``data.train: {kind: shards, url: s3://bucket
 The epoch is planned from the manifest alone (:mod:`videoml.data.shard_plan`): the shuffled shards' samples are cut
 into one contiguous run per loader stream (every rank's decoding workers), each stream fetches the shards of its run
 one after the other, one request each, and reads their samples in a seeded random order; runs differ by one sample
-at most and weightless repeats give every stream the same length, so every sample is read exactly once per epoch across ranks x workers, as :class:`~videoml.data.clips.ShardSampler` gives for files.
+at most and weightless repeats give every stream the same length, so every sample is read exactly once per epoch
+across ranks x workers, as :class:`~videoml.data.clips.ShardSampler` gives for files.
 The plan is a sampler of :class:`~videoml.data.clips.SampleKey` (:class:`StreamSampler`): the loaders, the
 crash-surviving :class:`~videoml.data.clips.ClipLoader`, the sample keys with epoch and padding, the clip sampling and
 augmentation are the ones files go through; a sample's clip decodes from its bytes with the frame index stored
@@ -194,6 +195,8 @@ class ShardClipDataset(ClipDataset):
     fetched whole when first needed and kept while the stream reads it (see the module's description)."""
 
     KEPT_SHARDS = 2  # a stream reads one shard at a time; the second covers a crash-restarted loader's handover
+    RETRY_S = 60.0  # a shard that could not be fetched is kept as (why, when): said once while its samples are
+    # read, and fetched again after this long (a failure may pass)
 
     def __init__(self, videos: ShardedList, *args, **kwargs):
         super().__init__(videos, *args, **kwargs)
@@ -215,19 +218,24 @@ class ShardClipDataset(ClipDataset):
     def _source(self, video_index: int):
         number = self.shard_of[video_index]
         with self.lock:
-            if number not in self.fetched:
-                self.fetched[number] = self._fetch(self.videos.shards[number])
+            kept = self.fetched.get(number)
+            if kept is None or isinstance(kept, tuple) and time.monotonic() - kept[1] > self.RETRY_S:
+                self.fetched[number] = kept = self._fetch(self.videos.shards[number])
+                self.fetched.move_to_end(number)
                 while len(self.fetched) > self.KEPT_SHARDS:
                     self.fetched.popitem(last=False)
-            samples = self.fetched[number]
         name, _ = self.videos.items[video_index]
-        sample = samples.get(f"{video_index:08d}", {})
+        if isinstance(kept, tuple):
+            raise VideoDecodeError(name, f"in a damaged shard ({kept[0]})", said=True)
+        sample = kept.get(f"{video_index:08d}", {})
         if "mp4" not in sample or "index.npz" not in sample:
             raise VideoDecodeError(name, "its video or frame index is missing from the shard")
         index = FrameIndex.from_arrays(np.load(io.BytesIO(sample["index.npz"])))
         return VideoBytes(name, sample["mp4"]), index
 
-    def _fetch(self, record: dict) -> dict:
+    def _fetch(self, record: dict) -> dict | tuple[str, float]:
+        """The shard's samples by key; or, when it cannot be fetched or is not the manifest's, (why, when) (said
+        here once for all its samples)."""
         url = _joined(self.videos.url, record["name"])
         try:
             data = fetch(url)
@@ -237,9 +245,7 @@ class ShardClipDataset(ClipDataset):
             why = str(e).removeprefix(f"{url}: ")
             log.warning("skipping damaged shard: %s: %s; its %d samples count as unreadable", url, why,
                         len(record["keys"]))
-            for key in record["keys"]:  # said once: each of its samples is unreadable without another line
-                self.crashed[int(key)] = f"in a damaged shard ({why})"
-            raise VideoDecodeError(url, why) from None
+            return why, time.monotonic()
 
 
 class StreamSampler(Sampler):
@@ -277,7 +283,8 @@ class StreamSampler(Sampler):
             if self.shuffle:
                 rng = np.random.default_rng([self.seed, self.epoch, own[0]])  # (a run's first key names it)
                 reads = [reads[i] for i in rng.permutation(len(reads))]
-            keys += [SampleKey(i * self.views + view, self.epoch, pad) for i, pad in reads for view in range(self.views)]
+            keys += [SampleKey(i * self.views + view, self.epoch, pad) for i, pad in reads
+                     for view in range(self.views)]
         return keys
 
     def __iter__(self):
