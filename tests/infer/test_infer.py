@@ -233,19 +233,21 @@ def test_infer_with_labels_writes_a_per_class_report_that_videoml_report_prints(
 
 
 @pytest.mark.slow
-def test_shards_split_the_inputs_deterministically_into_disjoint_parts(small_synth, checkpoint, tmp_path):
+def test_parts_split_the_inputs_deterministically_into_disjoint_parts(small_synth, checkpoint, tmp_path):
     videos = split_videos(small_synth)
     parts = []
     for index in range(3):
         out = tmp_path / f"part{index}.jsonl"
-        result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), "--shard", f"{index}/3",
+        spelling = "--shard" if index == 2 else "--part"  # (the old name still works, with a line saying so)
+        result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(out), spelling, f"{index}/3",
                          "--num-workers", "0", "--views", "1")
         assert result.returncode == 0, result.stderr[-3000:]
+        assert ("--shard is now --part" in result.stderr) == (spelling == "--shard")
         parts.append([r["path"] for r in records(out)])
     assert parts == [videos[i::3] for i in range(3)]  # every 3rd video of the input list, from the i-th
     for bad in ("3/3", "one/3"):
-        result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(tmp_path / "x.jsonl"), "--shard", bad)
-        assert result.returncode == 2 and "--shard must be I/N with 0 <= I < N" in result.stderr, (bad, result.stderr)
+        result = videoml("infer", *videos, "-m", str(checkpoint), "-o", str(tmp_path / "x.jsonl"), "--part", bad)
+        assert result.returncode == 2 and "--part must be I/N with 0 <= I < N" in result.stderr, (bad, result.stderr)
 
 
 def _not_videos(folder):

@@ -139,7 +139,8 @@ def _arg_help(doc: str, name: str) -> str | None:
 
 # Options renamed so that one idea has one name in every command (old -> new): the old spelling still works, with a
 # line saying so, for one release
-RENAMED = {"--output": "--out", "--timeout": "--decode-timeout", "--batch": "--batch-size"}
+RENAMED = {"--output": "--out", "--timeout": "--decode-timeout", "--batch": "--batch-size",
+           "--shard": "--part"}  # (a shard is a file of training data; a job array's task takes a part)
 # Values renamed likewise (option -> old value -> new): precisions are Lightning's, as in ``trainer.precision``
 RENAMED_VALUES = {"--precision": PRECISION_NAMES}
 

@@ -67,9 +67,9 @@ class VideoRun:
     compile: bool = False
     """also torch.compile the model for inference (Inductor, weights frozen; compiled on the first batch, which takes
     minutes for a large model on a CPU, and checked against the model as --optimize is)"""
-    shard: str | None = None
+    part: str | None = None
     """I/N: only the I-th (from 0) of N parts of the input list, every N-th video from the I-th, for job arrays
-    (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, each with its own output)"""
+    (e.g. --part $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, each with its own output; as data shard's --part)"""
     engine: Engine = "local"
     """local: this machine (a process per device); ray: decoding as Ray tasks on the CPUs of a Ray cluster, the
     model in Ray actors on its GPUs (pip install 'videoml[ray]'; see docs/inference.md)"""
@@ -131,7 +131,7 @@ class VideoRun:
         for device in self.devices:
             parse_device(device)  # every device exists before any work starts
         require_backend(self.backend)
-        self.shard_of()
+        self.part_of()
         if self.parquet is not None:
             if Path(self.parquet).resolve() in {Path(p).resolve() for p in self.outputs() if p}:
                 raise UsageError(f"--parquet {self.parquet} is the run's other output; give it its own name")
@@ -142,9 +142,9 @@ class VideoRun:
         """``rows(record) -> (video row, clip rows)`` of this kind's Parquet tables (:mod:`videoml.infer.tables`)."""
         raise NotImplementedError
 
-    def shard_of(self) -> tuple[int, int]:
-        """(I, N) of ``--shard I/N``; (0, 1) without it."""
-        return (0, 1) if self.shard is None else job_part(self.shard, "--shard")
+    def part_of(self) -> tuple[int, int]:
+        """(I, N) of ``--part I/N``; (0, 1) without it."""
+        return (0, 1) if self.part is None else job_part(self.part, "--part")
 
     def finish(self) -> str | None:
         """After every video is recorded (all devices' shards merged); a line to tell the user, if any."""

@@ -130,9 +130,9 @@ def infer(config: VideoRun) -> Summary:
     paths = list({result_key(p): p for p in reversed(expand_inputs(config.inputs))}.values())[::-1]
     if not paths:  # (each video once, however it is spelled; the first spelling kept)
         raise UsageError("no input videos")
-    index, count = config.shard_of()
+    index, count = config.part_of()
     if index >= len(paths):
-        raise UsageError(f"shard {config.shard} of {len(paths)} input videos holds none")
+        raise UsageError(f"part {config.part} of {len(paths)} input videos holds none")
     paths = paths[index::count]
     config.begin()
     output, csv = config.outputs()
