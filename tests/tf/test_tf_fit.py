@@ -74,7 +74,7 @@ def test_two_replicas_compute_what_one_device_does(small_synth, tmp_path):
     for devices, batch in ((1, "4"), (2, "2")):
         root = tmp_path / f"d{devices}"
         result = videoml(*_args(small_synth, root, "--devices", str(devices), "--data.batch_size", batch,
-                                "--trainer.sync_batchnorm", "true", "--data.test", "null"))
+                                "--trainer.sync_batchnorm", "true", "--data.val", "null", "--data.test", "null"))
         assert result.returncode == 0, result.stderr[-3000:]
         config = (root / "tf" / "version_0" / "config.yaml").read_text()
         assert f"replicas: {devices}" in config and "global_batch_size: 4" in config
