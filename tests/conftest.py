@@ -55,17 +55,16 @@ def s3_shards(small_shards):
     host, port = server.get_host_and_port()
     env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "videoml-test-key",
            "AWS_SECRET_ACCESS_KEY": "videoml-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="videos")
-    for path in small_shards.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), "videos", f"small/{path.relative_to(small_shards).as_posix()}")
-    yield "s3://videos/small"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="videos")
+        for path in small_shards.rglob("*"):
+            if path.is_file():
+                client.upload_file(str(path), "videos", f"small/{path.relative_to(small_shards).as_posix()}")
+        yield "s3://videos/small"
     server.stop()
-    for name, value in saved.items():
-        os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
 
 
 @pytest.fixture(scope="session")

@@ -111,8 +111,8 @@ def measure(cells: list[StorageCell], model: str, workers: int, batch: int, epoc
                 record.append(result)
     runs = []
     for cell, record in zip(cells, timed):
-        clips = record[0][2]
-        run = Run(name="", cell=cell.cell(model, workers, batch), samples_s=[r[0] / clips for r in record],
+        clips, measured = record[0][2], cell.cell(model, workers, batch)
+        run = Run(name=measured.name, cell=measured, samples_s=[r[0] / clips for r in record],
                   stats=summarize([r[0] / clips for r in record], 1), suite="shards",
                   framework={"name": "torch", "version": env.get("torch")},
                   machine={k: env.get(k) for k in ("cpu", "cores", "platform", "python", "torch", "ffmpeg")},
@@ -120,7 +120,6 @@ def measure(cells: list[StorageCell], model: str, workers: int, batch: int, epoc
                   timing={"epochs": epochs, "clips_per_epoch": clips},
                   cpu_ms_per_clip=1000 * sum(r[1] for r in record) / (clips * len(record)),
                   reads=max(r[3] for r in record))
-        run.name = run.cell.name
         write_run(run, out)
         runs.append(run)
     return runs

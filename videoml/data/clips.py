@@ -248,7 +248,7 @@ class ClipDataset(Dataset):
             if video_index in self.crashed:
                 raise VideoDecodeError(path, self.crashed[video_index])
             with time_budget(self.decode_timeout, path):
-                video, size = self._open(path, video_index)
+                video, size = self._open(video_index)
                 with video:
                     if video.num_frames < 2:
                         raise VideoDecodeError(path, "a single picture, not a video")
@@ -274,7 +274,7 @@ class ClipDataset(Dataset):
             return indices, int(rng.integers(self.spec.train_scale[0], self.spec.train_scale[1] + 1))
         return uniform_clips(self.clip, video.timestamps, self.views)[view], None  # evaluation_frames resizes
 
-    def _open(self, path, video_index: int):
+    def _open(self, video_index: int):
         """(the video, the size training decodes it at): kept decoded in memory when ``decoded_cache_mb`` allows.
 
         Training decodes frames as stored (FFmpeg's converter is several times faster unscaled; :meth:`_augment`

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from videoml.errors import UsageError, VideomlError
 
-def job_part(text: str, option: str) -> tuple[int, int]:
-    """``I/N`` -> (I, N), 0 <= I < N: which of N parts of a list a job of an array takes (``option`` names it in the
-    error: infer's ``--shard``, data shard's ``--part``)."""
+
+def job_part(text: str) -> tuple[int, int]:
+    """``I/N`` -> (I, N), 0 <= I < N: which of N parts of a list a job of an array takes (``--part`` of infer,
+    extract and data shard)."""
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise UsageError(f"{option} must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+        raise UsageError(f"--part must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
     return int(index), int(count)
 
 

@@ -46,7 +46,7 @@ from torch.utils.data import Sampler
 from videoml.data.clips import ClipDataset, SampleKey
 from videoml.data.datasets import VideoList
 from videoml.data.decoding.index import FrameIndex, VideoBytes
-from videoml.data.shard_plan import deal
+from videoml.data.shard_plan import deal, stream_of
 from videoml.errors import VideoDecodeError, VideomlError, install_hint
 
 log = logging.getLogger("videoml.data")
@@ -151,25 +151,26 @@ class ShardedList(VideoList):
 def shards(url: str, split: str = "train") -> ShardedList:
     """Split ``split`` of the shard set at ``url`` (its ``manifest.json`` read there)."""
     _require(url)
+    where = _joined(url, "manifest.json")
     try:
-        manifest = json.loads(fetch(_joined(url, "manifest.json")))
+        manifest = json.loads(fetch(where))
     except FetchError as e:
         raise VideomlError(f"{e}; is {url} a shard set (videoml data shard)?" if e.absent else str(e)) from None
     except ValueError:
-        raise VideomlError(f"{_joined(url, 'manifest.json')}: not valid JSON; write the shards again") from None
+        raise VideomlError(f"{where}: not valid JSON; write the shards again") from None
     if manifest.get("format") != 1:
-        raise VideomlError(f"{_joined(url, 'manifest.json')}: format {manifest.get('format')}, this videoml reads 1")
+        raise VideomlError(f"{where}: format {manifest.get('format')}, this videoml reads 1")
     if split not in manifest["splits"]:
         raise VideomlError(f"{url}: no split {split!r} (it has {', '.join(manifest['splits'])})")
     records = tuple(manifest["splits"][split]["shards"])
     samples = {int(key): (_joined(url, s["name"]) + f":{key}", label)
                for s in records for key, label in zip(s["keys"], s["labels"])}
     if sorted(samples) != list(range(len(samples))):
-        raise VideomlError(f"{_joined(url, 'manifest.json')}: the samples of {split} are not numbered 0 to "
+        raise VideomlError(f"{where}: the samples of {split} are not numbered 0 to "
                            f"{len(samples) - 1}; write the shards again")
     classes = tuple(manifest["classes"])
     if any(not 0 <= label < len(classes) for _, label in samples.values()):
-        raise VideomlError(f"{_joined(url, 'manifest.json')}: a label out of range for {len(classes)} classes")
+        raise VideomlError(f"{where}: a label out of range for {len(classes)} classes")
     return ShardedList(tuple(samples[i] for i in range(len(samples))), classes, f"{url} ({split})", url=url,
                        shards=records)
 
@@ -272,7 +273,8 @@ class StreamSampler(Sampler):
 
     def _plan(self):
         plans = deal(self.counts, self.streams, self.epoch, self.seed, self.shuffle, self.multiple)
-        return plans[self.rank * self.workers:(self.rank + 1) * self.workers]
+        first = stream_of(self.rank, 0, self.workers)
+        return plans[first:first + self.workers]
 
     def _stream(self, plan) -> list[SampleKey]:
         keys = []

@@ -143,7 +143,7 @@ def shard(prepared: str | Path, out: str | Path, max_mb: float = 256, part: str 
     """Pack the prepared set into shards under ``out`` (this part of it); see the module's description."""
     from tqdm import tqdm
 
-    started, root, out, which = time.perf_counter(), Path(prepared), Path(out), job_part(part, "--part")
+    started, root, out, which = time.perf_counter(), Path(prepared), Path(out), job_part(part)
     state = _prepared(root)
     splits = read_sources(root)
     for videos in splits.values():  # (a prepared set is whole: a video gone from it is damage, not a bad source)

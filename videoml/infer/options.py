@@ -144,7 +144,7 @@ class VideoRun:
 
     def part_of(self) -> tuple[int, int]:
         """(I, N) of ``--part I/N``; (0, 1) without it."""
-        return (0, 1) if self.part is None else job_part(self.part, "--part")
+        return (0, 1) if self.part is None else job_part(self.part)
 
     def finish(self) -> str | None:
         """After every video is recorded (all devices' shards merged); a line to tell the user, if any."""
