@@ -97,10 +97,10 @@ def test_a_decoding_worker_that_dies_makes_its_video_unreadable_and_training_goe
     listing, n = _listing(small_synth, tmp_path, [f"{crash} 0"])
     opened = ClipDataset._open
 
-    def crashing(self, path, video_index):  # as a crash inside a decoder would, in a loader worker
-        if get_worker_info() is not None and path == crash:
+    def crashing(self, video_index):  # as a crash inside a decoder would, in a loader worker
+        if get_worker_info() is not None and self.videos.items[video_index][0] == crash:
             os.kill(os.getpid(), signal.SIGSEGV)
-        return opened(self, path, video_index)
+        return opened(self, video_index)
 
     monkeypatch.setattr(ClipDataset, "_open", crashing)
     run(["fit", *fit_args(small_synth, tmp_path / "a", "--data.num_workers", "2", "--model.max_bad_fraction", "0.5",
