@@ -15,6 +15,7 @@ Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 PRECISION_NAMES = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 MemoryFormat = Literal["auto", "channels_last_3d", "contiguous"]  # "auto": by device and architecture
 TFMode = Literal["eager", "graph", "xla"]  # no tf.function, tf.function, tf.function(jit_compile=True)
+TFPrecision = Literal["fp32", "bf16"]  # a TensorFlow bench mode's precision: float32, or Keras' mixed_bfloat16 policy
 Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: mean / max of softmax, mean logits
 Optimizer = Literal["sgd", "adamw"]
 Engine = Literal["local", "ray"]  # where infer and extract run: this machine, or a Ray cluster
@@ -50,6 +51,15 @@ def refusal(value, vocabulary, what: str, where: str = "") -> str | None:
         return None
     return f"{where + ': ' if where else ''}unknown {what} {unknown if several else repr(value)} " \
            f"(known: {', '.join(map(str, known))})"
+
+
+def tf_mode(text: str) -> tuple[str, str]:
+    """A TensorFlow bench mode, ``graph`` or ``graph+bf16``: (its :data:`TFMode`, its :data:`TFPrecision`)."""
+    execution, *rest = text.split("+")
+    if len(rest) > 1:
+        raise UsageError(f"TensorFlow mode {text!r}: an execution and at most one precision (e.g. graph+bf16)")
+    return check(execution, TFMode, "tf mode", where=text), check(rest[0] if rest else "fp32", TFPrecision,
+                                                                    "tf precision", where=text)
 
 
 def check(value, vocabulary, what: str, error: type[Exception] = UsageError, where: str = ""):

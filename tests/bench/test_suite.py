@@ -49,9 +49,15 @@ def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
 
     summary = json.loads((out / "suite.json").read_text())
     assert summary["ceilings"]["flops_per_clip"]["x3d_tiny"] > 1e7
-    assert summary["ceilings"]["matmul"]["flops_per_s"] > 1e9
-    fractions = [r["compute_ceiling_fraction"] for r in summary["rows"] if r["kind"] == "model"]
-    assert len(fractions) == 4 and all(0 < f < 1 for f in fractions)
+    peak = summary["ceilings"]["peaks"]["fp32"]  # the modes here are all float32: no other precision measured
+    assert list(summary["ceilings"]["peaks"]) == ["fp32"] and peak["flops_per_s"] > 1e9
+    assert peak["flops_per_s"] == max(peak["kernels"].values()) and peak["kernel"] in peak["kernels"]
+    models = [r for r in summary["rows"] if r["kind"] == "model"]
+    assert len(models) == 4
+    for row in models:  # the cell's FLOP/s over the peak: FLOPs per clip x clips/s (a train step 3x the forward)
+        flops = summary["ceilings"]["flops_per_clip"]["x3d_tiny"] * (3 if row["stage"] == "train_step" else 1)
+        assert row["compute_ceiling_fraction"] == pytest.approx(row["clips_per_s"] * flops / peak["flops_per_s"])
+        assert 0 < row["compute_ceiling_fraction"] < 1
     assert any("x3d_tiny train_step:" in n and "leads" in n for n in summary["notes"])
     table = (out / "table.md").read_text()
     assert "| framework / mode | x3d_tiny |" in table and "| torch cl3d | " in table and "| tf graph | " in table

@@ -1,11 +1,17 @@
 """The limits each benchmark row is held against: the compute ceiling (model FLOPs per clip against the device's
-measured matrix-multiply rate) and the decode ceiling (FFmpeg's own decoding speed on the same files).
+measured peak at the cell's precision, and the theoretical figure beside it) and the decode ceiling (FFmpeg's own
+decoding speed on the same files).
 
 FLOPs are counted once per model, on the PyTorch side (``torch.utils.flop_counter``: convolutions and matrix
-products, 2 per multiply-add; the Keras twins compute the same layers). A train step is counted as 3x the forward
-(forward, and a backward of about twice its cost), the usual estimate. The matmul peak is the median rate of
-square float32 matrix products on the device, at the benchmark's thread count: a practical peak (what a large,
-well-shaped product reaches), not the data-sheet number.
+products, a multiply-add counted as 2 FLOPs; the Keras twins compute the same layers, so their cells use the same
+count). A train step is counted as 3x the forward (forward, and a backward of about twice its cost), the usual
+estimate.
+
+The measured peak of a precision is the fastest of a few kernels at shapes they run well at (square matrix
+products, and the 3-D convolutions the ResNets spend their time in, channels-last), median of timed rounds, at the
+benchmark's thread count: what the device's best kernels reach. The theoretical peak (CPU) is the vector units'
+FLOPs per cycle and core (from the instruction sets in ``/proc/cpuinfo``) x cores x clock; a virtual machine often
+hides the clock, and then the clock the measured peak implies is given instead.
 """
 
 from __future__ import annotations
@@ -35,17 +41,87 @@ def flops_per_clip(name: str, classes: int = 400) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_peak(device: torch.device, size: int | None = None, timing: Timing | None = None) -> dict:
-    """The device's float32 matrix-multiply rate, FLOP/s (median of timed rounds)."""
-    size = size or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+# The kernels a peak is measured with, per device type: ("matmul", n) is an n x n by n x n product; ("conv3d", (C, T,
+# S, k)) a C -> C channel 3-D convolution of a batch of 2 (C, T, S, S) inputs with a (k, 3, 3) kernel, channels-last:
+# the ResNets' 1x3x3 and 3x3x3 convolutions at the sizes of their middle stages.
+PEAK_KERNELS = {
+    "cpu": (("matmul", 1024), ("matmul", 2048), ("conv3d", (256, 8, 28, 1)), ("conv3d", (64, 8, 56, 3))),
+    "cuda": (("matmul", 4096), ("matmul", 8192), ("conv3d", (256, 8, 28, 1)), ("conv3d", (128, 16, 56, 3))),
+}
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def peak_kernel(kind: str, shape, dtype, device: torch.device):
+    """(the kernel as a no-argument call, its FLOPs)."""
+    if kind == "matmul":
+        a, b = (torch.randn(shape, shape, device=device, dtype=dtype) for _ in range(2))
+        return (lambda: torch.mm(a, b)), 2 * shape**3
+    channels, frames, size, k = shape
+    x = torch.randn(2, channels, frames, size, size, device=device, dtype=dtype)
+    conv = torch.nn.Conv3d(channels, channels, (k, 3, 3), padding=(k // 2, 1, 1), bias=False)
+    conv = conv.to(device, dtype, memory_format=torch.channels_last_3d).eval()
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+
+    def run():
+        with torch.no_grad():
+            conv(x)
+
+    return run, 2 * x.numel() * channels * k * 9
+
+
+def measured_peak(device: torch.device, precision: str = "fp32", timing: Timing | None = None) -> dict:
+    """The fastest of :data:`PEAK_KERNELS` at ``precision`` (a short name: fp32, bf16, fp16), FLOP/s: ``{"flops_per_s",
+    "kernel", "kernels": {kernel: FLOP/s}, "threads", "spread"}``."""
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    rounds = time_rounds(lambda: torch.mm(a, b), timing or Timing(warmup=2, steps=3, repeats=5, max_spread=None),
-                         sync)
-    stats = summarize(rounds, 1)
-    return {"flops_per_s": 2 * size**3 / stats["median_s"], "size": size, "dtype": "float32",
-            "threads": torch.get_num_threads(), "spread": stats["spread"]}
+    timing = timing or Timing(warmup=2, steps=3, repeats=5, max_spread=None)
+    rates, spreads = {}, {}
+    for kind, shape in PEAK_KERNELS["cuda" if device.type == "cuda" else "cpu"]:
+        call, flops = peak_kernel(kind, shape, PEAK_DTYPES[precision], device)
+        stats = summarize(time_rounds(call, timing, sync), 1)
+        name = f"{kind} {shape}x{shape}x{shape}" if kind == "matmul" else f"{kind} {shape[0]}ch {shape[3]}x3x3"
+        rates[name], spreads[name] = flops / stats["median_s"], stats["spread"]
+    top = max(rates, key=rates.get)
+    return {"flops_per_s": rates[top], "kernel": top, "kernels": rates, "precision": precision,
+            "threads": torch.get_num_threads(), "spread": spreads[top]}
+
+
+# FLOPs per cycle and core of a CPU's widest vector (or matrix) unit for a precision, by the instruction set that
+# provides it (first found in /proc/cpuinfo wins): FMA units x lanes x 2 (a multiply-add is 2 FLOPs).
+CPU_FLOPS_PER_CYCLE = {
+    "fp32": (("avx512f", 64, "AVX-512: 2 FMA units x 16 float32 lanes x 2"),
+             ("avx2", 32, "AVX2: 2 FMA units x 8 float32 lanes x 2")),
+    "bf16": (("amx_bf16", 1024, "AMX: 1024 bfloat16 FLOPs per cycle (Intel's figure for the tile unit)"),
+             ("avx512_bf16", 128, "AVX512-BF16: 2 units x 32 bfloat16 pairs x 2")),
+}
+
+
+def theoretical_peak(precision: str = "fp32", threads: int | None = None, cpuinfo: str | None = None) -> dict | None:
+    """The CPU's vector units' figure for ``precision`` at ``threads`` cores: ``{"flops_per_cycle_per_core", "cores",
+    "basis", "clock_ghz", "flops_per_s"}`` (the last two None where the clock is not exposed); None without a known
+    unit for it."""
+    try:
+        text = cpuinfo if cpuinfo is not None else open("/proc/cpuinfo").read()
+    except OSError:
+        return None
+    flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()) if "flags" in text else set()
+    unit = next(((n, basis) for flag, n, basis in CPU_FLOPS_PER_CYCLE.get(precision, ()) if flag in flags), None)
+    if unit is None:
+        return None
+    clocks = re.findall(r"^cpu MHz\s*:\s*([0-9.]+)", text, re.M)
+    clock = max(float(c) for c in clocks) / 1000 if clocks else None
+    cores = threads or torch.get_num_threads()
+    return {"flops_per_cycle_per_core": unit[0], "cores": cores, "basis": unit[1], "clock_ghz": clock,
+            "flops_per_s": unit[0] * cores * clock * 1e9 if clock else None}
+
+
+def compute_ceilings(device: torch.device, precisions: list[str], models: list[str], classes: int) -> dict:
+    """What a suite's model cells are held against: per precision the measured peak (and on a CPU the theoretical
+    one), and each model's forward FLOPs per clip."""
+    peaks = {p: measured_peak(device, p) for p in precisions}
+    if device.type == "cpu":
+        for precision, peak in peaks.items():
+            peak["theoretical"] = theoretical_peak(precision)
+    return {"peaks": peaks, "flops_per_clip": {m: flops_per_clip(m, classes) for m in models}}
 
 
 def ffmpeg_frame_seconds(path, repeats: int = 3) -> float:

@@ -54,9 +54,11 @@ def _derive(run: Run, runs: dict[str, Run], ceilings: dict) -> None:
     """Fractions of the ceilings, ratios to the baselines, a pipeline against its train step alone."""
     cell, derived = run.cell, run.derived
     flops = ceilings["flops_per_clip"].get(cell.model)
-    if cell.kind == "model" and flops:
+    peak = ceilings["peaks"].get(cell.precision)
+    if cell.kind == "model" and flops and peak:
         per_clip = flops * (TRAIN_FLOPS_FACTOR if cell.stage == "train_step" else 1)
-        derived["compute_ceiling_fraction"] = run.clips_per_s * per_clip / ceilings["matmul"]["flops_per_s"]
+        derived["achieved_flops_per_s"] = run.clips_per_s * per_clip
+        derived["compute_ceiling_fraction"] = derived["achieved_flops_per_s"] / peak["flops_per_s"]
     if run.ceiling:
         derived.update(decode_ceiling_clips_per_s=run.ceiling["clips_per_s"],
                        decode_ceiling_fraction=run.clips_per_s / run.ceiling["clips_per_s"],
@@ -174,7 +176,8 @@ def _model_notes(runs: list[Run], config: dict, model: str) -> list[str]:
         notes += _mode_notes(runs, config, model, stage)
         if torch_best and "compute_ceiling_fraction" in torch_best.derived:
             notes.append(f"{model} {stage}: torch {torch_best.cell.mode} reaches "
-                         f"{torch_best.derived['compute_ceiling_fraction']:.0%} of the matmul peak")
+                         f"{torch_best.derived['compute_ceiling_fraction']:.1%} of the measured "
+                         f"{torch_best.cell.precision} peak")
     return notes
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from videoml.errors import VideomlError
+from videoml.vocab import PRECISION_NAMES
 
 SCHEMA = "videoml-bench-run/1"
 
@@ -41,6 +42,11 @@ class Cell:
         prefix = {"batch_size": "b", "workers": "w", "clips_per_video": "k"}
         defaults = {("videos", "web"), ("data", "original"), ("clips_per_video", 1)}
         return "-".join(f"{prefix.get(k, '')}{v}" for k, v in self.as_dict().items() if (k, v) not in defaults)
+
+    @property
+    def precision(self) -> str:
+        """The precision the mode names (``cl3d+bf16``, ``graph+bf16``: bf16), fp32 where it names none."""
+        return next((p for p in (self.mode or "").split("+") if p in PRECISION_NAMES), "fp32")
 
     @property
     def file_stem(self) -> str:

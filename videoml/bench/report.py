@@ -35,7 +35,12 @@ def _cell(run: Run | None) -> str:
     if not run or not run.stats:
         return "–"
     low, high = run.stats["clips_per_s_ci95"]
-    return f"{run.clips_per_s:.1f} ± {(high - low) / 2:.1f}"
+    fraction = run.derived.get("compute_ceiling_fraction")
+    return f"{run.clips_per_s:.1f} ± {(high - low) / 2:.1f}" + (f" ({_percent(fraction)})" if fraction is not None else "")
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction:.0%}" if fraction >= 0.095 else f"{fraction:.1%}"
 
 
 def _detail(run: Run) -> str:
@@ -72,19 +77,41 @@ def _model_tables(summary: Summary) -> list[str]:
     return lines
 
 
+def _peak_lines(peaks: dict) -> list[str]:
+    """Per precision: the measured peak and the kernel that reached it, the theoretical figure and its basis."""
+    lines = ["| precision | measured peak, GFLOP/s | kernel | theoretical, GFLOP/s | measured / theoretical |",
+             "|---|---|---|---|---|"]
+    for precision, peak in peaks.items():
+        theory = peak.get("theoretical")
+        if theory and theory["flops_per_s"]:
+            figure = (f"{theory['flops_per_s'] / 1e9:.0f} ({theory['basis']}, x {theory['cores']} cores x "
+                      f"{theory['clock_ghz']:.2f} GHz)")
+            ratio = f"{peak['flops_per_s'] / theory['flops_per_s']:.0%}"
+        elif theory:  # the clock is hidden: the one the measured peak implies
+            per_cycle = theory["flops_per_cycle_per_core"] * theory["cores"]
+            figure = (f"{per_cycle} FLOPs per cycle ({theory['basis']}, x {theory['cores']} cores); clock not exposed")
+            ratio = f"implies ≥ {peak['flops_per_s'] / per_cycle / 1e9:.2f} GHz"
+        else:
+            figure, ratio = "–", "–"
+        lines.append(f"| {precision} | {peak['flops_per_s'] / 1e9:.1f} | {peak['kernel']} | {figure} | {ratio} |")
+    return lines
+
+
 def _ceiling_lines(summary: Summary) -> list[str]:
-    """The matmul peak, and each model's best mode as a fraction of it."""
-    ceilings, lines = summary.ceilings, []
-    lines += ["## compute ceiling", "", f"matmul peak (float32, {ceilings['matmul']['size']}²): "
-              f"{ceilings['matmul']['flops_per_s'] / 1e9:.1f} GFLOP/s", "",
-              "| model | GFLOPs/clip | stage | best | fraction of peak |", "|---|---|---|---|---|"]
+    """The peaks per precision, and each model's best mode per stage as a fraction of the peak of its precision."""
+    ceilings = summary.ceilings
+    lines = ["## compute ceiling", "", "The percentages in the tables above: the cell's FLOPs per second (FLOPs per "
+             "clip, a multiply-add counted as 2; a train step 3x the forward) over the measured peak of its "
+             "precision.", "", *_peak_lines(ceilings["peaks"]), "",
+             "| model | GFLOPs/clip | stage | best | GFLOP/s | fraction of peak |", "|---|---|---|---|---|---|"]
     for model in summary.config["models"]:
         for stage in choices(ModelStage):
             for framework in summary.config["frameworks"]:
                 top = best(summary.runs, kind="model", framework=framework, model=model, stage=stage)
                 if top and "compute_ceiling_fraction" in top.derived:
                     lines.append(f"| {model} | {ceilings['flops_per_clip'][model] / 1e9:.3f} | {stage} | "
-                                 f"{framework} {top.cell.mode} | {top.derived['compute_ceiling_fraction']:.1%} |")
+                                 f"{framework} {top.cell.mode} | {top.derived['achieved_flops_per_s'] / 1e9:.1f} | "
+                                 f"{top.derived['compute_ceiling_fraction']:.1%} of {top.cell.precision} |")
     return lines
 
 

@@ -5,8 +5,8 @@ sizes, stages, the data stages' backends, video sets, encodings and loader worke
 settings, the timing and the thread count. ``videoml bench model|decode|infer`` are presets of it
 (:mod:`videoml.bench.presets`). The suite
 
-1. measures the ceilings once, in this process, before any worker runs: the device's matmul rate and each
-   model's FLOPs per clip (:mod:`videoml.bench.ceilings`);
+1. measures the ceilings once, in this process, before any worker runs: the device's peak FLOP/s at each precision
+   the model cells run at, and each model's FLOPs per clip (:mod:`videoml.bench.ceilings`);
 2. makes the video sets its cells read once (:mod:`videoml.bench.videos`);
 3. runs one worker process per framework (:mod:`videoml.bench.worker`), one after the other, so that neither
    framework's threads or memory disturb the other's measurements;
@@ -28,7 +28,7 @@ from videoml.bench.records import Cell
 from videoml.bench.videos import ENCODINGS, TRAIN_SETS
 from videoml.errors import UsageError, VideomlError
 from videoml.vocab import (Backend, BenchStage, Engine, Framework, InferStage, ModelStage, Precision, ReadingStage,
-                           TFMode, check, choices)
+                           check, choices, tf_mode)
 
 MODEL_STAGES, READING_STAGES, INFER_STAGES = choices(ModelStage), choices(ReadingStage), choices(InferStage)
 FRAMEWORKS = dict(zip(choices(Framework), ("torch", "tensorflow")))  # name -> the package whose version is recorded
@@ -165,7 +165,7 @@ class SuiteConfig:
                 if framework == "torch":
                     Mode.parse(mode)
                 else:
-                    check(mode, TFMode, "tf mode", where=where)
+                    tf_mode(mode)
         for what, values, known in (("stages", self.stages, BenchStage), ("encodings", self.encodings, ENCODINGS),
                                     ("video_sets", self.video_sets, ("web", *TRAIN_SETS)),
                                     ("backends", self.backends, choices(Backend)),
@@ -225,7 +225,7 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     import torch
 
     from videoml.bench import report
-    from videoml.bench.ceilings import flops_per_clip, matmul_peak
+    from videoml.bench.ceilings import compute_ceilings
     from videoml.bench.diagnose import summarize_suite
     from videoml.bench.videos import video_sets
     from videoml.runtime import parse_device
@@ -234,9 +234,9 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
     (out / "runs").mkdir(parents=True, exist_ok=True)
     device = parse_device(config.device)
     torch.set_num_threads(config.threads)
-    ceilings = {"matmul": matmul_peak(device),
-                "flops_per_clip": {m: flops_per_clip(m, config.classes) for m in config.models}}
     cells = {framework: config.cells(framework) for framework in frameworks or list(config.frameworks)}
+    precisions = sorted({c.precision for todo in cells.values() for c in todo if c.kind == "model"})
+    ceilings = compute_ceilings(device, precisions, config.models, config.classes)
     timing = Timing(**config.timing)
     data_timing = Timing(**config.data_timing) if config.data_timing else \
         replace(timing, steps=timing.steps * DATA_STEPS_FACTOR)
