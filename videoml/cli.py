@@ -64,6 +64,9 @@ COMMANDS = {
                          aliases={"out": ("-o",)}),
         "compare": Command("videoml.commands.bench:compare", "two suite results folders side by side, with ratios",
                            ("a", "b"), {"out": ("-o",)}),
+        "plan": Command("videoml.commands.bench:plan",
+                        "a capacity plan (epoch time, bound, decoding cores, storage) from measured rates",
+                        ("results",), {"out": ("-o",)}),
     },
     "tf": {"fit": None},  # train the Keras twin of a videoml fit config (videoml.commands.tf)
 }

@@ -57,12 +57,17 @@ class DecodeBench(Reading):
     repeats: int = 3
     """timed rounds over each scenario's clips (the median counts)"""
     training: bool = True
-    """the training-sample scenario (decode stage: original vs prepared data, 1, 2, 4 clips per video)"""
+    """the training-sample scenario (decode stage: the encodings, at each number of clips per video)"""
+    encodings: list[str] = field(default_factory=lambda: list(ENCODINGS))
+    """training: original, and prepared with its variants"""
+    clips_per_video: list[int] = field(default_factory=lambda: [1, 2, 4])
+    """training: repeated sampling"""
     seed: int = 0
 
     def __post_init__(self):
         check(list(self.backends), (*choices(Backend), "pytorchvideo"), "backends")
         check(list(self.sets), READING_SETS, "sets")
+        check(list(self.encodings), ENCODINGS, "encodings")
 
     def suite(self) -> SuiteConfig:
         """The reading stages per backend (random clips from the ``sets``; open-read-close; test views; memory) and,
@@ -74,7 +79,8 @@ class DecodeBench(Reading):
         timing = _timing(0, 1, self.repeats)  # a round: one pass over a cell's clips or videos
         return SuiteConfig(name="decode", models=[], frameworks={"torch": []}, backends=["pyav"],
                            stages=[*choices(ReadingStage), *["decode"] * self.training],
-                           video_sets=list(TRAIN_SETS), encodings=list(ENCODINGS), clips_per_video=[1, 2, 4],
+                           video_sets=list(TRAIN_SETS), encodings=list(self.encodings),
+                           clips_per_video=list(self.clips_per_video),
                            seed=self.seed, timing=timing, data_timing=timing, reading=reading, data=self.data)
 
 

@@ -1,10 +1,11 @@
-"""``videoml bench decode|model|infer|shards|suite|compare``."""
+"""``videoml bench decode|model|infer|shards|suite|compare|plan``."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from videoml.bench.plan import Workload
 from videoml.bench.presets import DecodeBench, InferBench, ModelBench
 from videoml.bench.suite import SuiteConfig
 
@@ -98,4 +99,26 @@ def compare(a: str, b: str, out: str | None = None) -> int:
                     for key, value in machine_of(list(load_runs(folder).values())).items()}
         write_atomic(out, html_page(f"videoml bench compare {a} {b}", text, machine=machines))
         print(f"written: {out}", file=sys.stderr)
+    return 0
+
+
+def plan(results: list[str], work: Workload, out: str | None = None) -> int:
+    """A capacity plan for a stated workload from measured rates: epoch time and the stage that bounds it (model,
+    decoding, storage), the decoding cores per GPU the model needs, the storage bandwidth, and inference videos per
+    hour per node. GPU rates come from a table of measured figures (each with its source) or, with --gpu measured,
+    from the results' own device; decoding from the results' decode stage.
+
+    Args:
+        results: results folders of videoml bench (decode, model, suite), read together.
+        out: also write the plan (Markdown) here.
+    """
+    from videoml.bench import plan as planner
+    from videoml.bench.records import load_runs
+    from videoml.fileio import write_atomic
+
+    runs = [run for folder in results for run in load_runs(folder).values()]
+    text = planner.render(work, planner.train(runs, work), planner.infer(runs, work))
+    print(text)
+    if out:
+        write_atomic(out, text)
     return 0

@@ -1,0 +1,70 @@
+"""`videoml bench plan`: measured stage rates -> epoch time, the bound, decoding cores and storage per GPU, and
+inference videos per hour, from a results folder's runs and the table of measured GPU rates."""
+
+import pytest
+from helpers import videoml
+
+from videoml.bench.measure import summarize
+from videoml.bench.plan import GPU_RATES, Workload, infer, train
+from videoml.bench.records import Cell, Run, load_runs, write_run
+
+
+def _results(folder, device="cpu"):
+    """A model measured at 40 clips/s training and 200 forward, decoding at 25 CPU ms per clip (+ 5 ms transform)."""
+    (folder / "runs").mkdir(parents=True)
+    machine = {"device": device, "cpu": "test CPU"}
+    cells = [(Cell("model", "torch", "x3d_s", "cl3d", stage="train_step", batch_size=8), 8 / 40, {}),
+             (Cell("model", "torch", "x3d_s", "cl3d", stage="forward", batch_size=8), 8 / 200, {}),
+             (Cell("model", "tf", "x3d_s", "graph", stage="train_step", batch_size=8), 8 / 400, {}),  # not fit's
+             (Cell("decode", model="x3d_s", backend="pyav", videos="kinetics_like", data="prepared",
+                   clips_per_video=1), 1.0,
+              {"cpu_ms_per_clip": 25.0}),
+             (Cell("transform", model="x3d_s", batch_size=8), 8 * 0.005, {})]
+    for cell, seconds, extra in cells:
+        items = cell.batch_size or 1
+        write_run(Run(cell.name, cell, [seconds] * 3, summarize([seconds] * 3, items), items_per_step=items,
+                      machine=machine, **extra), folder)
+    return list(load_runs(folder).values())
+
+
+def test_a_gpu_plan_is_bound_by_its_slowest_stage(tmp_path):
+    runs = _results(tmp_path / "r")
+    h100 = GPU_RATES["h100"]["x3d_s"]["fp32"]["train_step"]
+    # 4 cores a GPU: 3 loader cores x 1000 / 30 ms = 100 clips/s, under the H100's train step
+    work = Workload(videos=10_000, clips_per_video=1, model="x3d_s", gpus=8, cpu_cores_per_gpu=4,
+                    dataset_gb=20.0, storage_gb_s=10.0)
+    plan = train(runs, work)
+    assert plan["stages"]["model"] == h100 and plan["stages"]["decoding"] == pytest.approx(100)
+    assert plan["stages"]["storage"] == pytest.approx(10e9 / 8 / 2e6)  # 2 MB a clip, the node's bandwidth shared
+    assert plan["bound"] == "decoding" and plan["epoch_s"] == pytest.approx(10_000 / (8 * 100))
+    assert plan["decode_cores_per_gpu"] == pytest.approx(h100 * 0.030)
+    assert plan["storage_gb_s"] == pytest.approx(8 * 100 * 2e6 / 1e9)
+    # 32 cores a GPU: the model bounds, and the inference of 10 clips per video runs at the forward's rate
+    roomy = Workload(videos=10_000, model="x3d_s", gpus=8, cpu_cores_per_gpu=32, views=10)
+    assert train(runs, roomy)["bound"] == "model"
+    assert infer(runs, roomy)["videos_per_hour_per_node"] == pytest.approx(
+        3600 * 8 * min(GPU_RATES["h100"]["x3d_s"]["fp32"]["forward"], 31 * 1000 / 30) / 10)
+
+
+def test_a_cpu_plan_adds_the_model_and_the_loader_on_the_same_cores(tmp_path):
+    runs = _results(tmp_path / "r")
+    plan = train(runs, Workload(videos=1000, model="x3d_s", gpu="measured", gpus=1, cpu_cores_per_gpu=2, epochs=3))
+    # PyTorch's train step (40 clips/s, not TensorFlow's), and 30 ms of loader CPU spread over 2 cores
+    assert plan["stages"] == {"model": pytest.approx(40), "decoding": pytest.approx(2000 / 30)}
+    assert plan["clips_per_s_per_gpu"] == pytest.approx(1 / (1 / 40 + 30 / 2000))
+    assert plan["total_s"] == pytest.approx(3 * 1000 * (1 / 40 + 30 / 2000))
+
+
+def test_the_command_prints_the_plan_and_refuses_what_it_cannot_plan(tmp_path):
+    _results(tmp_path / "r")
+    out = tmp_path / "plan.md"
+    result = videoml("bench", "plan", str(tmp_path / "r"), "--videos", "240000", "--cpu-cores-per-gpu", "4", "-o",
+                     str(out))
+    assert result.returncode == 0, result.stderr
+    assert "| decoding (bound) | 100.0 |" in result.stdout and "epoch: 5.0 min" in result.stdout  # 240000 / 800 s
+    assert out.read_text() == result.stdout.rstrip("\n") + "\n"
+    for args, words in ((["--model", "x3d_xs"], "no measured train_step rate for x3d_xs (fp32) on 'h100'"),
+                        (["--clips-per-video", "4"], "no decode stage for x3d_s, prepared data, 4 clips per video"),
+                        (["--encoding", "mp4"], "unknown encoding 'mp4'")):
+        refused = videoml("bench", "plan", str(tmp_path / "r"), *args)
+        assert refused.returncode != 0 and words in refused.stderr and "Traceback" not in refused.stderr, args

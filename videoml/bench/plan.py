@@ -1,0 +1,180 @@
+"""``videoml bench plan``: measured per-stage rates turned into a capacity plan for a stated workload: epoch time,
+the stage that bounds it, the decoding cores and storage bandwidth it needs, and videos per hour for inference.
+
+A training epoch streams ``videos x clips_per_video`` clips through three stages per GPU, and the slowest bounds it:
+
+- **model**: the train step's clips/s at the workload's batch and precision, from :data:`GPU_RATES` (figures
+  measured on named GPUs, each with its source) or, with ``gpu: measured``, from the results folder's own device;
+- **decoding**: the loader's CPU time per clip (``cpu_ms_per_clip`` of the results folder's decode stage for the
+  model, encoding and clips per video; the transform stage's time added) spread over the loader's cores: the
+  cores per GPU but one (the training process's);
+- **storage**: the node's read bandwidth shared by its GPUs, over the bytes a clip costs (the data set's size per
+  video, divided by the clips cut from each video).
+
+On a CPU device (the results measured there, ``gpu: measured``) the model and the loader share the same cores, so
+their times per clip add up (the loader's CPU time spread over the cores) instead of overlapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from typing import Literal
+
+from videoml.bench.records import Run, best
+from videoml.bench.videos import ENCODINGS
+from videoml.errors import UsageError
+from videoml.vocab import check
+
+# GPU -> model -> precision -> {stage: clips/s} and where the figures come from: random clips at the model's canonical
+# input, batch 16, the fastest memory format (`videoml bench model --device cuda`).
+H100_SOURCE = ("docs/benchmarks.md, 'Execution modes': videoml bench model --device cuda, batch 16, one NVIDIA H100 "
+               "80GB HBM3, torch 2.11.0+cu130, 2026-11-26")
+GPU_RATES = {
+    "h100": {
+        "x3d_s": {"fp32": {"forward": 1543, "train_step": 271}, "bf16": {"forward": 1043, "train_step": 248}},
+        "slow_r50": {"fp32": {"forward": 760, "train_step": 272}, "bf16": {"forward": 1110, "train_step": 305}},
+        "slowfast_r50": {"fp32": {"forward": 377, "train_step": 120}, "bf16": {"forward": 339, "train_step": 131}},
+    },
+}
+GPU_SOURCES = {"h100": H100_SOURCE}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is planned: the data, the model and the machines."""
+    videos: int = 240_000
+    """training videos (Kinetics-400's training set: about 240,000)"""
+    clips_per_video: int = 1
+    epochs: int = 1
+    model: str = "x3d_s"
+    encoding: str = "prepared"
+    """how the videos are stored: original, or prepared (videoml data prepare)"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    gpu: str = "h100"
+    """a GPU of the table of measured rates, or measured: the results folder's own device"""
+    gpus: int = 8
+    gpus_per_node: int = 8
+    cpu_cores_per_gpu: int = 16
+    dataset_gb: float | None = None
+    """the stored data set's size (storage is left out of the plan without it)"""
+    storage_gb_s: float | None = None
+    """read bandwidth per node"""
+    views: int = 10
+    """inference: clips per video (temporal views x crops)"""
+
+    def __post_init__(self):
+        check(self.encoding, ENCODINGS, "encoding")
+        small = {k: v for k, v in vars(self).items() if isinstance(v, int) and v < 1}
+        if small:
+            raise UsageError("these must be >= 1: " + ", ".join(f"{k} (got {v})" for k, v in small.items()))
+
+
+@dataclass(frozen=True)
+class Rate:
+    clips_per_s: float
+    source: str
+
+
+def model_rate(runs: list[Run], work: Workload, stage: str) -> Rate:
+    """The model's clips/s per GPU at ``stage`` (train_step or forward)."""
+    if work.gpu != "measured":
+        try:
+            rate = GPU_RATES[work.gpu][work.model][work.precision][stage]
+        except KeyError:
+            known = ", ".join(f"{g}: {', '.join(models)}" for g, models in GPU_RATES.items())
+            raise UsageError(f"no measured {stage} rate for {work.model} ({work.precision}) on {work.gpu!r}; the "
+                             f"table has {known}; or plan from a results folder's own device (--gpu measured)")
+        return Rate(rate, GPU_SOURCES[work.gpu])
+    found = [r for r in runs if r.matches(kind="model", framework="torch", model=work.model, stage=stage) and
+             r.cell.precision == work.precision]
+    top = best(found)
+    if top is None:
+        raise UsageError(f"the results have no {stage} of {work.model} at {work.precision}: run videoml bench model "
+                         f"--models {work.model} (or a suite with it) first")
+    return Rate(top.clips_per_s, f"{top.name} ({top.machine.get('cpu') or top.machine.get('device')})")
+
+
+def loader_rate(runs: list[Run], work: Workload) -> Rate:
+    """The loader's CPU ms per clip: decoding (at the encoding and clips per video) and, where measured, the
+    transform; as a Rate of clips per CPU-second, i.e. per loader core."""
+    decode = best(runs, kind="decode", model=work.model, clips_per_video=work.clips_per_video,
+                  data=work.encoding)
+    if decode is None or not decode.cpu_ms_per_clip:
+        have = sorted({(r.cell.model, r.cell.data, r.cell.clips_per_video) for r in runs if r.cell.kind == "decode"})
+        raise UsageError(f"the results have no decode stage for {work.model}, {work.encoding} data, "
+                         f"{work.clips_per_video} clips per video (they have {have or 'none'}): run videoml bench "
+                         f"decode, or a suite with the decode stage")
+    transform = best(runs, kind="transform", model=work.model)
+    ms = decode.cpu_ms_per_clip + (transform.stats["ms_per_clip"] if transform and transform.stats else 0.0)
+    return Rate(1000 / ms, decode.name + (f" + {transform.name}" if transform else ""))
+
+
+def _shares_cores(runs: list[Run], work: Workload) -> bool:
+    """Whether the model runs on the loader's cores: planned from a CPU's own measurements."""
+    return work.gpu == "measured" and all(r.machine.get("device", "cpu") == "cpu" for r in runs
+                                          if r.cell.kind == "model")
+
+
+def _bound(stages: dict, shared: bool) -> tuple[str, float]:
+    """(the bounding stage, clips/s): the slowest stage, or on shared cores the model and the loader's times added."""
+    bound = min(stages, key=stages.get)
+    if shared:
+        return bound, 1 / sum(1 / rate for rate in stages.values())
+    return bound, stages[bound]
+
+
+def _per_gpu(runs: list[Run], work: Workload, stage: str) -> tuple[dict, dict, bool, float]:
+    """The model's (at ``stage``) and the loader's clips/s per GPU, their sources, whether they share the cores, and
+    the loader's clips/s per core."""
+    model, loader = model_rate(runs, work, stage), loader_rate(runs, work)
+    shared = _shares_cores(runs, work)
+    cores = work.cpu_cores_per_gpu if shared else max(work.cpu_cores_per_gpu - 1, 1)
+    return ({"model": model.clips_per_s, "decoding": loader.clips_per_s * cores},
+            {"model": model.source, "decoding": loader.source}, shared, loader.clips_per_s)
+
+
+def train(runs: list[Run], work: Workload) -> dict:
+    """The training plan: per-GPU rate of each stage, the bound, epoch time and what the data path needs."""
+    stages, sources, shared, per_core = _per_gpu(runs, work, "train_step")
+    bytes_per_clip = work.dataset_gb * 1e9 / work.videos / work.clips_per_video if work.dataset_gb else None
+    if bytes_per_clip and work.storage_gb_s:
+        stages["storage"] = work.storage_gb_s * 1e9 / min(work.gpus, work.gpus_per_node) / bytes_per_clip
+    bound, rate = _bound(stages, shared)
+    epoch_s = work.videos * work.clips_per_video / (rate * work.gpus)
+    return {"stages": stages, "bound": bound, "clips_per_s_per_gpu": rate, "epoch_s": epoch_s,
+            "total_s": epoch_s * work.epochs, "decode_cores_per_gpu": stages["model"] / per_core,
+            "storage_gb_s": rate * work.gpus * bytes_per_clip / 1e9 if bytes_per_clip else None, "sources": sources}
+
+
+def infer(runs: list[Run], work: Workload) -> dict:
+    """Inference: videos per hour per node, and its bound (the forward or the decoding of ``views`` clips)."""
+    stages, sources, shared, _ = _per_gpu(runs, work, "forward")
+    bound, rate = _bound(stages, shared)
+    return {"bound": bound, "videos_per_hour_per_node": 3600 * rate * work.gpus_per_node / work.views,
+            "stages": stages, "sources": sources}
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{int(hours)} h {rest / 60:.0f} min" if hours else f"{seconds / 60:.1f} min"
+
+
+def render(work: Workload, training: dict, inference: dict) -> str:
+    """The plan as Markdown: the workload, each stage's clips/s per GPU and its source, and the answers."""
+    lines = [f"# plan: {work.model} ({work.precision}), {work.videos:,} videos x {work.clips_per_video} clips, "
+             f"{work.encoding} data, {work.gpus} x {work.gpu} ({work.gpus_per_node} a node, "
+             f"{work.cpu_cores_per_gpu} CPU cores each)", "", "| training stage | clips/s per GPU | from |",
+             "|---|---|---|"]
+    lines += [f"| {stage}{' (bound)' if stage == training['bound'] else ''} | {rate:.1f} | "
+              f"{training['sources'].get(stage, 'the stated bandwidth and data set size')} |"
+              for stage, rate in training["stages"].items()]
+    storage = training["storage_gb_s"]
+    lines += ["", f"- epoch: {_duration(training['epoch_s'])} ({training['clips_per_s_per_gpu']:.1f} clips/s per GPU, "
+              f"bound by {training['bound']}); {work.epochs} epochs: {_duration(training['total_s'])}",
+              f"- decoding cores per GPU to keep up with the model: {training['decode_cores_per_gpu']:.1f}",
+              f"- storage read: {storage:.2f} GB/s for the whole run" if storage is not None else
+              "- storage: not planned (state --dataset-gb and --storage-gb-s)",
+              f"- inference ({work.views} clips per video): {inference['videos_per_hour_per_node']:,.0f} videos/hour "
+              f"per node, bound by {inference['bound']}"]
+    return "\n".join(lines) + "\n"
