@@ -9,6 +9,12 @@ Formats (file suffix in brackets):
                                  configurations. The attempt is made and the reason reported.
   ``pt2``                [.pt2]  ``torch.export`` ExportedProgram with a dynamic batch dimension.
   ``onnx``               [.onnx] ``torch.onnx.export(dynamo=True)``, opset 18 by default, dynamic batch.
+  ``aoti``           [.aoti.pt2] the ``torch.export`` program compiled ahead of time by AOTInductor into a package
+                                 (``torch._inductor.aoti_compile_and_package``): machine code for the exporting
+                                 device's instruction set (a CPU package uses its vector instructions: export on
+                                 the kind of node that serves it), so ``videoml infer`` runs Inductor's fused
+                                 kernels with no compilation at start. Asked for by name: not part of ``all``,
+                                 which holds the portable formats.
 SlowFast's two-pathway input becomes a list argument (TorchScript, pt2) or two inputs ``slow`` and ``fast`` (ONNX).
 With ``features`` (``--features LAYER``), the file outputs that layer's embeddings instead of the logits
 (:mod:`videoml.models.features`), for ``videoml extract``; its card says which. With ``optimize`` (``--optimize``),
@@ -40,8 +46,12 @@ from videoml.errors import UsageError, VideomlError, first_line
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.vocab import DEFAULT_OPSET, ExportFormat, check, choices
 
-# format -> file name in an output folder (``videoml infer`` tells the kinds apart by the last suffix)
-FORMATS = dict(zip(choices(ExportFormat), ("model.trace.ts", "model.script.ts", "model.pt2", "model.onnx")))
+# format -> file name in an output folder (``videoml infer`` tells the kinds apart by the suffix: the last, or
+# ``.aoti.pt2``)
+FORMATS = dict(zip(choices(ExportFormat), ("model.trace.ts", "model.script.ts", "model.pt2", "model.onnx",
+                                           "model.aoti.pt2")))
+SUFFIXES = {fmt: ".aoti.pt2" if fmt == "aoti" else Path(name).suffix for fmt, name in FORMATS.items()}
+PORTABLE = tuple(f for f in FORMATS if f != "aoti")  # ``export -f all``: what runs on any machine with torch
 ATOL, RTOL = 1e-4, 1e-3
 
 
@@ -109,9 +119,12 @@ def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) ->
             return
     batch = torch.export.Dim("batch", min=1, max=4096)
     shapes = ([{0: batch} for _ in example],) if isinstance(example, list) else ({0: batch},)
-    if fmt == "pt2":
+    if fmt in ("pt2", "aoti"):
         program = torch.export.export(model, args, dynamic_shapes=shapes)
-        torch.export.save(program, str(path), extra_files={METADATA_KEY: card.to_json()})
+        if fmt == "pt2":
+            torch.export.save(program, str(path), extra_files={METADATA_KEY: card.to_json()})
+        else:
+            _compile_package(program, path, card)
         return
     import onnx
 
@@ -122,6 +135,18 @@ def _write(model, card: ModelCard, fmt: str, example, path: Path, opset: int) ->
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {METADATA_KEY: card.to_json()})
     onnx.save(proto, str(path))
+
+
+def _compile_package(program, path: Path, card: ModelCard) -> None:
+    """AOTInductor's package of ``program`` with the card in its metadata (``runner.get_metadata()``)."""
+    from torch._inductor import aoti_compile_and_package
+
+    from videoml.models.optimize import quiet_cpp_extension
+
+    card = dataclasses.replace(card, compiled=f"aoti-{next(iter(program.state_dict.values())).device.type}")
+    with quiet_cpp_extension():
+        aoti_compile_and_package(program, package_path=str(path),
+                                 inductor_configs={"aot_inductor.metadata": {METADATA_KEY: card.to_json()}})
 
 
 # Run in a fresh interpreter in which videoml and pytorchvideo cannot be imported: the exported file must stand alone.
@@ -136,6 +161,8 @@ if fmt.startswith("torchscript"):
     logits = torch.jit.load(model_path)(video)
 elif fmt == "pt2":
     logits = torch.export.load(model_path).module()(video)
+elif fmt == "aoti":
+    logits = torch._inductor.aoti_load_package(model_path)(video)
 else:
     import onnxruntime
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
@@ -171,10 +198,10 @@ def output_path(fmt: str, out: str | os.PathLike) -> Path:
     """Where ``fmt`` is written for ``out`` (a file, or a folder to hold the file named in ``FORMATS``)."""
     check(fmt, ExportFormat, "export format")
     path = Path(out)
-    suffix = Path(FORMATS[fmt]).suffix
+    suffix = SUFFIXES[fmt]
     if path.is_dir() or not path.suffix:
         return path / FORMATS[fmt]
-    if path.suffix != suffix:
+    if not path.name.endswith(suffix) or (fmt == "pt2" and path.name.endswith(SUFFIXES["aoti"])):
         raise UsageError(f"{path}: a {fmt} file should end in {suffix} (videoml infer goes by the suffix)")
     return path
 

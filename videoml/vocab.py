@@ -20,7 +20,7 @@ Aggregate = Literal["mean", "max", "mean-logits"]  # clip scores -> a video's: m
 Optimizer = Literal["sgd", "adamw"]
 Engine = Literal["local", "ray"]  # where infer and extract run: this machine, or a Ray cluster
 FeatureFormat = Literal["npy", "hdf5"]  # extract: an array per video (and an index), or also one HDF5 file
-ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx"]  # what ``videoml export`` writes
+ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "aoti"]  # what ``videoml export`` writes
 DEFAULT_OPSET = 18  # the ONNX opset ``videoml export`` writes unless asked for another
 Framework = Literal["torch", "tf"]  # the two sides of a benchmark suite
 # what a benchmark suite measures: a model's steps; reading (one training sample; uint8 -> normalised; host ->

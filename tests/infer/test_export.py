@@ -55,20 +55,37 @@ def test_infer_runs_exported_models_like_the_checkpoint(exported, checkpoint, sm
 
 
 @pytest.mark.slow
-def test_export_optimize_writes_the_folded_graph_checked_against_the_model(exported, checkpoint, small_synth,
-                                                                           tmp_path):
+def test_export_optimize_writes_the_folded_graph_and_its_compiled_package_checked_against_the_model(
+        exported, checkpoint, small_synth, tmp_path):
     sample = small_synth.root / small_synth.split_file("val").read_text().split()[0]
-    result = videoml("export", str(checkpoint), "-f", "pt2", "-o", str(tmp_path), "--sample", str(sample),
+    result = videoml("export", str(checkpoint), "-f", "pt2,aoti", "-o", str(tmp_path), "--sample", str(sample),
                      "--optimize")
     assert result.returncode == 0, result.stderr[-3000:]
-    [report] = [json.loads(line) for line in result.stdout.splitlines()]
-    assert report["max_abs_diff"] < 1e-3  # against the model as trained, in a fresh process
+    reports = {r["format"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert all(r["max_abs_diff"] < 1e-3 for r in reports.values())  # against the model as trained, fresh process
+    assert "CUDA" not in result.stderr  # (torch's build machinery warns of no CUDA runtime)
     operators = {name: {str(n.target) for n in torch.export.load(folder / "model.pt2").graph.nodes}
                  for name, folder in (("plain", exported[0]), ("optimized", tmp_path))}
     assert any("batch_norm" in op for op in operators["plain"])
     assert not any("batch_norm" in op for op in operators["optimized"])  # folded into the convolutions
     assert load_predictor(tmp_path / "model.pt2").card.optimized
     assert not load_predictor(exported[0] / "model.pt2").card.optimized
+    # the AOTInductor package: compiled for this CPU, says so, and scores as the checkpoint does
+    package = load_predictor(tmp_path / "model.aoti.pt2")
+    assert package.kind == "aoti" and package.card.compiled == "aoti-cpu" and package.card.optimized
+    videos = [str(small_synth.root / line.split()[0]) for line in small_synth.split_file("test").read_text().splitlines()]
+    scores = {}
+    for name, model in (("package", tmp_path / "model.aoti.pt2"), ("checkpoint", checkpoint)):
+        out = tmp_path / f"{name}.jsonl"
+        ran = videoml("infer", *videos, "-m", str(model), "-o", str(out), "--num-workers", "0")
+        assert ran.returncode == 0 and "CUDA" not in ran.stderr, ran.stderr[-3000:]
+        scores[name] = [[t["score"] for t in json.loads(line)["top_k"]] for line in out.read_text().splitlines()]
+    assert len(scores["package"]) == len(videos)
+    for got, want in zip(scores["package"], scores["checkpoint"]):
+        assert got == pytest.approx(want, abs=1e-4)
+    refused = videoml("infer", videos[0], "-m", str(tmp_path / "model.aoti.pt2"), "--device", "cuda",
+                      "-o", str(tmp_path / "cuda.jsonl"))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
 
 
 def test_verification_rejects_outputs_that_differ(tmp_path):

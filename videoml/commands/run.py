@@ -59,8 +59,9 @@ def export(checkpoint: str, formats: list[ExportChoice] | None = None, out: str 
 
     Args:
         checkpoint: a checkpoint from videoml fit (.ckpt).
-        formats: the formats to write (default: pt2); 'all': every format that applies to the model (the others
-            are listed as skipped, with the reason; the exit status is 0 when one was written).
+        formats: the formats to write (default: pt2); 'all': every portable format that applies to the model (the
+            others are listed as skipped, with the reason; the exit status is 0 when one was written); aoti (by
+            name): compiled ahead of time for this machine, what videoml infer runs fastest on a CPU.
         out: file, or folder for model.<suffix>.
         sample: video to verify with (default: a generated synthetic video).
         opset: ONNX opset.
@@ -70,10 +71,11 @@ def export(checkpoint: str, formats: list[ExportChoice] | None = None, out: str 
         optimize: export the fast inference graph (BatchNorm folded into the convolutions), checked against the
             model as trained like every export.
     """
-    from videoml.export import FORMATS, Exporter, output_path, report_json
+    from videoml.export import PORTABLE, Exporter, output_path, report_json
 
     requested = formats or ["pt2"]
-    chosen = list(FORMATS) if "all" in requested else list(dict.fromkeys(requested))
+    chosen = list(dict.fromkeys([*PORTABLE, *requested] if "all" in requested else requested))
+    chosen = [f for f in chosen if f != "all"]
     if len(chosen) > 1 and os.path.splitext(out)[1]:
         raise UsageError("several formats need --out to be a folder")
     for fmt in chosen:

@@ -37,6 +37,8 @@ def model_kind(path: str | os.PathLike) -> str:
         return "zoo"
     if str(path).startswith(HF_PREFIX):
         return "hf"
+    if str(path).lower().endswith(".aoti.pt2"):
+        return "aoti"
     return EXPORT_SUFFIXES.get(Path(path).suffix.lower(), "checkpoint")
 
 
@@ -45,8 +47,9 @@ class Predictor:
                  precision: Precision = "32-true", memory_format: torch.memory_format = torch.contiguous_format,
                  reference: Callable | None = None):
         check(precision, Precision, "precision")
-        if kind == "onnx" and precision != "32-true":
-            raise UsageError("an ONNX model runs at the precision it was exported with: use --precision 32-true")
+        if kind in ("onnx", "aoti") and precision != "32-true":
+            raise UsageError(f"an {'ONNX model' if kind == 'onnx' else 'AOTInductor package'} runs at the precision "
+                             "it was exported with: use --precision 32-true")
         self.forward, self.card, self.kind, self.device = forward, card, kind, device
         self.precision = precision
         self.memory_format = memory_format
@@ -126,10 +129,14 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
             raise VideomlError(f"{path}: not a torch.export program ({type(e).__name__}: {e})") from None
         card = _card(extra[METADATA_KEY], path)
         forward = program.module().to(device)
+    elif kind == "aoti":
+        forward, card = _aoti_package(path, device)
     else:
         forward, card = _onnx_session(path, optimize is not False)  # (ONNX Runtime runs on the CPU)
     _check_outputs(card, features, path)
-    return Predictor(forward, card, kind, device, precision, memory_format_for(memory_format, None, device.type))
+    # a compiled package takes the layout it was compiled with (the export's contiguous clips)
+    layout = torch.contiguous_format if kind == "aoti" else memory_format_for(memory_format, None, device.type)
+    return Predictor(forward, card, kind, device, precision, layout)
 
 
 def _model_predictor(path: str, kind: str, device: torch.device, precision: Precision, memory_format: MemoryFormat,
@@ -165,6 +172,24 @@ def _check_outputs(card: ModelCard, features: str | None, path: str) -> None:
         raise UsageError(f"{path}: an exported model of logits; export it with --features {features or HEAD} for "
                          "extract, or extract from its checkpoint")
     raise UsageError(f"{path}: exported with the embeddings of {card.features!r}, not of {features!r}")
+
+
+def _aoti_package(path: str, device: torch.device) -> tuple[Callable, ModelCard]:
+    """An AOTInductor package (``videoml export -f aoti``): its compiled model, on the device it was compiled for."""
+    from torch._inductor import aoti_load_package
+
+    from videoml.models.optimize import quiet_cpp_extension
+
+    try:
+        with quiet_cpp_extension():
+            runner = aoti_load_package(path)
+    except Exception as e:  # a zip without the package's parts, a library built for another machine
+        raise VideomlError(f"{path}: not a loadable AOTInductor package ({type(e).__name__}: {first_line(e)})") from None
+    card = _card(runner.get_metadata().get(METADATA_KEY, ""), path)
+    if card.compiled != f"aoti-{device.type}":
+        raise UsageError(f"{path}: compiled for {card.compiled.removeprefix('aoti-')}, not {device.type}: export it "
+                         f"again on a {device.type} machine (videoml export -f aoti), or run its checkpoint")
+    return runner, card
 
 
 def _card(text: str | bytes, path: str) -> ModelCard:

@@ -9,6 +9,7 @@ against the eager model on real clips before it is used (see :class:`videoml.inf
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from torch import nn
@@ -43,3 +44,16 @@ def compiled(model: nn.Module) -> nn.Module:
 
     torch._inductor.config.freezing = True
     return torch.compile(model)
+
+
+@contextlib.contextmanager
+def quiet_cpp_extension():
+    """Without ``torch.utils.cpp_extension``'s "No CUDA runtime is found" warning, which it logs when first imported on
+    a machine without CUDA (AOTInductor imports it to build or load a package; a CPU package needs no CUDA)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -33,6 +33,7 @@ class ModelCard:
     crops: int = 1
     features: str | None = None  # an export of embeddings: the layer they are of (videoml.models.features); else logits
     optimized: bool = False  # an export of the fast inference graph (BatchNorm folded, videoml.models.optimize)
+    compiled: str | None = None  # an export compiled ahead of time: "aoti-cpu" (AOTInductor, for the exporting CPU)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
