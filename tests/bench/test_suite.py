@@ -3,6 +3,7 @@ JSON per run, a table in the PyTorch-vs-TensorFlow shape, plots, and comparisons
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,6 +11,7 @@ from helpers import videoml
 
 from videoml.bench.measure import TooNoisy, Timing, check_noise, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
+from videoml.bench.suite import Inference, Reading, SuiteConfig
 
 SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
              batch_sizes=[2], stages=["forward", "train_step", "decode", "transform", "pipeline"],
@@ -160,3 +162,12 @@ def test_round_robin_times_a_round_of_each_step_in_turn():
     assert log == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up, then one round of each in turn
     assert len(a.seconds) == len(b.seconds) == 3 and a.calls == b.calls == 6
     assert all(s >= 0.001 for s in b.seconds) and b.cpu_s >= 0 and max(a.seconds) < min(b.seconds)
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/bench").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_suite_config_is_valid_and_measures_something(path):
+    fields = yaml.safe_load(path.read_text())
+    config = SuiteConfig(**{**fields, "reading": Reading(**fields.get("reading", {})),
+                            "inference": Inference(**fields.get("inference", {}))})
+    config.check(str(path))
+    assert sum(len(config.cells(framework)) for framework in config.frameworks) > 0
