@@ -155,7 +155,8 @@ def test_precision_takes_lightning_values_in_every_command_and_the_short_names_f
 def test_a_wrong_choice_in_a_list_or_optional_option_is_one_line_with_the_choices_and_the_value():
     formats = videoml("export", "model.ckpt", "-f", "nosuch")
     assert formats.returncode == 2 and formats.stderr.strip() == (
-        "videoml: error: --formats: expected one of torchscript-trace, torchscript-script, pt2, onnx, all, got nosuch "
+        "videoml: error: --formats: expected one of torchscript-trace, torchscript-script, pt2, onnx, aoti, all, got "
+        "nosuch "
         "(see 'videoml export --help')")
     crops = videoml("infer", "a.mp4", "-m", "model.ckpt", "--crops", "2")
     assert crops.stderr.strip() == "videoml: error: --crops: expected one of 1, 3, got 2 (see 'videoml infer --help')"

@@ -8,6 +8,7 @@ when the data has a test split.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -18,6 +19,7 @@ import warnings
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
+from videoml.commands.parser import without_help_text
 from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, install_hint, missing_package, option_error_line
 from videoml.models.registry import model_input
@@ -33,6 +35,13 @@ def _spec_fields(model: str, overrides: dict | None) -> dict:
 
 
 class VideoCLI(LightningCLI):
+    def subcommands(self) -> dict[str, set[str]]:
+        """Only the command being run (``sys.argv[1]``, as :func:`build` sets it) gets a parser: LightningCLI builds
+        one for each of its four commands otherwise, a good part of its start-up."""
+        every = LightningCLI.subcommands()
+        asked = sys.argv[1] if len(sys.argv) > 1 else None
+        return {asked: every[asked]} if asked in every else every
+
     def add_arguments_to_parser(self, parser):
         parser.link_arguments(("model.model", "model.input"), "data.spec", compute_fn=_spec_fields)
         parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
@@ -63,8 +72,10 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
     _quiet_lightning()
     _tensorboard_without_tensorflow()
+    helping = {"-h", "--help"} & set(args)
     try:
-        return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
+        with contextlib.nullcontext() if helping else without_help_text():
+            return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
     except ArgumentError as e:
         raise UsageError(f"{option_error_line(e)} (see 'videoml {command} --help')") from None
     except Exception as e:  # a configured class (a logger) whose package is not installed
