@@ -153,9 +153,11 @@ def _lightning(argv: list[str]) -> int:
     if "--profile" in argv:
         at = argv.index("--profile")
         argv = argv[:at] + ["--trainer.profiler", PROFILER] + argv[at + 1:]
+    from videoml.commands.parser import help_text_if_asked
     from videoml.train.cli import main as lightning_main
 
-    return lightning_main(argv)
+    with help_text_if_asked(argv):
+        return lightning_main(argv)
 
 
 def _tf_fit(args: list[str]) -> int:

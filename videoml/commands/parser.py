@@ -29,10 +29,13 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fie
 
 
 @contextlib.contextmanager
-def without_help_text():
-    """Parsers built inside skip most docstring parsing: a run that shows no help needs none of it. (jsonargparse
-    parses every class's docstrings while it builds a parser, in every style it knows and with the source of each
-    attribute: 2 of the 2.5 s LightningCLI took to read a fit config here.)"""
+def help_text_if_asked(args: list[str]):
+    """Parsers built inside skip most docstring parsing unless ``args`` ask for help: a run needs none of it.
+    (jsonargparse parses every class's docstrings while it builds a parser, in every style it knows and with the
+    source of each attribute: 2 of the 2.5 s LightningCLI took to read a fit config here.)"""
+    if {"-h", "--help"} & set(args):
+        yield
+        return
     set_parsing_settings(docstring_parse_attribute_docstrings=False,
                          docstring_parse_style=docstring_parser.DocstringStyle.GOOGLE)
     try:
@@ -40,6 +43,8 @@ def without_help_text():
     finally:
         set_parsing_settings(docstring_parse_attribute_docstrings=True,
                              docstring_parse_style=docstring_parser.DocstringStyle.AUTO)
+
+
 NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when stderr is one), not by the user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from videoml.commands.parser import NOT_OPTIONS, conventional, normalize, options_of
+from videoml.commands.parser import NOT_OPTIONS, conventional, help_text_if_asked, normalize, options_of
 
 
 def fit(args: list[str]) -> int:
@@ -40,4 +40,5 @@ def parse_config(args: list[str], extra: type):
 
     # the parser reads the arguments as it is made: --no-X of extra's bool options is known from their types
     bools = {f"--{name}": "bool" for name, (hint, _) in options_of(extra).items() if hint is bool}
-    return build(ParseOnly, normalize(args, bools), "tf fit", run=False).config
+    with help_text_if_asked(args):
+        return build(ParseOnly, normalize(args, bools), "tf fit", run=False).config

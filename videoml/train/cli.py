@@ -8,7 +8,6 @@ when the data has a test split.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -19,7 +18,6 @@ import warnings
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
-from videoml.commands.parser import without_help_text
 from videoml.data.datamodule import VideoDataModule
 from videoml.errors import UsageError, install_hint, missing_package, option_error_line
 from videoml.models.registry import model_input
@@ -72,10 +70,8 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
     _quiet_lightning()
     _tensorboard_without_tensorflow()
-    helping = {"-h", "--help"} & set(args)
     try:
-        with contextlib.nullcontext() if helping else without_help_text():
-            return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
+        return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
     except ArgumentError as e:
         raise UsageError(f"{option_error_line(e)} (see 'videoml {command} --help')") from None
     except Exception as e:  # a configured class (a logger) whose package is not installed
