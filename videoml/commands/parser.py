@@ -25,7 +25,9 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter,
 from videoml.errors import UsageError
 from videoml.vocab import PRECISION_NAMES
 
-set_parsing_settings(docstring_parse_attribute_docstrings=True)  # dataclass fields' docstrings are their help
+# how docstrings are read for help: every style jsonargparse knows, and dataclass fields' docstrings (their help)
+HELP_TEXT = dict(docstring_parse_attribute_docstrings=True, docstring_parse_style=docstring_parser.DocstringStyle.AUTO)
+set_parsing_settings(**HELP_TEXT)
 
 
 @contextlib.contextmanager
@@ -41,8 +43,7 @@ def help_text_if_asked(args: list[str]):
     try:
         yield
     finally:
-        set_parsing_settings(docstring_parse_attribute_docstrings=True,
-                             docstring_parse_style=docstring_parser.DocstringStyle.AUTO)
+        set_parsing_settings(**HELP_TEXT)
 
 
 NOT_OPTIONS = {"progress"}  # fields set from the terminal (a progress bar when stderr is one), not by the user
