@@ -21,9 +21,11 @@ demo: $(STAMP)
 	$(VENV)/bin/videoml fit --config configs/synth_x3d_tiny.yaml
 
 # pytest exits 5 when it collects no test: an empty selection is not a failure. The slowest tests are listed at the
-# end (the suite's time on CI is budgeted).
+# end (the suite's time on CI is budgeted). TEST_WORKERS processes run whole test files side by side (pytest-xdist;
+# each gets its share of the cores' threads, see tests/conftest.py); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
 	rm -rf $(VENV) data/synth data/synth-prepared data/synth-shards runs

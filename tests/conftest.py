@@ -1,6 +1,13 @@
 import os
 
-import pytest
+# Parallel test workers (make test's TEST_WORKERS, pytest-xdist's -n) share the cores: each worker, and every process
+# it starts, gets its share of threads, so the workers' thread pools do not spin against one another.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_name, _share)
+
+import pytest  # noqa: E402  (after the thread settings, which torch reads when it loads)
 from helpers import LEARNABLE, SMALL, videoml
 
 from videoml.data.corpus import corpus_dir

@@ -181,9 +181,14 @@ def generate(root: Path) -> list[Path]:
 
 
 def corpus(root: Path | None = None) -> list[Path]:
-    """Every corpus file (fetched and generated), made or downloaded where missing."""
+    """Every corpus file (fetched and generated), made or downloaded where missing. Processes that ask at once
+    (parallel test workers, two commands) take turns on a lock in ``root``: none reads a file another is writing."""
+    from filelock import FileLock
+
     root = root or corpus_dir()
-    return fetch_debian(root) + generate(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".lock"):
+        return fetch_debian(root) + generate(root)
 
 
 def describe(path: Path, manifest: Path = MANIFEST) -> str:
