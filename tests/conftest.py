@@ -1,11 +1,15 @@
 import os
+import signal
 
 # Parallel test workers (make test's TEST_WORKERS, pytest-xdist's -n) share the cores: each worker, and every process
 # it starts, gets its share of threads, so the workers' thread pools do not spin against one another.
+# A worker ignores SIGINT (its controller handles Ctrl-C), and the commands it starts would inherit that: they get
+# Python's default, as from a terminal, so the tests of Ctrl-C see what a user's command does.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ.setdefault(_name, _share)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402  (after the thread settings, which torch reads when it loads)
 from helpers import LEARNABLE, SMALL, videoml

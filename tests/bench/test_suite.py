@@ -60,9 +60,13 @@ def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
         flops = summary["ceilings"]["flops_per_clip"]["x3d_tiny"] * (3 if row["stage"] == "train_step" else 1)
         assert row["compute_ceiling_fraction"] == pytest.approx(row["clips_per_s"] * flops / peak["flops_per_s"])
         assert 0 < row["compute_ceiling_fraction"] < 1
+        assert 0 < row["first_call_s"] < 60  # start-up: the first call, outside the timed rounds
     assert any("x3d_tiny train_step:" in n and "leads" in n for n in summary["notes"])
     table = (out / "table.md").read_text()
     assert "| framework / mode | x3d_tiny |" in table and "| torch cl3d | " in table and "| tf graph | " in table
+    start = table.split("## forward, batch 2: first call, s (start-up)", 1)[1].split("##")[0]
+    first = next(r for r in models if r["framework"] == "tf" and r["stage"] == "forward")["first_call_s"]
+    assert f"| tf graph | {first:.2f} |" in start
     for plot in ("throughput.png", "stages.png", "scaling.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 

@@ -82,6 +82,8 @@ class Run:
     cpu_ms_per_clip: float | None = None
     data_wait: float | None = None
     peak_memory_mb: float | None = None
+    first_call_s: float | None = None
+    """model cells: seconds of the first call (tracing, compiling, autotuning), untimed in the rounds"""
     operators: list | None = None
     rss_growth_mb: float | None = None
     rss_mb: float | None = None
@@ -108,8 +110,8 @@ class Run:
     def row(self) -> dict:
         """The summary row of ``suite.json``: the cell, the headline numbers, what else was measured and derived."""
         stats = self.stats or {}
-        measured = ("cpu_ms_per_clip", "data_wait", "peak_memory_mb", "operators", "rss_growth_mb", "rss_mb", "reads",
-                    "bytes")
+        measured = ("cpu_ms_per_clip", "data_wait", "peak_memory_mb", "first_call_s", "operators", "rss_growth_mb",
+                    "rss_mb", "reads", "bytes")
         extra = {k: getattr(self, k) for k in measured if getattr(self, k) is not None}
         return {"name": self.name, **self.cell.as_dict(), "unit": self.unit,
                 **{k: stats[k] for k in ("clips_per_s", "clips_per_s_ci95", "spread", "ms_per_clip") if k in stats},

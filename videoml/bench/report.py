@@ -60,21 +60,28 @@ def _versus(run: Run) -> str:
 
 
 def _model_tables(summary: Summary) -> list[str]:
-    """Per stage and batch size: rows = framework / mode, columns = models."""
+    """Per stage and batch size: rows = framework / mode, columns = models; clips/s, then the first call's seconds
+    (start-up: tracing, compiling) in a table of its own."""
     config, lines = summary.config, []
     for stage in ("train_step", "forward"):
         for batch in config["batch_sizes"]:
             found = [r for r in summary.runs if r.matches(kind="model", stage=stage, batch_size=batch)]
-            if not found:
-                continue
-            lines += [f"## {stage}, batch {batch}", "", "| framework / mode | " + " | ".join(config["models"]) + " |",
-                      "|---|" + "---|" * len(config["models"])]
-            for framework, modes in config["frameworks"].items():
-                lines += [f"| {framework} {mode} | " + " | ".join(
-                    _cell(best(found, framework=framework, mode=mode, model=m)) for m in config["models"]) + " |"
-                    for mode in modes]
-            lines.append("")
+            if found:
+                lines += _grid(f"{stage}, batch {batch}", found, config, _cell)
+            if any(r.first_call_s is not None for r in found):
+                lines += _grid(f"{stage}, batch {batch}: first call, s (start-up)", found, config,
+                               lambda r: f"{r.first_call_s:.2f}" if r and r.first_call_s is not None else "–")
     return lines
+
+
+def _grid(title: str, found: list[Run], config: dict, shown) -> list[str]:
+    lines = [f"## {title}", "", "| framework / mode | " + " | ".join(config["models"]) + " |",
+             "|---|" + "---|" * len(config["models"])]
+    for framework, modes in config["frameworks"].items():
+        lines += [f"| {framework} {mode} | " + " | ".join(
+            shown(best(found, framework=framework, mode=mode, model=m)) for m in config["models"]) + " |"
+            for mode in modes]
+    return lines + [""]
 
 
 def _peak_lines(peaks: dict) -> list[str]:

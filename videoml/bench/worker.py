@@ -90,6 +90,7 @@ def _model_cell(plan: Plan, cell: Cell, timing: Timing, emit, device, sync) -> N
     step = steps[cell.stage]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    first_call_s = _first_call(step, sync)
     rounds = time_rounds(step, timing, sync)
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     if plan.profile:
@@ -99,7 +100,17 @@ def _model_cell(plan: Plan, cell: Cell, timing: Timing, emit, device, sync) -> N
                 step()
                 sync()
                 profile.step()
-    emit(cell, rounds, cell.batch_size, peak_memory_mb=memory, operators=_operator_shares(step, device, sync))
+    emit(cell, rounds, cell.batch_size, peak_memory_mb=memory, operators=_operator_shares(step, device, sync),
+         first_call_s=first_call_s)
+
+
+def _first_call(step, sync=lambda: None) -> float:
+    """Seconds of a model cell's first call, the model built: tracing, compiling and autotuning included (what a
+    process pays before its first batch; an ahead-of-time compiled model pays it before, once)."""
+    started = time.perf_counter()
+    step()
+    sync()
+    return time.perf_counter() - started
 
 
 def _transfer_cell(cell: Cell, timing: Timing, emit, device, sync) -> None:
@@ -255,7 +266,8 @@ def _tf_cells(plan: Plan, cells, timing: Timing, data_timing: Timing, emit) -> N
         if cell.kind == "model":
             _, steps = tf_steps(cell.model, cell.mode, cell.batch_size, plan.classes, plan.seed,
                                 threads=plan.threads)
-            emit(cell, time_rounds(steps[cell.stage], timing), cell.batch_size)
+            first_call_s = _first_call(steps[cell.stage])
+            emit(cell, time_rounds(steps[cell.stage], timing), cell.batch_size, first_call_s=first_call_s)
         elif cell.kind == "pipeline":
             _tf_pipeline(plan, cell, data_timing, emit)
 
