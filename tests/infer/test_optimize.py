@@ -2,6 +2,8 @@
 same outputs as the model on real clips, checked on the first batch, and the model itself when the check fails."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -89,3 +91,13 @@ def test_a_fast_graph_that_fails_is_dropped_with_one_warning(small_synth, tmp_pa
         "found); running the model as it is"]
     torch.testing.assert_close(outputs, load_predictor(path, optimize=False)(clips))
     torch.testing.assert_close(predictor(clips), outputs)  # the model as it is, from then on
+
+
+def test_compiling_says_nothing_about_cuda_on_a_cpu_machine():
+    """Inductor imports torch.utils.cpp_extension on a compiled model's first call, which logs "No CUDA runtime is
+    found" where there is none; a fresh process, so that nothing imported it before."""
+    code = ("import torch\nfrom videoml.models.optimize import compiled\nmodel = compiled(torch.nn.Linear(3, 2))\n"
+            "with torch.no_grad():\n    print(model(torch.ones(1, 3)).shape)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip() == "torch.Size([1, 2])", result.stderr[-3000:]
+    assert result.stderr == ""

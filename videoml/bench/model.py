@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from videoml.data.transforms import pack_pathways
 from videoml.errors import UsageError
-from videoml.models.optimize import compiled, fold_batchnorm
+from videoml.models.optimize import before_compiling, compiled, fold_batchnorm
 from videoml.models.registry import build_model, model_input
 from videoml.runtime import MEMORY_FORMATS, autocast
 from videoml.spec import InputSpec
@@ -86,6 +86,8 @@ def torch_steps(name: str, mode: Mode, batch_size: int, device: torch.device, cl
     torch.manual_seed(seed)
     memory_format = MEMORY_FORMATS[mode.memory_format]
     model = build_model(name, classes).to(device, memory_format=memory_format)
+    if mode.compile:
+        before_compiling()
     step_model = inference = torch.compile(model) if mode.compile else model
     if mode.optimized:  # the forward as ``videoml infer`` runs it (--compile: compiled with the weights frozen)
         inference = (fold_batchnorm(model) or model).to(device, memory_format=memory_format)

@@ -42,8 +42,17 @@ def compiled(model: nn.Module) -> nn.Module:
     Inductor's, process-wide; it applies to graphs compiled under ``torch.no_grad`` / ``inference_mode`` only."""
     import torch._inductor.config
 
+    before_compiling()
     torch._inductor.config.freezing = True
     return torch.compile(model)
+
+
+def before_compiling() -> None:
+    """What every ``torch.compile`` here calls first: ``torch.utils.cpp_extension`` imported with its "No CUDA
+    runtime" line hidden (Inductor imports it on a compiled model's first call, where the line would reach the
+    user)."""
+    with quiet_cpp_extension():
+        import torch.utils.cpp_extension  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from videoml.data.transforms import normalize, pack_pathways
 from videoml.evaluation import ClassReport
 from videoml.errors import VideomlError
+from videoml.models.optimize import before_compiling
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import load_weights
 from videoml.models.zoo import weights_path
@@ -98,6 +99,7 @@ class VideoClassifier(L.LightningModule):
                 log.info("%s: new classifier for %d classes (%s)", weights, len(classes), ", ".join(fresh))
         self.memory_format = torch.contiguous_format  # set for the device in setup()
         if compile:
+            before_compiling()
             self.model.compile()  # in place: the state dict keeps its plain names
         else:  # one clip, for the model summary's sizes and FLOPs per clip (a compiled model would compile for it)
             clip = torch.zeros(1, 3, self.spec.frames, self.spec.crop, self.spec.crop)
