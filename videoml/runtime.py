@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from videoml.errors import VideomlError
-from videoml.vocab import MemoryFormat, Precision, check
+from videoml.vocab import InferPrecision, MemoryFormat, Precision, check
 
 MEMORY_FORMATS = {"channels_last_3d": torch.channels_last_3d, "contiguous": torch.contiguous_format}
 AUTOCAST_DTYPES = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -38,6 +38,23 @@ def autocast(device: torch.device, precision: Precision = "32-true"):
     """The context that runs a model at ``precision`` on ``device`` (32-true: none)."""
     dtype = AUTOCAST_DTYPES[check(precision, Precision, "precision")]
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles), as torch's own CPU kernels ask."""
+    units = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private to torch.cpu: absent means no
+    return any(getattr(torch.cpu, name, lambda: False)() for name in units)
+
+
+def inference_precision(choice: InferPrecision, device: torch.device, exported: bool = False) -> Precision:
+    """The precision a model runs at for ``choice``; "auto": bfloat16 autocast on a CPU that computes bfloat16 in
+    hardware (:func:`native_bf16`), where the four Kinetics models' folded graphs ran at 1.14-2.82x their float32
+    clips/s (``configs/bench/cpu_full_infer.yaml``, docs/benchmarks.md) with the same top-1 on the demo's test
+    split; float32 elsewhere: on GPUs (where bfloat16 won for some models and lost for others), on CPUs without
+    bfloat16 units (emulated, it is slower), and for ``exported`` files (they run as they were exported)."""
+    if check(choice, InferPrecision, "precision") != "auto":
+        return choice
+    return "bf16-mixed" if device.type == "cpu" and not exported and native_bf16() else "32-true"
 
 
 def has_depthwise_conv3d(model: nn.Module) -> bool:

@@ -11,6 +11,8 @@ Backend = Literal["pyav", "decord", "torchcodec"]  # video decoders (:func:`vide
 # float32, or autocast to bfloat16 / float16: Lightning's spelling (``trainer.precision``), so that training and
 # inference take the same values
 Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+# inference's: one of those, or "auto" (by device and model file, :func:`videoml.runtime.inference_precision`)
+InferPrecision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 # the short names (bench modes are written with them: ``cl3d+bf16``; ``--precision`` took them before)
 PRECISION_NAMES = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 MemoryFormat = Literal["auto", "channels_last_3d", "contiguous"]  # "auto": by device and architecture

@@ -28,3 +28,23 @@ def test_the_theoretical_peak_is_the_widest_unit_times_cores_and_clock():
     assert theoretical_peak("bf16", 1, CPUINFO.format(mhz="2000", flags="avx512f avx2")) is None  # no bf16 unit
     hidden = theoretical_peak("fp32", 2, "flags\t\t: avx512f\n")  # a VM that hides the clock
     assert hidden["clock_ghz"] is None and hidden["flops_per_s"] is None and hidden["flops_per_cycle_per_core"] == 64
+
+
+@pytest.mark.parametrize("measured, shown", [
+    (200e9, "| fp32 | 200.0 | matmul 2048x2048x2048 | 269 (AVX-512: 2 FMA units x 16 float32 lanes x 2, x 2 cores x "
+            "2.10 GHz, the stated clock) | 74% |"),
+    # above the figure at the stated clock: the cores boost, and the row says to at least which clock
+    (400e9, "| 149%: the cores run above the stated clock (implies ≥ 3.12 GHz) |"),
+])
+def test_the_report_holds_the_measured_peak_against_the_theoretical_one(measured, shown):
+    from videoml.bench.diagnose import Summary
+    from videoml.bench.records import Cell, Run
+    from videoml.bench.report import table
+
+    theory = theoretical_peak("fp32", 2, CPUINFO.format(mhz="2100.000", flags="avx2 fma avx512f"))
+    peaks = {"fp32": {"flops_per_s": measured, "kernel": "matmul 2048x2048x2048", "theoretical": theory}}
+    config = {"name": "t", "device": "cpu", "threads": 2, "models": ["m"], "frameworks": {"torch": ["cl3d"]},
+              "batch_sizes": [2]}
+    cell = Cell("model", "torch", "m", "cl3d", stage="forward", batch_size=2)
+    text = table(Summary(config, {"peaks": peaks, "flops_per_clip": {"m": 1e9}}, [Run(cell.name, cell)], []))
+    assert shown in text

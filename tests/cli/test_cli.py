@@ -148,7 +148,7 @@ def test_precision_takes_lightning_values_in_every_command_and_the_short_names_f
         current = videoml("extract", "a.mp4", "-m", "zoo:x3d_xs", "-o", "f", "--precision", new, "--print_config")
         assert f"precision: {new}\n" in current.stdout and "is now" not in current.stderr
     refused = videoml("infer", "a.mp4", "-m", "zoo:x3d_xs", "--precision", "fp8")
-    assert refused.returncode == 2 and "--precision: expected one of 32-true, bf16-mixed, 16-mixed, got fp8" in \
+    assert refused.returncode == 2 and "--precision: expected one of auto, 32-true, bf16-mixed, 16-mixed, got fp8" in \
         refused.stderr
 
 

@@ -70,7 +70,7 @@ def test_a_named_block_gives_its_output_pooled_over_time_and_space(small_synth, 
     out = tmp_path / "features"
     videos = split_videos(small_synth)[:2]
     result = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--views", "2", "--crops", "1",
-                     "--layer", "blocks.4", "--num-workers", "0")
+                     "--layer", "blocks.4", "--num-workers", "0", "--precision", "32-true")
     assert result.returncode == 0, result.stderr[-3000:]
     model, _ = load_trained(checkpoint)
     reference = reference_clips(checkpoint, small_synth, views=2, crops=1)
@@ -132,7 +132,8 @@ def test_an_export_of_features_extracts_what_the_checkpoint_does_and_is_no_class
     exported = videoml("export", str(checkpoint), "-f", "pt2", "--features", "head", "-o", str(tmp_path / "f.pt2"))
     assert exported.returncode == 0, exported.stderr[-3000:]
     for model, out in ((str(checkpoint), "a"), (str(tmp_path / "f.pt2"), "b")):
-        result = videoml("extract", *videos, "-m", model, "-o", str(tmp_path / out), "--num-workers", "0")
+        result = videoml("extract", *videos, "-m", model, "-o", str(tmp_path / out), "--num-workers", "0",
+                         "--precision", "32-true")  # (an export runs as exported: float32)
         assert result.returncode == 0, result.stderr[-3000:]
     a, b = load_features(tmp_path / "a"), load_features(tmp_path / "b")
     assert a.paths == b.paths == videos
@@ -148,7 +149,8 @@ def test_an_export_of_features_extracts_what_the_checkpoint_does_and_is_no_class
 @pytest.mark.slow
 def test_resuming_with_other_settings_is_refused_and_the_output_is_left_as_it_was(small_synth, checkpoint, tmp_path):
     videos, out = split_videos(small_synth)[:2], tmp_path / "features"
-    first = videoml("extract", videos[0], "-m", str(checkpoint), "-o", str(out), "--num-workers", "0")
+    first = videoml("extract", videos[0], "-m", str(checkpoint), "-o", str(out), "--num-workers", "0",
+                    "--precision", "32-true")
     assert first.returncode == 0, first.stderr[-3000:]
     index = (out / "index.jsonl").read_text()
     for option in (("--layer", "blocks.2"), ("--views", "3"), ("--crops", "3"), ("--precision", "bf16-mixed")):
@@ -159,6 +161,7 @@ def test_resuming_with_other_settings_is_refused_and_the_output_is_left_as_it_wa
     settings = json.loads((out / "extract.json").read_text())
     settings["settings"]["precision"] = "fp32"  # as earlier releases named 32-true: the same features
     (out / "extract.json").write_text(json.dumps(settings))
-    same = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume")
+    same = videoml("extract", *videos, "-m", str(checkpoint), "-o", str(out), "--num-workers", "0", "--resume",
+                   "--precision", "32-true")
     assert same.returncode == 0, same.stderr[-3000:]
     assert len(load_features(out).paths) == 2  # one kind of features: they load together

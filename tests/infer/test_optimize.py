@@ -3,13 +3,15 @@ same outputs as the model on real clips, checked on the first batch, and the mod
 
 import logging
 import subprocess
+import time
 import sys
 
 import pytest
 import torch
 
 from videoml.infer.clips import VideoClips
-from videoml.infer.predictor import load_predictor
+from videoml.infer.predictor import load_predictor, resolve_precision
+from videoml.models.optimize import TOLERANCE
 from videoml.models.registry import build_model, model_input
 from videoml.models.weights import ModelCard, save_checkpoint
 
@@ -64,6 +66,40 @@ def test_a_fast_graph_that_differs_is_dropped_with_one_warning(trained, small_sy
     torch.testing.assert_close(fast(clips), outputs)  # the model as it is, from then on
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_where_the_cpu_computes_it_and_float32_elsewhere(trained, small_synth, tmp_path,
+                                                                                   monkeypatch, native):
+    path, card = trained
+    monkeypatch.setattr("videoml.runtime.native_bf16", lambda: native)
+    auto, fp32 = load_predictor(path, precision="auto"), load_predictor(path)
+    assert auto.precision == ("bf16-mixed" if native else "32-true")
+    clips = _clips(card, small_synth)
+    expected = fp32(clips)
+    outputs = auto(clips)  # checked against the float32 model on the first batch, and kept
+    assert auto.precision == ("bf16-mixed" if native else "32-true") and auto.reference is None
+    largest = float(expected.abs().max())
+    torch.testing.assert_close(outputs, expected, atol=2e-2 * largest, rtol=0)
+    moved = float((outputs - expected).abs().max())
+    assert moved > 0 if native else moved == 0  # bfloat16 ran; or the same float32 graph
+    assert resolve_precision(tmp_path / "model.pt2", "cpu", "auto") == "32-true"  # an export runs as exported
+
+
+def test_a_lower_precision_that_moves_the_answers_too_far_falls_back_to_float32(trained, small_synth, caplog,
+                                                                                monkeypatch):
+    path, card = trained
+    monkeypatch.setitem(TOLERANCE, "bf16-mixed", 1e-7)  # as a model whose logits bfloat16 moves too far
+    bf16, clips = load_predictor(path, precision="bf16-mixed"), _clips(card, small_synth)
+    with caplog.at_level(logging.WARNING, logger="videoml.infer"):
+        outputs = bf16(clips)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("the fast inference graph at bf16-mixed differs from the float32 model by ")
+    assert warning.endswith("; running the model in float32")
+    expected = load_predictor(path, optimize=False)(clips)
+    torch.testing.assert_close(outputs, expected)
+    assert bf16.precision == "32-true" and bf16.reference is None
+    torch.testing.assert_close(bf16(clips), expected)  # the float32 model from then on
+
+
 @pytest.mark.slow
 def test_the_compiled_graph_gives_the_models_outputs(small_synth, tmp_path):
     path, card = _checkpoint("x3d_tiny", tmp_path)
@@ -101,3 +137,24 @@ def test_compiling_says_nothing_about_cuda_on_a_cpu_machine():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and result.stdout.strip() == "torch.Size([1, 2])", result.stderr[-3000:]
     assert result.stderr == ""
+
+
+def test_auto_precision_gives_way_to_float32_where_this_cpu_runs_it_slower(trained, small_synth, monkeypatch, caplog):
+    """bfloat16 autocast on a CPU whose kernels for it are slow (emulated, or a layer without a fast kernel): the
+    first batch, timed against the float32 model's, says so."""
+    path, card = trained
+    monkeypatch.setattr("videoml.runtime.native_bf16", lambda: True)
+    auto = load_predictor(path, precision="auto")
+    fast = auto.forward
+
+    def slow(video):
+        time.sleep(1.0)
+        return fast(video)
+
+    auto.forward, clips = slow, _clips(card, small_synth)
+    with caplog.at_level(logging.WARNING, logger="videoml.infer"):
+        outputs = auto(clips)
+    assert not caplog.records and auto.precision == "32-true"
+    torch.testing.assert_close(outputs, load_predictor(path, optimize=False)(clips), atol=1e-4 * float(
+        outputs.abs().max()), rtol=0)
+    assert load_predictor(path, precision="bf16-mixed").timed is False  # asked for: kept, however slow

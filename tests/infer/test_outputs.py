@@ -106,17 +106,19 @@ def test_a_video_over_the_time_budget_is_recorded_and_the_run_goes_on(small_synt
 
 
 def _folder_beyond_path_max(root, video) -> str:
-    """A folder holding ``video`` (a copy) at a path over PATH_MAX (4096): made one level at a time, relative."""
-    name = "d" * 200
+    """A folder holding ``video`` (a copy) at the first depth whose path is over PATH_MAX (4096 with its NUL),
+    however long ``root`` is: made one level at a time, relative."""
+    name, path_max = "d" * 200, os.pathconf(root, "PC_PATH_MAX")
+    levels = -(-(path_max - len(str(root))) // (len(name) + 1))
     fd = os.open(root, os.O_RDONLY)
-    for _ in range(21):
+    for _ in range(levels):
         os.mkdir(name, dir_fd=fd)
         fd, parent = os.open(name, os.O_RDONLY, dir_fd=fd), fd
         os.close(parent)
     with open(os.open("deep.mp4", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
         f.write(open(video, "rb").read())
     os.close(fd)
-    return os.path.join(str(root), *[name] * 21)
+    return os.path.join(str(root), *[name] * levels)
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ from videoml.data.files import job_part
 from videoml.errors import UsageError, install_hint
 from videoml.fileio import write_atomic
 from videoml.infer.results import read_records, result_key
-from videoml.vocab import PRECISION_NAMES, Aggregate, Backend, Engine, FeatureFormat, MemoryFormat, Precision, check
+from videoml.vocab import (PRECISION_NAMES, Aggregate, Backend, Engine, FeatureFormat, InferPrecision, MemoryFormat,
+                           check)
 
 log = logging.getLogger("videoml.infer")
 INDEX = "index.jsonl"  # extract's records, in its output folder
@@ -57,8 +58,10 @@ class VideoRun:
     """seconds a video may take to read; a slower one is recorded as failed"""
     devices: tuple[str, ...] = ("cpu",)
     """cpu, cuda, cuda:1, or several (one process per device, outputs merged)"""
-    precision: Precision = "32-true"
-    """float32, or autocast to bfloat16 / float16 (the values of fit's --trainer.precision)"""
+    precision: InferPrecision = "auto"
+    """auto: bfloat16 autocast on a CPU that computes bfloat16 in hardware (AVX512-BF16, AMX), where it was measured
+    faster with the same answers, else float32 (docs/benchmarks.md); or float32 (32-true), or autocast to bfloat16
+    / float16 (the values of fit's --trainer.precision); checked against float32 on the first batch"""
     memory_format: MemoryFormat = "auto"
     """auto: by device and architecture, as measured"""
     optimize: bool | None = None
@@ -240,9 +243,11 @@ class ExtractConfig(VideoRun):
 
     def settings(self) -> dict:
         """The options that decide what the features are: a resumed run with others would mix them in one index."""
+        from videoml.infer.predictor import resolve_precision
+
         model = result_key(self.model) if os.path.exists(self.model) else self.model
         return {"model": model, "layer": self.layer, "views": self.views, "crops": self.crops, "dense": self.dense,
-                "precision": self.precision}
+                "precision": resolve_precision(self.model, self.devices[0], self.precision)}
 
     def begin(self) -> None:
         """Record :meth:`settings` in ``OUT/extract.json``; refuse to resume an output made with others."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -22,14 +23,17 @@ from videoml.data.transforms import normalize
 from videoml.errors import UsageError, VideomlError, first_line, install_hint
 from videoml.models.features import HEAD, FeatureModel
 from videoml.models.huggingface import HF_PREFIX, load_hf_model
-from videoml.models.optimize import RTOL, compiled, fold_batchnorm
+from videoml.models.optimize import TOLERANCE, compiled, fold_batchnorm
 from videoml.models.weights import METADATA_KEY, ModelCard, load_trained
 from videoml.models.zoo import ZOO_PREFIX, load_zoo_model
-from videoml.runtime import autocast, memory_format_for, parse_device
-from videoml.vocab import MemoryFormat, Precision, check
+from videoml.runtime import autocast, inference_precision, memory_format_for, parse_device, synchronize
+from videoml.vocab import InferPrecision, MemoryFormat, Precision, check
 
 log = logging.getLogger("videoml.infer")
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
+# A lower precision ``auto`` chose, whose first batch took this many times the float32 model's: slow on this CPU
+# (emulated, or a layer without a fast kernel: one ran over 100x slower), not first-call noise (a few ms)
+SLOWER = 2.0
 
 
 def model_kind(path: str | os.PathLike) -> str:
@@ -45,7 +49,7 @@ def model_kind(path: str | os.PathLike) -> str:
 class Predictor:
     def __init__(self, forward: Callable, card: ModelCard, kind: str, device: torch.device,
                  precision: Precision = "32-true", memory_format: torch.memory_format = torch.contiguous_format,
-                 reference: Callable | None = None):
+                 reference: Callable | None = None, timed: bool = False):
         check(precision, Precision, "precision")
         if kind in ("onnx", "aoti") and precision != "32-true":
             raise UsageError(f"an {'ONNX model' if kind == 'onnx' else 'AOTInductor package'} runs at the precision "
@@ -54,6 +58,9 @@ class Predictor:
         self.precision = precision
         self.memory_format = memory_format
         self.reference = reference  # the eager model ``forward`` (optimised) is checked against on the first call
+        # a precision ``auto`` chose, kept only if its first batch runs faster than the float32 model's (the measured
+        # table need not hold on this CPU); not when compiling, which the first call pays for
+        self.timed = timed
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -70,39 +77,68 @@ class Predictor:
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         video = self.prepare(video)
-        with autocast(self.device, self.precision):
-            outputs = self.forward(video) if self.reference is None else self._verified(video)
-        return outputs.float().cpu()
+        outputs = self._verified(video) if self.reference is not None else self._run(self.forward, video)
+        return outputs.cpu()
+
+    def _run(self, forward: Callable, video, precision: Precision | None = None) -> torch.Tensor:
+        with autocast(self.device, precision or self.precision):
+            return forward(video).float()
+
+    def _timed(self, forward: Callable, video, precision: Precision | None = None) -> tuple[torch.Tensor, float]:
+        synchronize(self.device)
+        started = time.perf_counter()
+        outputs = self._run(forward, video, precision)
+        synchronize(self.device)
+        return outputs, time.perf_counter() - started
 
     def _verified(self, video) -> torch.Tensor:
-        """The optimised model's first outputs, checked against the eager model's on the same clips; when it fails
-        (torch.compile without a C++ compiler, an operator it lacks) or differs by over ``RTOL`` of the largest
-        output, a one-line warning and the eager model from then on."""
-        expected, reference, self.reference = self.reference(video), self.reference, None
+        """The first outputs, checked against the float32 model's on the same clips (the fast graph and a lower
+        precision each move them a little: by at most ``TOLERANCE[precision]`` of the largest output). When the
+        fast graph fails (torch.compile without a C++ compiler, an operator it lacks), a one-line warning and the
+        model from then on; when the outputs differ by more, a one-line warning and the float32 model. A precision
+        ``auto`` chose (``timed``) that took over ``SLOWER`` times the float32 model's time (and 0.1 s more) gives
+        way to float32, without a word."""
+        reference, self.reference = self.reference, None
+        expected, float32_s = self._timed(reference, video, "32-true")
         try:
-            outputs = self.forward(video)
+            outputs, seconds = self._timed(self.forward, video)
         except Exception as e:  # torch.compile raises many types, from its compiler and its operators
             log.warning("the fast inference graph failed on the first batch (%s: %s); running the model as it is",
                         type(e).__name__, first_line(e))
             self.forward = reference
-            return expected
-        difference = float((outputs.float() - expected.float()).abs().max())
-        if difference <= RTOL * max(float(expected.float().abs().max()), 1e-12):
+            outputs, seconds = self._timed(reference, video)
+        log.info("first batch at %s: %.3g s, the float32 model %.3g s", self.precision, seconds, float32_s)
+        if self.timed and self.precision != "32-true" and seconds > SLOWER * float32_s + 0.1:  # so on this CPU
+            self.precision = "32-true"
+            outputs = self._run(self.forward, video)
+        difference = float((outputs - expected).abs().max())
+        largest = max(float(expected.abs().max()), 1e-12)
+        log.info("the outputs differ from the float32 model's by %.3g (%.2g of the largest)", difference,
+                 difference / largest)
+        if difference <= TOLERANCE[self.precision] * largest:
             return outputs
-        log.warning("the fast inference graph differs from the model by %.3g (over %g of its largest output); "
-                    "running the model as it is", difference, RTOL)
-        self.forward = reference
+        what = "the model" if self.forward is reference else "the fast inference graph"
+        if self.precision == "32-true":
+            log.warning("%s differs from the model by %.3g (over %g of its largest output); running the model as it "
+                        "is", what, difference, TOLERANCE[self.precision])
+        else:
+            log.warning("%s at %s differs from the float32 model by %.3g (over %g of its largest output); running "
+                        "the model in float32", what, self.precision, difference, TOLERANCE[self.precision])
+        self.forward, self.precision = reference, "32-true"
         return expected
 
 
-def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: Precision = "32-true",
+def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", precision: InferPrecision = "32-true",
                    memory_format: MemoryFormat = "auto", features: str | None = None,
                    optimize: bool | None = None, compile: bool = False) -> Predictor:
-    """``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or "contiguous".
+    """``precision``: 32-true, bf16-mixed, 16-mixed (autocast), or auto (see :func:`inference_precision`; the
+    command line's default). ``memory_format``: "auto" (see :func:`memory_format_for`), "channels_last_3d" or
+    "contiguous".
     ``features``: return the embeddings of this layer instead of logits (:class:`FeatureModel`; ``""``: the
     classifier's input, or an export's own layer); an exported model gives what it was exported to give (``videoml
     export --features``). ``optimize``: run a checkpoint's or published model's fast inference graph
-    (:mod:`videoml.models.optimize`), verified on the first call; None: on the CPU, where it was measured to win
+    (:mod:`videoml.models.optimize`), verified on the first call against the float32 model (as a lower precision
+    is); None: on the CPU, where it was measured to win
     (for an ONNX model: ONNX Runtime's graph optimisations). ``compile``: also ``torch.compile`` it (weights frozen),
     compiled and verified on the first call."""
     path = str(path)
@@ -110,8 +146,9 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if not os.path.isfile(path) and kind not in ("zoo", "hf"):
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
+    timed, precision = precision == "auto" and not compile, resolve_precision(path, device, precision)
     if kind in ("checkpoint", "zoo", "hf"):
-        return _model_predictor(path, kind, device, precision, memory_format, features, optimize, compile)
+        return _model_predictor(path, kind, device, precision, memory_format, features, optimize, compile, timed)
     if kind == "torchscript":
         extra = {METADATA_KEY: ""}
         try:
@@ -139,8 +176,15 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
     return Predictor(forward, card, kind, device, precision, layout)
 
 
+def resolve_precision(path: str | os.PathLike, device: str | torch.device, precision: InferPrecision) -> Precision:
+    """The precision the model at ``path`` runs at on ``device`` (``auto`` resolved: an exported file runs as it was
+    exported)."""
+    exported = model_kind(path) not in ("checkpoint", "zoo", "hf")
+    return inference_precision(precision, parse_device(device), exported)
+
+
 def _model_predictor(path: str, kind: str, device: torch.device, precision: Precision, memory_format: MemoryFormat,
-                     features: str | None, optimize: bool | None, compile: bool) -> Predictor:
+                     features: str | None, optimize: bool | None, compile: bool, timed: bool = False) -> Predictor:
     """A checkpoint's or published weights' model, as it is or (``optimize``) as its fast inference graph, compiled
     or not. A named block's features need the model's own modules (their hooks), so they are never folded."""
     loaders = {"checkpoint": load_trained, "zoo": lambda p: load_zoo_model(p[len(ZOO_PREFIX):]), "hf": load_hf_model}
@@ -156,9 +200,10 @@ def _model_predictor(path: str, kind: str, device: torch.device, precision: Prec
     fast = fast.to(device, memory_format=layout) if fast is not None else None
     if compile:
         fast = compiled(fast if fast is not None else model)
-    if fast is None:
+    if fast is None and precision == "32-true":
         return Predictor(model, card, kind, device, precision, layout)
-    return Predictor(fast, card, kind, device, precision, layout, reference=model)
+    return Predictor(model if fast is None else fast, card, kind, device, precision, layout, reference=model,
+                     timed=timed)
 
 
 def _check_outputs(card: ModelCard, features: str | None, path: str) -> None:
