@@ -68,3 +68,13 @@ def test_the_command_prints_the_plan_and_refuses_what_it_cannot_plan(tmp_path):
                         (["--encoding", "mp4"], "unknown encoding 'mp4'")):
         refused = videoml("bench", "plan", str(tmp_path / "r"), *args)
         assert refused.returncode != 0 and words in refused.stderr and "Traceback" not in refused.stderr, args
+
+
+def test_with_the_decoded_videos_cached_only_the_first_epoch_decodes(tmp_path):
+    runs = _results(tmp_path / "r")
+    work = Workload(videos=1000, model="x3d_s", gpu="measured", gpus=1, cpu_cores_per_gpu=2, epochs=3,
+                    decoded_cache=True)
+    plan = train(runs, work)
+    first, later = 1000 * (1 / 40 + 30 / 2000), 1000 * (1 / 40 + 5 / 2000)  # later: the 5 ms transform only
+    assert plan["epoch_s"] == pytest.approx(first) and plan["later_epoch_s"] == pytest.approx(later)
+    assert plan["total_s"] == pytest.approx(first + 2 * later)

@@ -12,7 +12,9 @@ A training epoch streams ``videos x clips_per_video`` clips through three stages
   video, divided by the clips cut from each video).
 
 On a CPU device (the results measured there, ``gpu: measured``) the model and the loader share the same cores, so
-their times per clip add up (the loader's CPU time spread over the cores) instead of overlapping.
+their times per clip add up (the loader's CPU time spread over the cores) instead of overlapping. With the decoded
+videos kept in memory (``decoded_cache``) only the first epoch decodes; later ones run the model and the loader's
+transform.
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ class Workload:
     """read bandwidth per node"""
     views: int = 10
     """inference: clips per video (temporal views x crops)"""
+    decoded_cache: bool = False
+    """the decoded videos kept in memory (fit's data.decoded_cache_mb): decoding and storage are paid in the first
+    epoch only; later epochs' loaders only cut and transform clips"""
 
     def __post_init__(self):
         check(self.encoding, ENCODINGS, "encoding")
-        small = {k: v for k, v in vars(self).items() if isinstance(v, int) and v < 1}
+        small = {k: v for k, v in vars(self).items() if type(v) is int and v < 1}  # (not the bools)
         if small:
             raise UsageError("these must be >= 1: " + ", ".join(f"{k} (got {v})" for k, v in small.items()))
 
@@ -106,8 +111,12 @@ def loader_rate(runs: list[Run], work: Workload) -> Rate:
                          f"{work.clips_per_video} clips per video (they have {have or 'none'}): run videoml bench "
                          f"decode, or a suite with the decode stage")
     transform = best(runs, kind="transform", model=work.model)
-    ms = decode.cpu_ms_per_clip + (transform.stats["ms_per_clip"] if transform and transform.stats else 0.0)
+    ms = decode.cpu_ms_per_clip + _transform_ms(transform)
     return Rate(1000 / ms, decode.name + (f" + {transform.name}" if transform else ""))
+
+
+def _transform_ms(transform: Run | None) -> float:
+    return transform.stats["ms_per_clip"] if transform and transform.stats else 0.0
 
 
 def _shares_cores(runs: list[Run], work: Workload) -> bool:
@@ -141,9 +150,16 @@ def train(runs: list[Run], work: Workload) -> dict:
     if bytes_per_clip and work.storage_gb_s:
         stages["storage"] = work.storage_gb_s * 1e9 / min(work.gpus, work.gpus_per_node) / bytes_per_clip
     bound, rate = _bound(stages, shared)
-    epoch_s = work.videos * work.clips_per_video / (rate * work.gpus)
+    clips = work.videos * work.clips_per_video
+    epoch_s = later_s = clips / (rate * work.gpus)
+    if work.decoded_cache:  # later epochs: the model, and the loader's transform of cached frames
+        transform_ms = _transform_ms(best(runs, kind="transform", model=work.model))
+        cores = stages["decoding"] / per_core
+        later = {"model": stages["model"], **({"transform": 1000 / transform_ms * cores} if transform_ms else {})}
+        later_s = clips / (_bound(later, shared)[1] * work.gpus)
     return {"stages": stages, "bound": bound, "clips_per_s_per_gpu": rate, "epoch_s": epoch_s,
-            "total_s": epoch_s * work.epochs, "decode_cores_per_gpu": stages["model"] / per_core,
+            "later_epoch_s": later_s, "total_s": epoch_s + later_s * (work.epochs - 1),
+            "decode_cores_per_gpu": stages["model"] / per_core,
             "storage_gb_s": rate * work.gpus * bytes_per_clip / 1e9 if bytes_per_clip else None, "sources": sources}
 
 
@@ -170,8 +186,10 @@ def render(work: Workload, training: dict, inference: dict) -> str:
               f"{training['sources'].get(stage, 'the stated bandwidth and data set size')} |"
               for stage, rate in training["stages"].items()]
     storage = training["storage_gb_s"]
+    cached = (f"; with the decoded videos cached, later epochs {_duration(training['later_epoch_s'])}"
+              if work.decoded_cache else "")
     lines += ["", f"- epoch: {_duration(training['epoch_s'])} ({training['clips_per_s_per_gpu']:.1f} clips/s per GPU, "
-              f"bound by {training['bound']}); {work.epochs} epochs: {_duration(training['total_s'])}",
+              f"bound by {training['bound']}){cached}; {work.epochs} epochs: {_duration(training['total_s'])}",
               f"- decoding cores per GPU to keep up with the model: {training['decode_cores_per_gpu']:.1f}",
               f"- storage read: {storage:.2f} GB/s for the whole run" if storage is not None else
               "- storage: not planned (state --dataset-gb and --storage-gb-s)",
