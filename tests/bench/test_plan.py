@@ -6,10 +6,11 @@ from helpers import videoml
 
 from videoml.bench.measure import summarize
 from videoml.bench.plan import GPU_RATES, Workload, infer, train
+from videoml.bench.plan import plan as plan_text
 from videoml.bench.records import Cell, Run, load_runs, write_run
 
 
-def _results(folder, device="cpu"):
+def _results(folder, device="test CPU"):
     """A model measured at 40 clips/s training and 200 forward, decoding at 25 CPU ms per clip (+ 5 ms transform)."""
     (folder / "runs").mkdir(parents=True)
     machine = {"device": device, "cpu": "test CPU"}
@@ -78,3 +79,8 @@ def test_with_the_decoded_videos_cached_only_the_first_epoch_decodes(tmp_path):
     first, later = 1000 * (1 / 40 + 30 / 2000), 1000 * (1 / 40 + 5 / 2000)  # later: the 5 ms transform only
     assert plan["epoch_s"] == pytest.approx(first) and plan["later_epoch_s"] == pytest.approx(later)
     assert plan["total_s"] == pytest.approx(first + 2 * later)
+    # results without the model's forward plan the training and say why inference is left out
+    text = plan_text([r for r in runs if r.cell.stage != "forward"], work)
+    assert "with the decoded videos cached, later epochs" in text
+    assert text.rstrip().endswith("- inference: not planned (the results have no forward of x3d_s at fp32: run "
+                                  "videoml bench model --models x3d_s (or a suite with it) first)")

@@ -121,8 +121,8 @@ def _transform_ms(transform: Run | None) -> float:
 
 def _shares_cores(runs: list[Run], work: Workload) -> bool:
     """Whether the model runs on the loader's cores: planned from a CPU's own measurements."""
-    return work.gpu == "measured" and all(r.machine.get("device", "cpu") == "cpu" for r in runs
-                                          if r.cell.kind == "model")
+    return work.gpu == "measured" and all(r.machine.get("device") in (None, "cpu", r.machine.get("cpu")) for r in runs
+                                          if r.cell.kind == "model")  # (a run names its device: the CPU's name)
 
 
 def _bound(stages: dict, shared: bool) -> tuple[str, float]:
@@ -173,6 +173,8 @@ def infer(runs: list[Run], work: Workload) -> dict:
 
 def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     return f"{int(hours)} h {rest / 60:.0f} min" if hours else f"{seconds / 60:.1f} min"
 
 
@@ -194,5 +196,15 @@ def render(work: Workload, training: dict, inference: dict) -> str:
               f"- storage read: {storage:.2f} GB/s for the whole run" if storage is not None else
               "- storage: not planned (state --dataset-gb and --storage-gb-s)",
               f"- inference ({work.views} clips per video): {inference['videos_per_hour_per_node']:,.0f} videos/hour "
-              f"per node, bound by {inference['bound']}"]
+              f"per node, bound by {inference['bound']}" if "missing" not in inference else
+              f"- inference: not planned ({inference['missing']})"]
     return "\n".join(lines) + "\n"
+
+
+def plan(runs: list[Run], work: Workload) -> str:
+    """The plan as Markdown: training, and inference where the results have what it needs (the model's forward)."""
+    try:
+        inference = infer(runs, work)
+    except UsageError as e:
+        inference = {"missing": str(e)}
+    return render(work, train(runs, work), inference)

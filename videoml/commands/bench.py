@@ -117,7 +117,7 @@ def plan(results: list[str], work: Workload, out: str | None = None) -> int:
     from videoml.fileio import write_atomic
 
     runs = [run for folder in results for run in load_runs(folder).values()]
-    text = planner.render(work, planner.train(runs, work), planner.infer(runs, work))
+    text = planner.plan(runs, work)
     print(text)
     if out:
         write_atomic(out, text)
