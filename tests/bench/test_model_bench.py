@@ -53,3 +53,20 @@ def test_unknown_models_and_modes_are_usage_errors(tmp_path):
     assert bad_model.returncode == 1 and "unknown model 'x3d_huge'" in bad_model.stderr
     bad_mode = videoml("bench", "model", "--modes", "fp32,turbo", "--out", str(tmp_path))
     assert bad_mode.returncode == 2 and "unknown mode part 'turbo'" in bad_mode.stderr
+
+
+def test_a_compiled_steps_operators_name_inductors_graphs_once():
+    """Each compiled graph is a profiler event of its own name ("## Call CompiledFxGraph <hash> ##"): one row."""
+    import torch
+
+    from videoml.bench.worker import _operator_shares
+    from videoml.models.optimize import before_compiling
+
+    before_compiling()
+    model = torch.compile(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)))
+    x = torch.randn(8, 64, requires_grad=True)
+    step = lambda: model(x).sum().backward()  # noqa: E731  (a forward graph and a backward graph)
+    step()
+    shares = dict(_operator_shares(step, torch.device("cpu"), lambda: None, top=20))
+    assert "Inductor's compiled graphs" in shares and not any("CompiledFxGraph" in name for name in shares)
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)  # the largest first

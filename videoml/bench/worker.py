@@ -141,10 +141,13 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
         step()
         sync()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
-    total = sum(getattr(e, key) for e in events) or 1
-    events.sort(key=lambda e: getattr(e, key), reverse=True)
-    return [[e.key, round(getattr(e, key) / total, 4)] for e in events[:top]]
+    times: dict[str, float] = {}
+    for event in prof.key_averages():  # Inductor's graphs by one name ("## Call CompiledFxGraph <hash> ##" each)
+        name = "Inductor's compiled graphs" if event.key.startswith("## Call CompiledFxGraph") else event.key
+        times[name] = times.get(name, 0.0) + getattr(event, key)
+    total = sum(times.values()) or 1
+    ranked = sorted(((t, name) for name, t in times.items() if t > 0), reverse=True)
+    return [[name, round(t / total, 4)] for t, name in ranked[:top]]
 
 
 def _clip_dataset(plan: Plan, cell: Cell, backend: str = "pyav"):
