@@ -133,13 +133,17 @@ def _bound(stages: dict, shared: bool) -> tuple[str, float]:
     return bound, stages[bound]
 
 
+def _loader_cores(work: Workload, shared: bool) -> int:
+    """The loader's cores per GPU: all of them on shared cores, else all but the training process's."""
+    return work.cpu_cores_per_gpu if shared else max(work.cpu_cores_per_gpu - 1, 1)
+
+
 def _per_gpu(runs: list[Run], work: Workload, stage: str) -> tuple[dict, dict, bool, float]:
     """The model's (at ``stage``) and the loader's clips/s per GPU, their sources, whether they share the cores, and
     the loader's clips/s per core."""
     model, loader = model_rate(runs, work, stage), loader_rate(runs, work)
     shared = _shares_cores(runs, work)
-    cores = work.cpu_cores_per_gpu if shared else max(work.cpu_cores_per_gpu - 1, 1)
-    return ({"model": model.clips_per_s, "decoding": loader.clips_per_s * cores},
+    return ({"model": model.clips_per_s, "decoding": loader.clips_per_s * _loader_cores(work, shared)},
             {"model": model.source, "decoding": loader.source}, shared, loader.clips_per_s)
 
 
@@ -153,8 +157,7 @@ def train(runs: list[Run], work: Workload) -> dict:
     clips = work.videos * work.clips_per_video
     epoch_s = later_s = clips / (rate * work.gpus)
     if work.decoded_cache:  # later epochs: the model, and the loader's transform of cached frames
-        transform_ms = _transform_ms(best(runs, kind="transform", model=work.model))
-        cores = stages["decoding"] / per_core
+        transform_ms, cores = _transform_ms(best(runs, kind="transform", model=work.model)), _loader_cores(work, shared)
         later = {"model": stages["model"], **({"transform": 1000 / transform_ms * cores} if transform_ms else {})}
         later_s = clips / (_bound(later, shared)[1] * work.gpus)
     return {"stages": stages, "bound": bound, "clips_per_s_per_gpu": rate, "epoch_s": epoch_s,

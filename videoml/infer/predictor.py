@@ -31,6 +31,7 @@ from videoml.vocab import InferPrecision, MemoryFormat, Precision, check
 
 log = logging.getLogger("videoml.infer")
 EXPORT_SUFFIXES = {".ts": "torchscript", ".pt2": "pt2", ".onnx": "onnx"}
+MODEL_KINDS = ("checkpoint", "zoo", "hf")  # the model itself (its modules), not an exported graph
 # A lower precision ``auto`` chose, whose first batch took this many times the float32 model's: slow on this CPU
 # (emulated, or a layer without a fast kernel: one ran over 100x slower), not first-call noise (a few ms)
 SLOWER = 2.0
@@ -147,7 +148,7 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
         raise VideomlError(f"{path}: no such model file")
     device = parse_device(device)
     timed, precision = precision == "auto" and not compile, resolve_precision(path, device, precision)
-    if kind in ("checkpoint", "zoo", "hf"):
+    if kind in MODEL_KINDS:
         return _model_predictor(path, kind, device, precision, memory_format, features, optimize, compile, timed)
     if kind == "torchscript":
         extra = {METADATA_KEY: ""}
@@ -179,7 +180,7 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu", 
 def resolve_precision(path: str | os.PathLike, device: str | torch.device, precision: InferPrecision) -> Precision:
     """The precision the model at ``path`` runs at on ``device`` (``auto`` resolved: an exported file runs as it was
     exported)."""
-    exported = model_kind(path) not in ("checkpoint", "zoo", "hf")
+    exported = model_kind(path) not in MODEL_KINDS
     return inference_precision(precision, parse_device(device), exported)
 
 
