@@ -25,11 +25,12 @@ FeatureFormat = Literal["npy", "hdf5"]  # extract: an array per video (and an in
 ExportFormat = Literal["torchscript-trace", "torchscript-script", "pt2", "onnx", "aoti"]  # what ``videoml export`` writes
 DEFAULT_OPSET = 18  # the ONNX opset ``videoml export`` writes unless asked for another
 Framework = Literal["torch", "tf"]  # the two sides of a benchmark suite
-# what a benchmark suite measures: a model's steps; reading (one training sample; uint8 -> normalised; host ->
-# device); the loader feeding training; reading clips (:mod:`videoml.bench.reading`); ``videoml infer``
-ModelStage = Literal["forward", "train_step"]
+# what a benchmark suite measures: a model's steps (fit_step: the train step as ``videoml fit`` runs it); reading (one
+# training sample; one from videos kept decoded in memory; uint8 -> normalised; host -> device); the loader feeding
+# training; reading clips (:mod:`videoml.bench.reading`); ``videoml infer``
+ModelStage = Literal["forward", "train_step", "fit_step"]
 ReadingStage = Literal["random_clip", "open_random_clip", "test_views", "memory"]
-BenchStage = Literal[ModelStage, "decode", "transform", "h2d", "pipeline", ReadingStage, "infer"]
+BenchStage = Literal[ModelStage, "decode", "decode_cached", "transform", "h2d", "pipeline", ReadingStage, "infer"]
 # the infer stage's cells: the model alone (folded graph, eager), videoml infer (local, Ray), PyTorchVideo's loop
 InferStage = Literal["model_only", "model_only_eager", "videoml_infer", "videoml_infer_ray", "pytorchvideo_loop"]
 

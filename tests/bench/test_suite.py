@@ -84,22 +84,34 @@ def test_suite_measures_each_framework_in_its_own_process_and_reports(tmp_path):
 @pytest.mark.slow
 def test_suite_data_cells_compare_prepared_videos_and_repeated_clips_against_the_step(tmp_path):
     out = tmp_path / "out"
-    config = _config(tmp_path, frameworks={"torch": ["cl3d"]}, batch_sizes=[4], stages=["train_step", "decode",
-                     "pipeline"], encodings=["original", "prepared"], clips_per_video=[1, 2])
+    config = _config(tmp_path, frameworks={"torch": ["cl3d"]}, batch_sizes=[4], stages=["train_step", "fit_step",
+                     "decode", "decode_cached", "pipeline"], encodings=["original", "prepared"], clips_per_video=[1, 2])
     result = videoml("bench", "suite", "--config", str(config), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "GPU available" not in result.stdout + result.stderr  # Lightning's lines stay out of the fit_step cell
     rows = {r["name"]: r for r in json.loads((out / "suite.json").read_text())["rows"]}
     data = ("", "-k2", "-prepared", "-prepared-k2")
-    assert set(rows) == {"model-torch-x3d_tiny-cl3d-train_step-b4", *(f"decode-x3d_tiny-pyav{d}" for d in data),
+    assert set(rows) == {"model-torch-x3d_tiny-cl3d-train_step-b4", "model-torch-x3d_tiny-cl3d-fit_step-b4",
+                         *(f"{kind}-x3d_tiny-pyav{d}" for kind in ("decode", "decode_cached") for d in data),
                          *(f"pipeline-torch-x3d_tiny-cl3d-b4-w1{d}" for d in data)}
+    fit = rows["model-torch-x3d_tiny-cl3d-fit_step-b4"]
+    assert fit["clips_per_s"] > 0 and fit["first_call_s"] > 0 and fit["compute_ceiling_fraction"] > 0
     for d in data:
-        assert rows[f"decode-x3d_tiny-pyav{d}"]["cpu_ms_per_clip"] > 0
+        decode, cached = rows[f"decode-x3d_tiny-pyav{d}"], rows[f"decode_cached-x3d_tiny-pyav{d}"]
+        # clips cut from the videos kept in memory cost less than decoding them, which the first epoch does whole
+        assert 0 < cached["cpu_ms_per_clip"] < decode["cpu_ms_per_clip"] < cached["fill_cpu_ms_per_clip"], d
         pipeline = rows[f"pipeline-torch-x3d_tiny-cl3d-b4-w1{d}"]
         assert 0 < pipeline["pipeline_to_step"] == pytest.approx(
             pipeline["clips_per_s"] / rows["model-torch-x3d_tiny-cl3d-train_step-b4"]["clips_per_s"])
     prepared = json.loads((tmp_path / "videos" / "suite-12x10s-prepared-s88" / "prepare.json").read_text())
     assert prepared["complete"] and prepared["videos"] == 8 and prepared["config"]["settings"]["short_side"] == 88
     assert "prepared data, 2 clips/video" in (out / "table.md").read_text()
+    # the plan of a cached run on this CPU: the step inside fit's loop, decoding whole videos, then clips from memory
+    plan = videoml("bench", "plan", str(out), "--model", "x3d_tiny", "--videos", "100", "--encoding", "prepared",
+                   "--gpu", "measured", "--gpus", "1", "--cpu-cores-per-gpu", "2", "--decoded-cache", "true")
+    assert plan.returncode == 0, plan.stderr
+    for source in ("model-torch-x3d_tiny-cl3d-fit_step-b4", "decode_cached-x3d_tiny-pyav-prepared"):
+        assert source in plan.stdout, plan.stdout
 
 
 def _runs(folder, rates):

@@ -56,7 +56,7 @@ def _derive(run: Run, runs: dict[str, Run], ceilings: dict) -> None:
     flops = ceilings["flops_per_clip"].get(cell.model)
     peak = ceilings["peaks"].get(cell.precision)
     if cell.kind == "model" and flops and peak:
-        per_clip = flops * (TRAIN_FLOPS_FACTOR if cell.stage == "train_step" else 1)
+        per_clip = flops * (TRAIN_FLOPS_FACTOR if cell.stage in ("train_step", "fit_step") else 1)
         derived["achieved_flops_per_s"] = run.clips_per_s * per_clip
         derived["compute_ceiling_fraction"] = derived["achieved_flops_per_s"] / peak["flops_per_s"]
     if run.ceiling:

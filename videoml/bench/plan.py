@@ -4,17 +4,19 @@ the stage that bounds it, the decoding cores and storage bandwidth it needs, and
 A training epoch streams ``videos x clips_per_video`` clips through three stages per GPU, and the slowest bounds it:
 
 - **model**: the train step's clips/s at the workload's batch and precision, from :data:`GPU_RATES` (figures
-  measured on named GPUs, each with its source) or, with ``gpu: measured``, from the results folder's own device;
+  measured on named GPUs, each with its source) or, with ``gpu: measured``, from the results folder's own device
+  (its fit_step where measured: the step inside ``videoml fit``'s training loop);
 - **decoding**: the loader's CPU time per clip (``cpu_ms_per_clip`` of the results folder's decode stage for the
-  model, encoding and clips per video; the transform stage's time added) spread over the loader's cores: the
-  cores per GPU but one (the training process's);
+  model, encoding and clips per video) spread over the loader's cores: the cores per GPU but one (the training
+  process's);
 - **storage**: the node's read bandwidth shared by its GPUs, over the bytes a clip costs (the data set's size per
   video, divided by the clips cut from each video).
 
 On a CPU device (the results measured there, ``gpu: measured``) the model and the loader share the same cores, so
-their times per clip add up (the loader's CPU time spread over the cores) instead of overlapping. With the decoded
-videos kept in memory (``decoded_cache``) only the first epoch decodes; later ones run the model and the loader's
-transform.
+their times per clip add up instead of overlapping (the loader's whole CPU time: the model's threads on every core
+wait for the one it takes). With the decoded
+videos kept in memory (``decoded_cache``) the first epoch decodes each video whole (the decode_cached stage's
+``fill_cpu_ms_per_clip``) and later ones only cut clips from memory (its ``cpu_ms_per_clip``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Workload:
     """inference: clips per video (temporal views x crops)"""
     decoded_cache: bool = False
     """the decoded videos kept in memory (fit's data.decoded_cache_mb): decoding and storage are paid in the first
-    epoch only; later epochs' loaders only cut and transform clips"""
+    epoch only; later epochs' loaders only cut clips from memory"""
 
     def __post_init__(self):
         check(self.encoding, ENCODINGS, "encoding")
@@ -82,7 +84,9 @@ class Rate:
 
 
 def model_rate(runs: list[Run], work: Workload, stage: str) -> Rate:
-    """The model's clips/s per GPU at ``stage`` (train_step or forward)."""
+    """The model's clips/s per GPU at ``stage`` (train_step or forward). Planned from a results folder's own device,
+    training is the fit_step where measured (the step as ``videoml fit`` runs it: Lightning's loop, collation,
+    normalisation, logging), else the bare train_step."""
     if work.gpu != "measured":
         try:
             rate = GPU_RATES[work.gpu][work.model][work.precision][stage]
@@ -91,32 +95,36 @@ def model_rate(runs: list[Run], work: Workload, stage: str) -> Rate:
             raise UsageError(f"no measured {stage} rate for {work.model} ({work.precision}) on {work.gpu!r}; the "
                              f"table has {known}; or plan from a results folder's own device (--gpu measured)")
         return Rate(rate, GPU_SOURCES[work.gpu])
-    found = [r for r in runs if r.matches(kind="model", framework="torch", model=work.model, stage=stage) and
-             r.cell.precision == work.precision]
-    top = best(found)
-    if top is None:
-        raise UsageError(f"the results have no {stage} of {work.model} at {work.precision}: run videoml bench model "
-                         f"--models {work.model} (or a suite with it) first")
-    return Rate(top.clips_per_s, f"{top.name} ({top.machine.get('cpu') or top.machine.get('device')})")
+    for measured in ("fit_step", "train_step") if stage == "train_step" else (stage,):
+        top = best([r for r in runs if r.matches(kind="model", framework="torch", model=work.model, stage=measured)
+                    and r.cell.precision == work.precision])
+        if top is not None:
+            return Rate(top.clips_per_s, f"{top.name} ({top.machine.get('cpu') or top.machine.get('device')})")
+    raise UsageError(f"the results have no {stage} of {work.model} at {work.precision}: run videoml bench model "
+                     f"--models {work.model} (or a suite with it) first")
 
 
 def loader_rate(runs: list[Run], work: Workload) -> Rate:
-    """The loader's CPU ms per clip: decoding (at the encoding and clips per video) and, where measured, the
-    transform; as a Rate of clips per CPU-second, i.e. per loader core."""
-    decode = best(runs, kind="decode", model=work.model, clips_per_video=work.clips_per_video,
-                  data=work.encoding)
-    if decode is None or not decode.cpu_ms_per_clip:
-        have = sorted({(r.cell.model, r.cell.data, r.cell.clips_per_video) for r in runs if r.cell.kind == "decode"})
-        raise UsageError(f"the results have no decode stage for {work.model}, {work.encoding} data, "
-                         f"{work.clips_per_video} clips per video (they have {have or 'none'}): run videoml bench "
-                         f"decode, or a suite with the decode stage")
-    transform = best(runs, kind="transform", model=work.model)
-    ms = decode.cpu_ms_per_clip + _transform_ms(transform)
-    return Rate(1000 / ms, decode.name + (f" + {transform.name}" if transform else ""))
+    """The loader's clips per CPU-second (per loader core) in the first epoch: decoding at the encoding and clips per
+    video (``cpu_ms_per_clip`` of the decode stage), or with the decoded videos cached, decoding each video whole
+    into memory (the decode_cached stage's ``fill_cpu_ms_per_clip``)."""
+    cached = best(runs, kind="decode_cached", model=work.model, clips_per_video=work.clips_per_video,
+                  data=work.encoding) if work.decoded_cache else None
+    if cached is not None and cached.fill_cpu_ms_per_clip:
+        return Rate(1000 / cached.fill_cpu_ms_per_clip, cached.name + " (first epoch: decoding into memory)")
+    decode = _data_run(runs, work, "decode")
+    return Rate(1000 / decode.cpu_ms_per_clip, decode.name)
 
 
-def _transform_ms(transform: Run | None) -> float:
-    return transform.stats["ms_per_clip"] if transform and transform.stats else 0.0
+def _data_run(runs: list[Run], work: Workload, kind: str) -> Run:
+    """The decode (or decode_cached) run of the model at the workload's encoding and clips per video."""
+    found = best(runs, kind=kind, model=work.model, clips_per_video=work.clips_per_video, data=work.encoding)
+    if found is None or not found.cpu_ms_per_clip:
+        have = sorted({(r.cell.model, r.cell.data, r.cell.clips_per_video) for r in runs if r.cell.kind == kind})
+        raise UsageError(f"the results have no {kind} stage for {work.model}, {work.encoding} data, "
+                         f"{work.clips_per_video} clips per video (they have {have or 'none'}): run a suite with "
+                         f"the {kind} stage" + (" (or videoml bench decode)" if kind == "decode" else ""))
+    return found
 
 
 def _shares_cores(runs: list[Run], work: Workload) -> bool:
@@ -134,8 +142,11 @@ def _bound(stages: dict, shared: bool) -> tuple[str, float]:
 
 
 def _loader_cores(work: Workload, shared: bool) -> int:
-    """The loader's cores per GPU: all of them on shared cores, else all but the training process's."""
-    return work.cpu_cores_per_gpu if shared else max(work.cpu_cores_per_gpu - 1, 1)
+    """The loader's cores per GPU: all but the training process's; on shared cores, as if one: the model's threads
+    take every core and wait at each operator's end for the one the loader worker holds, so the loader's CPU time
+    delays the step by all of it (on the demo and the full-size CPU run its time spread over the cores planned both
+    shorter than measured; docs/benchmarks.md)."""
+    return 1 if shared else max(work.cpu_cores_per_gpu - 1, 1)
 
 
 def _per_gpu(runs: list[Run], work: Workload, stage: str) -> tuple[dict, dict, bool, float]:
@@ -156,10 +167,11 @@ def train(runs: list[Run], work: Workload) -> dict:
     bound, rate = _bound(stages, shared)
     clips = work.videos * work.clips_per_video
     epoch_s = later_s = clips / (rate * work.gpus)
-    if work.decoded_cache:  # later epochs: the model, and the loader's transform of cached frames
-        transform_ms, cores = _transform_ms(best(runs, kind="transform", model=work.model)), _loader_cores(work, shared)
-        later = {"model": stages["model"], **({"transform": 1000 / transform_ms * cores} if transform_ms else {})}
+    if work.decoded_cache:  # later epochs: the model, and the loader cutting clips from the decoded videos
+        cached = _data_run(runs, work, "decode_cached")
+        later = {"model": stages["model"], "cutting": 1000 / cached.cpu_ms_per_clip * _loader_cores(work, shared)}
         later_s = clips / (_bound(later, shared)[1] * work.gpus)
+        sources["cutting"] = cached.name
     return {"stages": stages, "bound": bound, "clips_per_s_per_gpu": rate, "epoch_s": epoch_s,
             "later_epoch_s": later_s, "total_s": epoch_s + later_s * (work.epochs - 1),
             "decode_cores_per_gpu": stages["model"] / per_core,
@@ -191,8 +203,8 @@ def render(work: Workload, training: dict, inference: dict) -> str:
               f"{training['sources'].get(stage, 'the stated bandwidth and data set size')} |"
               for stage, rate in training["stages"].items()]
     storage = training["storage_gb_s"]
-    cached = (f"; with the decoded videos cached, later epochs {_duration(training['later_epoch_s'])}"
-              if work.decoded_cache else "")
+    cached = (f"; with the decoded videos cached, later epochs {_duration(training['later_epoch_s'])} (clips cut "
+              f"from memory: {training['sources'].get('cutting')})" if work.decoded_cache else "")
     lines += ["", f"- epoch: {_duration(training['epoch_s'])} ({training['clips_per_s_per_gpu']:.1f} clips/s per GPU, "
               f"bound by {training['bound']}){cached}; {work.epochs} epochs: {_duration(training['total_s'])}",
               f"- decoding cores per GPU to keep up with the model: {training['decode_cores_per_gpu']:.1f}",

@@ -80,6 +80,8 @@ class Run:
     ceiling: dict | None = None
     """decoding cells: FFmpeg decoding the same frames (clips_per_s, frames_decoded_per_clip, ffmpeg_ms_per_frame)"""
     cpu_ms_per_clip: float | None = None
+    fill_cpu_ms_per_clip: float | None = None
+    """decode_cached cells: the first epoch's CPU ms per clip, decoding each video whole into memory"""
     data_wait: float | None = None
     peak_memory_mb: float | None = None
     first_call_s: float | None = None
@@ -110,8 +112,8 @@ class Run:
     def row(self) -> dict:
         """The summary row of ``suite.json``: the cell, the headline numbers, what else was measured and derived."""
         stats = self.stats or {}
-        measured = ("cpu_ms_per_clip", "data_wait", "peak_memory_mb", "first_call_s", "operators", "rss_growth_mb",
-                    "rss_mb", "reads", "bytes")
+        measured = ("cpu_ms_per_clip", "fill_cpu_ms_per_clip", "data_wait", "peak_memory_mb", "first_call_s",
+                    "operators", "rss_growth_mb", "rss_mb", "reads", "bytes")
         extra = {k: getattr(self, k) for k in measured if getattr(self, k) is not None}
         return {"name": self.name, **self.cell.as_dict(), "unit": self.unit,
                 **{k: stats[k] for k in ("clips_per_s", "clips_per_s_ci95", "spread", "ms_per_clip") if k in stats},

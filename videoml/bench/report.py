@@ -63,7 +63,7 @@ def _model_tables(summary: Summary) -> list[str]:
     """Per stage and batch size: rows = framework / mode, columns = models; clips/s, then the first call's seconds
     (start-up: tracing, compiling) in a table of its own."""
     config, lines = summary.config, []
-    for stage in ("train_step", "forward"):
+    for stage in ("train_step", "fit_step", "forward"):
         for batch in config["batch_sizes"]:
             found = [r for r in summary.runs if r.matches(kind="model", stage=stage, batch_size=batch)]
             if found:

@@ -203,8 +203,9 @@ class SuiteConfig:
 
     def _torch_only_cells(self) -> list[Cell]:
         stages, batch, first = self.stages, self.batch_sizes[0], self.models[:1]
-        cells = [Cell("decode", model=m, backend=b, videos=v, data=e, clips_per_video=k) for v, m in self._data_sets()
-                 for b in self.backends for e in self.encodings for k in self.clips_per_video if "decode" in stages]
+        cells = [Cell(kind, model=m, backend=b, videos=v, data=e, clips_per_video=k)
+                 for kind in ("decode", "decode_cached") if kind in stages for v, m in self._data_sets()
+                 for b in self.backends for e in self.encodings for k in self.clips_per_video]
         cells += [Cell(kind, model=m, batch_size=batch) for m in self.models for kind in ("transform", "h2d")
                   if kind in stages and (kind == "transform" or self.device.startswith("cuda"))]
         reading = [b for b in self.reading.backends if b != "pytorchvideo"]
@@ -261,4 +262,6 @@ def run(config: SuiteConfig, out: str | os.PathLike, frameworks: list[str] | Non
 def _has_stage(framework: str, mode: str, stage: str) -> bool:
     from videoml.bench.model import Mode
 
-    return framework != "torch" or Mode.parse(mode).measures(stage)
+    if framework != "torch":
+        return stage != "fit_step"  # (the training loop measured is videoml fit's: Lightning)
+    return Mode.parse(mode).measures(stage)

@@ -7,9 +7,10 @@ too noisy to report ends the worker with exit status 3 and the message in ``<out
 
 Cells (``kind``, :class:`~videoml.bench.records.Cell`):
   - ``model``: ``stage`` forward or train_step of ``model`` in ``mode`` at ``batch_size`` (random clips, on the
-    device);
+    device), or fit_step: the train step as ``videoml fit`` runs it (:mod:`videoml.bench.fit_step`);
   - ``decode``: one training sample of a video set (open, decode the clip's frames, scale, crop) per call with
     ``backend``, single-threaded, with the process's CPU time and against FFmpeg decoding the same frames;
+    ``decode_cached``: the same from the videos kept decoded in memory (and the first epoch's cost of decoding them);
   - ``transform``: uint8 -> normalised float of a batch on the device; ``h2d``: a pinned uint8 batch to the GPU;
   - ``pipeline``: data -> model training with ``workers`` loader workers (DataLoader / tf.data), with the
     fraction of the time the step waited for data;
@@ -52,22 +53,26 @@ def _torch_cells(plan: Plan, cells, timing: Timing, data_timing: Timing, emit) -
     import torch
 
     from videoml.bench.inference import infer_cell
+    from videoml.bench.fit_step import fit_step_cell
     from videoml.bench.reading import memory_cell, open_cell, random_clip_cell
     from videoml.runtime import parse_device, synchronize
 
     torch.set_num_threads(plan.threads)
     device = parse_device(plan.device)
     sync = lambda: synchronize(device)  # noqa: E731
-    single = {"decode": _decode_cells, "random_clip": random_clip_cell, "open_random_clip": open_cell,
-              "test_views": open_cell, "memory": memory_cell}  # one thread: what one loader worker does
+    single = {"decode": _decode_cells, "decode_cached": _cached_cells, "random_clip": random_clip_cell,
+              "open_random_clip": open_cell, "test_views": open_cell,
+              "memory": memory_cell}  # one thread: what one loader worker does
     for kind, group in itertools.groupby(cells, key=lambda c: c.kind):  # lazily: "best" pipelines resolve late
-        if kind == "decode":  # all at once: timed round-robin
+        if kind in ("decode", "decode_cached"):  # all at once: timed round-robin
             group = [list(group)]
         for cell in group:
             if kind in single:
                 torch.set_num_threads(1)
                 single[kind](plan, cell, data_timing, emit)
                 torch.set_num_threads(plan.threads)
+            elif kind == "model" and cell.stage == "fit_step":
+                fit_step_cell(plan, cell, timing, emit, device, sync)
             elif kind == "model":
                 _model_cell(plan, cell, timing, emit, device, sync)
             elif kind in ("transform", "h2d"):
@@ -150,20 +155,24 @@ def _operator_shares(step, device, sync, top: int = 6) -> list[list]:
     return [[name, round(t / total, 4)] for t, name in ranked[:top]]
 
 
-def _clip_dataset(plan: Plan, cell: Cell, backend: str = "pyav"):
+# decode_cached cells: a budget no video set of a suite fills (the cache keeps a video up to a quarter of it)
+CACHE_EVERYTHING_MB = 1 << 20
+
+
+def _clip_dataset(plan: Plan, cell: Cell, backend: str = "pyav", decoded_cache_mb: int = 0):
     """The training data set of a data cell (its video set, encoding, clips per video, backend), read once untimed:
-    frame indices built and cached, as from a training run's second epoch on."""
+    frame indices built and cached (with ``decoded_cache_mb``, the videos decoded into memory), as from a training
+    run's second epoch on."""
     from videoml.data.clips import ClipDataset, ClipOptions, SampleKey
     from videoml.data.datasets import VideoList
     from videoml.models.registry import model_input
 
     videos = [Path(p) for p in plan.videos[cell.videos or "web"][cell.data or "original"]]
     items = tuple((p, i % 8) for i, p in enumerate(videos))
+    options = ClipOptions(backend=backend, seed=plan.seed, clips_per_video=cell.clips_per_video or 1,
+                          batch_size=cell.clips_per_video or 1, decoded_cache_mb=decoded_cache_mb)  # a video a call
     dataset = ClipDataset(VideoList(items, tuple(f"class_{i}" for i in range(8)), "benchmark videos"),
-                          model_input(cell.model), ClipOptions(backend=backend, seed=plan.seed,
-                                                               clips_per_video=cell.clips_per_video or 1,
-                                                               batch_size=cell.clips_per_video or 1),  # a video a call
-                          train=True)
+                          model_input(cell.model), options, train=True)
     for index in range(len(dataset)):
         dataset[SampleKey(index, epoch=0)]
     return dataset
@@ -183,6 +192,14 @@ def _sample_step(dataset):
     return lambda: dataset[_sample_key(next(calls), len(dataset))]
 
 
+def _sample_rounds(datasets, timing: Timing):
+    """The data sets' samples timed round-robin, a round as many calls as whole passes over the largest set take
+    (at least ``timing.steps``)."""
+    n = max(len(d) for d in datasets)
+    passes = dataclasses.replace(timing, steps=n * -(-timing.steps // n), min_round_s=0.0)
+    return round_robin([_sample_step(d) for d in datasets], passes)
+
+
 def _decode_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
     """Per call, a cell's next training sample; a round is as many calls as whole passes over the largest cell's
     videos take (at least ``timing.steps``); the cells are timed round-robin so that their ratios (encodings, clips
@@ -193,9 +210,7 @@ def _decode_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
     from videoml.data.sampling import random_clip
 
     datasets = [_clip_dataset(plan, cell, cell.backend) for cell in cells]
-    n = max(len(d) for d in datasets)
-    passes = dataclasses.replace(timing, steps=n * -(-timing.steps // n), min_round_s=0.0)
-    for cell, dataset, rounds in zip(cells, datasets, round_robin([_sample_step(d) for d in datasets], passes)):
+    for cell, dataset, rounds in zip(cells, datasets, _sample_rounds(datasets, timing)):
         ceiling = None
         if dataset.repeats == 1:
             keys = [_sample_key(call, len(dataset)) for call in range(timing.warmup, timing.warmup + rounds.calls)]
@@ -206,6 +221,22 @@ def _decode_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
         emit(cell, rounds.seconds, dataset.repeats, ceiling=ceiling,
              cpu_ms_per_clip=1000 * rounds.cpu_s / (rounds.calls * dataset.repeats),
              bytes=sum(path.stat().st_size for path, _ in dataset.videos.items))
+
+
+def _cached_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
+    """Per call, a cell's next training sample from its videos kept decoded in memory (fit's
+    ``data.decoded_cache_mb``): what a loader worker does in every epoch after the first (cut, scale, crop), timed
+    round-robin as the decode cells are; with the first epoch's CPU time per clip, which decodes each video whole
+    into memory (``fill_cpu_ms_per_clip``, one pass)."""
+    datasets, fills = [], []
+    for cell in cells:
+        started = time.process_time()
+        datasets.append(_clip_dataset(plan, cell, cell.backend, CACHE_EVERYTHING_MB))
+        fills.append(1000 * (time.process_time() - started) / (len(datasets[-1]) * datasets[-1].repeats))
+    for cell, dataset, fill, rounds in zip(cells, datasets, fills, _sample_rounds(datasets, timing)):
+        clips = rounds.calls * dataset.repeats
+        emit(cell, rounds.seconds, dataset.repeats, cpu_ms_per_clip=1000 * rounds.cpu_s / clips,
+             fill_cpu_ms_per_clip=fill)
 
 
 def _timed_pipeline(batches, step, timing: Timing) -> tuple[list[float], float]:

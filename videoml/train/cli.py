@@ -68,7 +68,7 @@ def build(cli: type[VideoCLI], args: list[str], command: str, **options) -> Vide
     """``cli`` over the module and the data, reading ``args`` as its command line; a bad option is one line."""
     # LightningCLI reads the command line itself, and warns when it is also given ``args``: it gets them as argv
     saved, sys.argv = sys.argv, [sys.argv[0], *args]
-    _quiet_lightning()
+    quiet_lightning()
     _tensorboard_without_tensorflow()
     try:
         return cli(VideoClassifier, VideoDataModule, **cli_options(), **options)
@@ -88,7 +88,7 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """What Lightning says on every run that is not about the run: the module normalises batches on the device
     (on_after_batch_transfer) by design; its own pytree helper uses what torch deprecated; its tips advertise cloud
     services. (Its own SIGTERM line: see StopSignals.)"""
