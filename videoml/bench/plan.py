@@ -14,9 +14,9 @@ A training epoch streams ``videos x clips_per_video`` clips through three stages
 
 On a CPU device (the results measured there, ``gpu: measured``) the model and the loader share the same cores, so
 their times per clip add up instead of overlapping (the loader's whole CPU time: the model's threads on every core
-wait for the one it takes). With the decoded
-videos kept in memory (``decoded_cache``) the first epoch decodes each video whole (the decode_cached stage's
-``fill_cpu_ms_per_clip``) and later ones only cut clips from memory (its ``cpu_ms_per_clip``).
+wait for the one it takes). With the decoded videos kept in memory (``decoded_cache``) the first epoch decodes each
+video whole (the decode_cached stage's ``fill_cpu_ms_per_clip``) and later ones only cut clips from memory (its
+``cpu_ms_per_clip``).
 """
 
 from __future__ import annotations

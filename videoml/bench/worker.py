@@ -203,8 +203,8 @@ def _sample_rounds(datasets, timing: Timing):
 def _decode_cells(plan: Plan, cells: list[Cell], timing: Timing, emit) -> None:
     """Per call, a cell's next training sample; a round is as many calls as whole passes over the largest cell's
     videos take (at least ``timing.steps``); the cells are timed round-robin so that their ratios (encodings, clips
-    per video) hold on a drifting machine. With the process's CPU time per clip, and the ceiling (one clip per video): FFmpeg decoding each clip
-    timed, from the key frame before it to its last."""
+    per video) hold on a drifting machine. With the process's CPU time per clip, and the ceiling (one clip per
+    video): FFmpeg decoding each clip timed, from the key frame before it to its last."""
     from videoml.bench.ceilings import decode_ceiling
     from videoml.data.decoding import load_index
     from videoml.data.sampling import random_clip
