@@ -11,6 +11,7 @@ from helpers import videoml
 
 from videoml.bench.measure import TooNoisy, Timing, check_noise, round_robin, summarize, time_rounds
 from videoml.bench.records import Cell, Run, write_run
+from videoml.bench.diagnose import summarize_suite
 from videoml.bench.suite import Inference, Reading, SuiteConfig
 
 SMOKE = dict(name="t", device="cpu", models=["x3d_tiny"], frameworks={"torch": ["cl3d"], "tf": ["graph"]},
@@ -187,3 +188,27 @@ def test_every_shipped_suite_config_is_valid_and_measures_something(path):
                             "inference": Inference(**fields.get("inference", {}))})
     config.check(str(path))
     assert sum(len(config.cells(framework)) for framework in config.frameworks) > 0
+
+
+@pytest.mark.parametrize("mode, why", [
+    ("cl3d", "in separate passes (BatchNorm, activations, residual adds) that TensorFlow's graph optimiser fuses into "
+             "the convolutions: compare the compile mode"),
+    ("cl3d+compile", "in Inductor's fused passes (BatchNorm, activations, residual adds) that it does not fold into "
+                     "the convolutions")])
+def test_a_pytorch_step_that_trails_is_explained_from_its_profile(tmp_path, mode, why):
+    """Where PyTorch's best step trails TensorFlow's, the note says where its time goes and what is left to try: the
+    compile mode, unless the best already is compiled."""
+    operators = [["aten::convolution_backward", 0.45], ["Inductor's compiled graphs", 0.3], ["aten::mkldnn_convolution",
+                                                                                            0.15]]
+    runs = [(Cell("model", "torch", "r2plus1d_r50", mode, stage="train_step", batch_size=2), 2 / 0.58, operators),
+            (Cell("model", "tf", "r2plus1d_r50", "graph", stage="train_step", batch_size=2), 2 / 0.64, None)]
+    (tmp_path / "runs").mkdir()
+    for cell, seconds, profile in runs:
+        write_run(Run(cell.name, cell, [seconds] * 3, summarize([seconds] * 3, 2), items_per_step=2,
+                      operators=profile), tmp_path)
+    config = {"models": ["r2plus1d_r50"], "frameworks": {"torch": [mode], "tf": ["graph"]}, "batch_sizes": [2]}
+    notes = summarize_suite(tmp_path, config, {"flops_per_clip": {}, "peaks": {}}).notes
+    [note] = [n for n in notes if "TensorFlow leads" in n]
+    assert note.startswith(f"r2plus1d_r50 train_step: TensorFlow leads, best modes torch {mode} 0.6 vs tf graph 0.6")
+    assert note.endswith(f"(0.91x); PyTorch's step: aten::convolution_backward 45%, Inductor's compiled graphs 30%, "
+                         f"aten::mkldnn_convolution 15%; 40% of it outside convolutions and matrix products, {why}")

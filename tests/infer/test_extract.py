@@ -14,8 +14,10 @@ from videoml.data.clips import SampleKey
 from videoml.data.datamodule import VideoDataModule
 from videoml.data.transforms import normalize
 from videoml.infer.features import load_features
+from videoml.infer.options import ExtractConfig
 from videoml.infer.results import read_records
-from videoml.infer.run import EXIT_SOME_FAILED
+from videoml.infer.run import EXIT_SOME_FAILED, infer
+from videoml.models.optimize import TOLERANCE
 from videoml.models.weights import classifier_name, load_trained
 
 
@@ -165,3 +167,21 @@ def test_resuming_with_other_settings_is_refused_and_the_output_is_left_as_it_wa
                    "--precision", "32-true")
     assert same.returncode == 0, same.stderr[-3000:]
     assert len(load_features(out).paths) == 2  # one kind of features: they load together
+
+
+def test_each_record_says_the_precision_its_features_were_computed_at(small_synth, checkpoint, tmp_path,
+                                                                     monkeypatch):
+    """extract.json keeps the precision asked for (what a resumed run must ask again); a record, the one the model
+    ran at: float32 where the first batch's check against the float32 model gave way to it."""
+    monkeypatch.setitem(TOLERANCE, "bf16-mixed", 1e-7)  # as a model whose features bfloat16 moves too far
+    videos, runs = split_videos(small_synth)[:2], {}
+    for precision in ("bf16-mixed", "32-true"):  # the fallback: the model as it is (its folded graph checked out)
+        out = tmp_path / precision
+        summary = infer(ExtractConfig(model=str(checkpoint), inputs=videos, out=str(out), num_workers=0,
+                                      precision=precision, optimize=precision == "bf16-mixed", progress=False))
+        assert summary.failed == 0
+        runs[precision] = load_features(out)
+        assert json.loads((out / "extract.json").read_text())["settings"]["precision"] == precision
+    assert [r["precision"] for r in runs["bf16-mixed"].records] == ["32-true"] * 2
+    assert [r["precision"] for r in runs["32-true"].records] == ["32-true"] * 2
+    np.testing.assert_allclose(runs["bf16-mixed"].videos, runs["32-true"].videos, rtol=1e-6)  # float32's features

@@ -115,11 +115,12 @@ class VideoRun:
     def error_record(self, path: str, error: str) -> dict:
         return {"path": path, "status": "error", "clips": 0, "seconds": None, "error": error}
 
-    def timing(self, item) -> dict:
-        """What every record of a video says of its clips and time."""
+    def measured(self, item, predictor) -> dict:
+        """What every record of a video says of its clips, their time and the precision the model ran them at (what
+        was asked, or float32 where the first batch's check against the float32 model gave way to it)."""
         return {"clips": item.clips, "seconds": round(item.decode_s + item.model_s, 6),
                 "decode_s": round(item.decode_s, 6), "model_s": round(item.model_s, 6),
-                "replaced_frames": item.replaced_frames}
+                "replaced_frames": item.replaced_frames, "precision": predictor.precision}
 
     def begin(self) -> None:
         """What a kind of run does to its outputs before the first video (nothing, by default)."""
@@ -209,8 +210,8 @@ class InferConfig(VideoRun):
 
         classes = predictor.classes
         scores = aggregate(outputs, self.aggregate)
-        record = {"path": item.path, "status": "ok", "top_k": top_k(scores, classes, self.top_k), **self.timing(item),
-                  "error": None}
+        record = {"path": item.path, "status": "ok", "top_k": top_k(scores, classes, self.top_k),
+                  **self.measured(item, predictor), "error": None}
         if self.per_clip or self.dense is not None:
             crops = item.crops
             segments = []
@@ -282,7 +283,7 @@ class ExtractConfig(VideoRun):
         name = save_features(self.out, item.path, outputs)
         return {"path": item.path, "status": "ok", "features": name, "dim": int(outputs.shape[1]),
                 "crops": item.crops, "starts": [round(float(s), 4) for s in item.starts],
-                "ends": [round(float(e), 4) for e in item.ends], **self.timing(item), "error": None}
+                "ends": [round(float(e), 4) for e in item.ends], **self.measured(item, predictor), "error": None}
 
     def table_rows(self):
         from videoml.infer.tables import extract_rows
