@@ -9,7 +9,8 @@
 #   infer/     videoml bench infer, X3D-S: videoml infer against the model alone and PyTorchVideo's tutorial loop
 #   decode/    the loader's CPU ms per training clip of X3D-S on the suite's Kinetics-like prepared videos (half at
 #              340x256, half at 640x360), 1 and 2 clips per video (bench plan's decoding stage; the fit runs read
-#              320x256 videos, so where decoding bounds, the plan errs on the slow side)
+#              320x256 videos, so where decoding bounds, the plan errs on the slow side), and X3D-S's fit_step at
+#              batch 16 (the step inside fit's Lightning loop: bench plan's model stage)
 #   train-kN/  videoml fit of the X3D-S recipe on those videos, prepared, clips_per_video N: clips/s, data wait
 #   plan-kN.md videoml bench plan's prediction for train-kN from model/ and decode/, to hold against it
 #   summary.txt  measured against predicted, per run
@@ -32,14 +33,17 @@ $PY -m videoml data synth --out "$data/kinetics_like" --videos-per-class 40 --fr
 $PY -m videoml data prepare "$data/kinetics_like" "$data/prepared" --short-side 256 --num-workers "$CORES"
 cat > "$OUT/decode.yaml" <<EOF
 name: decode
+device: cuda
 models: [x3d_s]
-frameworks: {torch: []}
-stages: [decode]
+frameworks: {torch: [fp32]}
+batch_sizes: [16]
+stages: [decode, fit_step]
 video_sets: [kinetics_like]
 encodings: [prepared]
 clips_per_video: [1, 2]
 data: $data/bench
-timing: {warmup: 0, steps: 1, repeats: 3, max_spread: null}
+timing: {warmup: 3, steps: 5, repeats: 3, max_spread: null}
+data_timing: {warmup: 0, steps: 1, repeats: 3, max_spread: null}
 EOF
 $PY -m videoml bench suite --config "$OUT/decode.yaml" --out "$OUT/decode"
 
