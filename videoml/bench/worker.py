@@ -52,8 +52,8 @@ def run_record(plan: Plan, env: dict, cell: Cell, rounds: list[float] | None, it
 def _torch_cells(plan: Plan, cells, timing: Timing, data_timing: Timing, emit) -> None:
     import torch
 
-    from videoml.bench.inference import infer_cell
     from videoml.bench.fit_step import fit_step_cell
+    from videoml.bench.inference import infer_cell
     from videoml.bench.reading import memory_cell, open_cell, random_clip_cell
     from videoml.runtime import parse_device, synchronize
 
