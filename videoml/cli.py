@@ -117,7 +117,25 @@ def _parse(rest: list[str]) -> tuple[Command, dict]:
         raise UsageError("expected a command (see 'videoml --help')")
     shapes: dict = {}
     parser = command_parser(f"videoml {' '.join(words)}", entry, shapes)
-    return entry, parser.parse_args(normalize(rest[len(words):], shapes)).as_dict()
+    try:
+        return entry, parser.parse_args(normalize(rest[len(words):], shapes)).as_dict()
+    except Exception as e:
+        _refuse_bool_value(e, rest, shapes)
+        raise
+
+
+def _refuse_bool_value(error: Exception, argv: list[str], shapes: dict) -> None:
+    """A word the parser did not take that follows a bool option was meant as its value (``--decoded-cache
+    maybe``): say so, rather than jsonargparse's "unrecognized arguments: maybe" (:func:`normalize` reads a bool
+    option's next word as its value only when it is one of its true or false words, else as the next argument)."""
+    line = option_error_line(error)
+    if not line.startswith("unrecognized arguments: "):
+        return
+    for word in line.split(": ", 1)[1].split():
+        at = argv.index(word) if word in argv else 0
+        if at and shapes.get(argv[at - 1]) == "bool":
+            raise UsageError(f"{argv[at - 1]} takes true or false (alone: true), not {word!r} "
+                             f"(see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
 
 
 def _report(error: Exception, debug: bool) -> int:

@@ -77,6 +77,14 @@ def test_a_bool_option_alone_is_true_and_the_word_after_it_stays_an_argument(cor
     assert explicit.returncode == 0 and "exact" in explicit.stdout
 
 
+def test_a_word_meant_as_a_bool_options_value_is_named_as_such(tmp_path):
+    """A command without inputs to take it: the word after a bool option was meant as its value."""
+    result = videoml("bench", "plan", str(tmp_path), "--decoded-cache", "maybe")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "videoml: error: --decoded-cache takes true or false (alone: true), not 'maybe' (see 'videoml bench plan "
+        "--help')")
+
+
 @pytest.mark.parametrize("args, option", [
     (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--dense", "inf"), "--dense"),
     (("infer", "a.mp4", "-m", "m.ckpt", "-o", "o.jsonl", "--decode-timeout", "1e300"), "--decode-timeout"),
