@@ -94,13 +94,12 @@ def _where_torch_spends(run: Run) -> str:
     shown = ", ".join(f"{name} {share:.0%}" for name, share in run.operators)
     heavy = sum(share for name, share in run.operators if any(h in name.lower() for h in _HEAVY))
     text = f"PyTorch's step: {shown}"
-    if heavy < 0.8 and "compile" in (run.cell.mode or "").split("+"):
-        text += (f"; {1 - heavy:.0%} of it outside convolutions and matrix products, in Inductor's fused passes "
-                 "(BatchNorm, activations, residual adds) that it does not fold into the convolutions")
-    elif heavy < 0.8:
-        text += (f"; {1 - heavy:.0%} of it outside convolutions and matrix products, in separate passes "
-                 "(BatchNorm, activations, residual adds) that TensorFlow's graph optimiser fuses into the "
-                 "convolutions: compare the compile mode")
+    if heavy < 0.8:
+        where = ("Inductor's fused passes (BatchNorm, activations, residual adds) that it does not fold into the "
+                 "convolutions") if "compile" in (run.cell.mode or "").split("+") else (
+                 "separate passes (BatchNorm, activations, residual adds) that TensorFlow's graph optimiser fuses into "
+                 "the convolutions: compare the compile mode")
+        text += f"; {1 - heavy:.0%} of it outside convolutions and matrix products, in {where}"
     return text
 
 
