@@ -119,23 +119,23 @@ def _parse(rest: list[str]) -> tuple[Command, dict]:
     parser = command_parser(f"videoml {' '.join(words)}", entry, shapes)
     try:
         return entry, parser.parse_args(normalize(rest[len(words):], shapes)).as_dict()
-    except Exception as e:
-        _refuse_bool_value(e, rest, shapes)
+    except UsageError:
         raise
+    except Exception as e:  # jsonargparse's ArgumentError, or a type's own error while parsing a value
+        raise _usage_error(e, rest, shapes) from e
 
 
-def _refuse_bool_value(error: Exception, argv: list[str], shapes: dict) -> None:
+def _bool_value(line: str, argv: list[str], shapes: dict) -> str | None:
     """A word the parser did not take that follows a bool option was meant as its value (``--decoded-cache
-    maybe``): say so, rather than jsonargparse's "unrecognized arguments: maybe" (:func:`normalize` reads a bool
+    maybe``): what to say instead of jsonargparse's "unrecognized arguments: maybe" (:func:`normalize` reads a bool
     option's next word as its value only when it is one of its true or false words, else as the next argument)."""
-    line = option_error_line(error)
     if not line.startswith("unrecognized arguments: "):
-        return
+        return None
     for word in line.split(": ", 1)[1].split():
         at = argv.index(word) if word in argv else 0
         if at and shapes.get(argv[at - 1]) == "bool":
-            raise UsageError(f"{argv[at - 1]} takes true or false (alone: true), not {word!r} "
-                             f"(see '{' '.join(['videoml', *_command(argv)[0]])} --help')")
+            return f"{argv[at - 1]} takes true or false (alone: true), not {word!r}"
+    return None
 
 
 def _report(error: Exception, debug: bool) -> int:
@@ -157,8 +157,12 @@ def _command(argv: list[str]) -> tuple[list[str], Command | dict]:
     return words, entry
 
 
-def _usage_error(error: Exception, argv: list[str]) -> UsageError:
-    text = re.sub(r"^--[\w]+", lambda m: m.group(0).replace("_", "-"), option_error_line(error))  # as --help spells it
+def _usage_error(error: Exception, argv: list[str], shapes: dict | None = None) -> UsageError:
+    """A parse error as one line: options as --help spells them, the config file named, a bool option's bad value
+    named (``shapes``: the command's option shapes, :func:`normalize`), and where to look."""
+    line = option_error_line(error)
+    text = _bool_value(line, argv, shapes or {}) or re.sub(r"^--[\w]+", lambda m: m.group(0).replace("_", "-"),
+                                                              line)  # as --help spells it
     config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
     if config and text.startswith("Problems parsing config"):  # jsonargparse names the text, not the file
         text = f"{config}: {text}"
