@@ -84,6 +84,8 @@ def test_with_the_decoded_videos_cached_only_the_first_epoch_decodes(tmp_path):
     first, later = 1000 * (1 / 40 + 40 / 1000), 1000 * (1 / 40 + 5 / 1000)
     assert plan["epoch_s"] == pytest.approx(first) and plan["later_epoch_s"] == pytest.approx(later)
     assert plan["total_s"] == pytest.approx(first + 2 * later)
+    # inference decodes its views whatever training caches
+    assert infer(runs, work) == infer(runs, Workload(**{**vars(work), "decoded_cache": False}))
     # results without the model's forward plan the training and say why inference is left out
     text = plan_text([r for r in runs if r.cell.stage != "forward"], work)
     assert "with the decoded videos cached, later epochs" in text

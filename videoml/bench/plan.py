@@ -104,13 +104,12 @@ def model_rate(runs: list[Run], work: Workload, stage: str) -> Rate:
                      f"--models {work.model} (or a suite with it) first")
 
 
-def loader_rate(runs: list[Run], work: Workload) -> Rate:
-    """The loader's clips per CPU-second (per loader core) in the first epoch: decoding at the encoding and clips per
-    video (``cpu_ms_per_clip`` of the decode stage), or with the decoded videos cached, decoding each video whole
-    into memory (the decode_cached stage's ``fill_cpu_ms_per_clip``)."""
-    cached = best(runs, kind="decode_cached", model=work.model, clips_per_video=work.clips_per_video,
-                  data=work.encoding) if work.decoded_cache else None
-    if cached is not None and cached.fill_cpu_ms_per_clip:
+def loader_rate(runs: list[Run], work: Workload, into_memory: bool = False) -> Rate:
+    """The loader's clips per CPU-second (per loader core): decoding at the encoding and clips per video
+    (``cpu_ms_per_clip`` of the decode stage), or ``into_memory`` (a training run's first epoch with the decoded
+    videos cached) decoding each video whole (the decode_cached stage's ``fill_cpu_ms_per_clip``)."""
+    if into_memory:
+        cached = _data_run(runs, work, "decode_cached")
         return Rate(1000 / cached.fill_cpu_ms_per_clip, cached.name + " (first epoch: decoding into memory)")
     decode = _data_run(runs, work, "decode")
     return Rate(1000 / decode.cpu_ms_per_clip, decode.name)
@@ -152,7 +151,8 @@ def _loader_cores(work: Workload, shared: bool) -> int:
 def _per_gpu(runs: list[Run], work: Workload, stage: str) -> tuple[dict, dict, bool, float]:
     """The model's (at ``stage``) and the loader's clips/s per GPU, their sources, whether they share the cores, and
     the loader's clips/s per core."""
-    model, loader = model_rate(runs, work, stage), loader_rate(runs, work)
+    model = model_rate(runs, work, stage)
+    loader = loader_rate(runs, work, into_memory=work.decoded_cache and stage == "train_step")  # (not inference's)
     shared = _shares_cores(runs, work)
     return ({"model": model.clips_per_s, "decoding": loader.clips_per_s * _loader_cores(work, shared)},
             {"model": model.source, "decoding": loader.source}, shared, loader.clips_per_s)
